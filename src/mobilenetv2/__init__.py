@@ -1,0 +1,16 @@
+"""MobileNetV2: build, train, fine-tune, evaluate, compare, compress and deploy a lightweight image classifier."""
+
+from mobilenetv2.errors import UserError
+from mobilenetv2.models import create_model, list_models
+
+__version__ = "0.1.0"
+
+__all__ = ["UserError", "__version__", "create_model", "list_models", "load_model"]
+
+
+def __getattr__(name: str):
+    if name == "load_model":
+        from mobilenetv2.weights import load_model
+
+        return load_model
+    raise AttributeError(name)

@@ -1,0 +1,36 @@
+"""Argument helpers shared by subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def add_model_args(p: argparse.ArgumentParser, default: str = "mobilenet_v2") -> None:
+    """--model, --width, --num-classes, --resolution: the architecture's knobs."""
+    p.add_argument("--model", default=default, help=f"model name (see `mobilenetv2 info --list`; default {default})")
+    p.add_argument("--width", type=float, default=None, help="width multiplier (any float > 0; paper: 0.35 to 1.4)")
+    p.add_argument("--resolution", type=int, default=224, help="input resolution, >= 32 (paper: 96 to 224)")
+    p.add_argument("--num-classes", type=int, default=None, help="number of output classes (default 1000)")
+
+
+def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {}
+    if getattr(args, "width", None) is not None:
+        kwargs["width_mult"] = args.width
+    if getattr(args, "num_classes", None) is not None:
+        kwargs["num_classes"] = args.num_classes
+    return kwargs
+
+
+def format_table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A Markdown table with aligned columns."""
+    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    line = lambda vals: "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths)) + " |"  # noqa: E731
+    return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, cells)])
+
+
+def print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))

@@ -1,0 +1,55 @@
+"""``mobilenetv2 info``: the paper's architecture table with parameters, multiply-adds and memory."""
+
+from __future__ import annotations
+
+import argparse
+
+from mobilenetv2.cli.common import add_model_args, format_table, model_kwargs, print_json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("info", help="per-layer table, parameters, multiply-adds, size and memory of a model",
+                       description="Print the paper's per-layer table (input, operator, t, c, n, s) with parameters, "
+                                   "multiply-adds and output size per layer, and the totals.")
+    add_model_args(p)
+    p.add_argument("--checkpoint", help="describe the model stored in this checkpoint instead of --model")
+    p.add_argument("--blocks", action="store_true", help="one row per block instead of one per paper row")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--list", action="store_true", help="list the model names and exit")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from mobilenetv2.analysis import profile
+    from mobilenetv2.models import create_model, list_models
+
+    if args.list:
+        print("\n".join(list_models()))
+        return 0
+    if args.checkpoint:
+        from mobilenetv2.weights import load_model
+
+        model = load_model(args.checkpoint)
+    else:
+        model = create_model(args.model, **model_kwargs(args))
+    prof = profile(model, args.resolution)
+    if args.json:
+        print_json(prof.to_dict())
+        return 0
+    arch = ", ".join(f"{k}={v}" for k, v in model.arch["args"].items())
+    print(f"{model.arch['name']}({arch}) at {args.resolution}x{args.resolution}\n")
+    rows = prof.blocks if args.blocks else prof.rows
+    print(format_table(
+        ["layer", "input", "operator", "t", "c", "n", "s", "params", "MACs", "output"],
+        [[r.name, r.input, r.operator, r.t, r.c, r.n, r.s, f"{r.params:,}", f"{r.macs:,}", r.output] for r in rows],
+    ))
+    print(f"\nparameters:            {prof.params:,} ({prof.params_without_bn:,} without BatchNorm)")
+    print(f"multiply-adds:         {prof.macs:,} ({prof.macs / 1e6:.1f}M)")
+    print(f"model size:            {prof.size_fp32_mb:.2f} MB fp32, {prof.size_int8_mb:.2f} MB int8")
+    print("\nactivation memory (16-bit), per spatial resolution:")
+    print(format_table(
+        ["resolution", "max channels kept", "kept (KB)", "naive peak of one layer (KB)"],
+        [[m["resolution"], m["max_channels"], m["kept_kb"], m["naive_peak_kb"]] for m in prof.activation_memory],
+    ))
+    print(f"peak kept: {max(m['kept_kb'] for m in prof.activation_memory):.1f} KB")
+    return 0
