@@ -10,7 +10,18 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
-torch.set_num_threads(2)
+THREADS = 2
+torch.set_num_threads(THREADS)
+
+
+@pytest.fixture(autouse=True)
+def _isolate_torch_globals():
+    """Every test starts with the same thread count and determinism flag, whatever the previous one set:
+    results that must match bit for bit (resume, DDP) depend on the reduction order, hence on threads."""
+    torch.set_num_threads(THREADS)
+    torch.use_deterministic_algorithms(False)
+    yield
+    torch.set_num_threads(THREADS)
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from typing import Any, TypeVar
+
+import torch
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass
@@ -58,3 +65,26 @@ def time_interleaved(
         n: TimingStats(statistics.median(v), percentile(v, 90), min(v), max(v), rounds, iters_per_round)
         for n, v in samples.items()
     }
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` intra-op threads (None: unchanged), then restore the previous count."""
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def restores_threads(fn: F) -> F:
+    """Decorator: whatever thread count ``fn`` sets, the caller's is restored afterwards."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with torch_threads(None):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,212 @@
+"""Inference speed of one model through every path the project offers, timed interleaved in one run.
+
+Paths: torchvision's eager ``mobilenet_v2`` (the reference), our eager model (NCHW, channels_last, BN folded),
+torch.compile, onnxruntime fp32 and onnxruntime int8 (static QDQ, per-channel). Each is timed at every batch size;
+ratios are given to the reference and to a compute limit measured on the spot (a large fp32 matmul's GFLOP/s with
+the same thread count: limit_ms = 2 * MACs * batch / GFLOP/s).
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mobilenetv2.benchmarking.timing import restores_threads, time_interleaved
+from mobilenetv2.errors import UserError
+
+PATHS = ("torchvision", "eager", "channels_last", "bn_folded", "compile", "onnx", "int8")
+REFERENCE = "torchvision"
+LABELS = {
+    "torchvision": "torchvision eager fp32 (reference)", "eager": "eager fp32 NCHW",
+    "channels_last": "eager fp32 channels_last", "bn_folded": "eager fp32 BN folded + channels_last",
+    "compile": "torch.compile fp32 (BN folded, channels_last)", "onnx": "onnxruntime fp32",
+    "int8": "onnxruntime int8 (QDQ, per-channel)",
+}
+
+
+@dataclass
+class PathResult:
+    name: str
+    size_mb: float
+    memory_mb: float                                      # RSS growth when built and run once (see `rss_mb`)
+    median_ms: dict[int, float] = field(default_factory=dict)   # batch -> median ms per call
+    p90_ms: dict[int, float] = field(default_factory=dict)
+
+
+@dataclass
+class BenchmarkReport:
+    model: str
+    resolution: int
+    threads: int
+    macs: int
+    gflops: float                                         # measured fp32 matmul throughput, same threads
+    batches: list[int]
+    rounds: int
+    paths: list[PathResult]
+
+    def limit_ms(self, batch: int) -> float:
+        return 2 * self.macs * batch / (self.gflops * 1e9) * 1e3
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "limit_ms": {b: self.limit_ms(b) for b in self.batches}}
+
+    def table(self) -> str:
+        from mobilenetv2.cli.common import format_table
+
+        ref = next((p for p in self.paths if p.name == REFERENCE), None)
+        headers = ["path", "size MB", "mem MB"]
+        for b in self.batches:
+            headers += [f"b{b} median ms", f"b{b} p90 ms", f"b{b} img/s", f"b{b} vs torchvision", f"b{b} / limit"]
+        rows = []
+        for p in self.paths:
+            row = [LABELS[p.name], f"{p.size_mb:.2f}", f"{p.memory_mb:.0f}"]
+            for b in self.batches:
+                ms = p.median_ms[b]
+                speedup = f"{ref.median_ms[b] / ms:.2f}x" if ref else "-"
+                row += [f"{ms:.2f}", f"{p.p90_ms[b]:.2f}", f"{1e3 * b / ms:.0f}", speedup, f"{ms / self.limit_ms(b):.2f}"]
+            rows.append(row)
+        limits = ", ".join(f"batch {b}: {self.limit_ms(b):.2f} ms" for b in self.batches)
+        return (f"{self.model} at {self.resolution}px, {self.threads} threads, {self.macs / 1e6:.0f}M MACs; "
+                f"compute limit from a {self.gflops:.0f} GFLOP/s fp32 matmul: {limits}\n\n" + format_table(headers, rows))
+
+
+@restores_threads
+def matmul_gflops(threads: int, n: int = 1024, seconds: float = 0.5) -> float:
+    """fp32 GEMM throughput with ``threads`` threads: the practical compute ceiling of this CPU."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(3):
+        a @ b
+    best, deadline = float("inf"), time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def rss_mb() -> float:
+    """Resident set size of this process (Linux /proc; 0 elsewhere). Growth between two reads is what a path
+    added: its weights, arenas and workspaces, a lower bound when the allocator reuses freed memory."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def torchvision_twin(model: nn.Module) -> nn.Module:
+    """torchvision's mobilenet_v2 with the same width, classes and weights (our keys are torchvision's)."""
+    import torchvision
+
+    args = model.arch["args"]
+    twin = torchvision.models.mobilenet_v2(width_mult=args.get("width_mult", 1.0), num_classes=model.num_classes)
+    twin.load_state_dict(model.state_dict())
+    return twin.eval()
+
+
+def _torch_runner(module: nn.Module, x: torch.Tensor) -> Callable[[], object]:
+    def run() -> object:
+        with torch.inference_mode():
+            return module(x)
+    return run
+
+
+def _at_resolution(model: nn.Module, resolution: int) -> nn.Module:
+    """A shallow copy whose preprocessing says ``resolution`` (ONNX files have a static image size)."""
+    from dataclasses import replace
+
+    from mobilenetv2.data.preprocessing import Preprocessing
+
+    twin = copy.copy(model)
+    twin.preprocessing = replace(getattr(model, "preprocessing", None) or Preprocessing(), input_size=resolution)
+    return twin
+
+
+def build_path(name: str, model: nn.Module, inputs: dict[int, torch.Tensor], workdir: Path, threads: int,
+               calibration: list[np.ndarray]) -> tuple[dict[int, Callable[[], object]], float]:
+    """Zero-argument callables per batch size for one path, and the path's model size in MB."""
+    from mobilenetv2.export.fuse import fuse_bn
+
+    param_mb = sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 1e6
+    cl = {b: x.contiguous(memory_format=torch.channels_last) for b, x in inputs.items()}
+    if name == "torchvision":
+        twin = torchvision_twin(model)
+        return {b: _torch_runner(twin, x) for b, x in inputs.items()}, param_mb
+    if name == "eager":
+        return {b: _torch_runner(model, x) for b, x in inputs.items()}, param_mb
+    if name == "channels_last":
+        m = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        return {b: _torch_runner(m, x) for b, x in cl.items()}, param_mb
+    fused = fuse_bn(model).to(memory_format=torch.channels_last)
+    fused_mb = sum(t.numel() * t.element_size() for t in fused.state_dict().values()) / 1e6
+    if name == "bn_folded":
+        return {b: _torch_runner(fused, x) for b, x in cl.items()}, fused_mb
+    if name == "compile":
+        compiled = torch.compile(fused, dynamic=False)
+        return {b: _torch_runner(compiled, x) for b, x in cl.items()}, fused_mb
+    from mobilenetv2.export.exporter import export_model
+    from mobilenetv2.export.runtime import OnnxBackend
+
+    fp32_path = workdir / "fp32.onnx"
+    if not fp32_path.exists():
+        export_model(_at_resolution(model, inputs[min(inputs)].shape[-1]), fp32_path, "onnx")
+    path = fp32_path
+    if name == "int8":
+        from mobilenetv2.export.quantize import quantize_onnx
+
+        path = quantize_onnx(fp32_path, workdir / "int8.onnx", calibration)
+    backend = OnnxBackend(path, threads, spin=False)  # spinning idle threads would slow the interleaved paths
+    arrays = {b: x.numpy() for b, x in inputs.items()}
+    return {b: (lambda a=a: backend(a)) for b, a in arrays.items()}, path.stat().st_size / 1e6
+
+
+@restores_threads
+def benchmark_inference(model: nn.Module, *, resolution: int = 224, threads: int = 2, batches: tuple[int, ...] = (1, 32),
+                        paths: tuple[str, ...] = PATHS, rounds: int = 20, warmup: int = 3,
+                        calibration: list[np.ndarray] | None = None,
+                        on_progress: Callable[[str], None] | None = None) -> BenchmarkReport:
+    """Build every requested path, then time them all interleaved, batch size by batch size."""
+    from mobilenetv2.analysis import count_macs
+
+    unknown = [p for p in paths if p not in PATHS]
+    if unknown:
+        raise UserError(f"unknown path(s) {', '.join(unknown)}; allowed: {', '.join(PATHS)}")
+    if threads < 1 or rounds < 1 or not batches or min(batches) < 1:
+        raise UserError("--threads, --rounds and every --batch must be >= 1")
+    torch.set_num_threads(threads)
+    model = model.eval()
+    inputs = {b: torch.randn(b, model.in_chans, resolution, resolution, generator=torch.Generator().manual_seed(b))
+              for b in batches}
+    calibration = calibration or [np.random.default_rng(0).standard_normal((8, model.in_chans, resolution, resolution),
+                                                                          dtype=np.float32)]
+    runners: dict[str, dict[int, Callable[[], object]]] = {}
+    results: dict[str, PathResult] = {}
+    with tempfile.TemporaryDirectory(prefix="mobilenetv2-bench-") as tmp:
+        for name in paths:
+            if on_progress:
+                on_progress(f"building {LABELS[name]}")
+            before = rss_mb()
+            runners[name], size_mb = build_path(name, model, inputs, Path(tmp), threads, calibration)
+            runners[name][max(batches)]()  # first call: compiles/allocates, and counts towards memory
+            results[name] = PathResult(name, size_mb, max(rss_mb() - before, 0.0))
+        for b in batches:
+            if on_progress:
+                on_progress(f"timing batch {b}: {rounds} interleaved rounds")
+            stats = time_interleaved({n: runners[n][b] for n in paths}, rounds=rounds, warmup=warmup)
+            for n, s in stats.items():
+                results[n].median_ms[b], results[n].p90_ms[b] = s.median_ms, s.p90_ms
+    arch = model.arch
+    name = f"{arch['name']}(" + ", ".join(f"{k}={v}" for k, v in arch["args"].items()) + ")"
+    return BenchmarkReport(name, resolution, threads, count_macs(model, resolution), matmul_gflops(threads),
+                           list(batches), rounds, [results[n] for n in paths])

@@ -1,0 +1,50 @@
+"""``mobilenetv2 benchmark``: latency and throughput of every inference path, against torchvision and the compute limit."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mobilenetv2.cli.common import add_model_args, model_kwargs, print_json
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from mobilenetv2.benchmarking.inference import PATHS
+
+    p = sub.add_parser("benchmark", help="inference latency/throughput of eager, compiled, ONNX fp32 and int8 paths",
+                       description="Time torchvision's eager mobilenet_v2 (the reference), our eager model (NCHW, "
+                                   "channels_last, BN folded), torch.compile, onnxruntime fp32 and int8, interleaved in "
+                                   "one run; report median/p90 latency, throughput, size, memory, and ratios to the "
+                                   "reference and to a compute limit measured on the spot.")
+    p.add_argument("checkpoint", nargs="?", help="a checkpoint to benchmark (default: a fresh --model)")
+    add_model_args(p)
+    p.add_argument("--threads", type=int, default=2, help="intra-op threads for every path (default 2)")
+    p.add_argument("--batch", type=int, nargs="+", default=[1, 32], help="batch sizes (default 1 32)")
+    p.add_argument("--rounds", type=int, default=20, help="interleaved timing rounds (default 20)")
+    p.add_argument("--formats", nargs="+", default=list(PATHS), choices=PATHS, metavar="PATH",
+                   help=f"paths to time (default all: {' '.join(PATHS)})")
+    p.add_argument("--no-compile", action="store_true", help="skip torch.compile (it needs a C++ compiler and minutes)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from mobilenetv2.benchmarking.inference import benchmark_inference
+
+    if args.checkpoint:
+        from mobilenetv2.weights import load_model
+
+        model = load_model(args.checkpoint)
+    else:
+        from mobilenetv2.models import create_model
+
+        model = create_model(args.model, **model_kwargs(args))
+    paths = tuple(p for p in args.formats if not (args.no_compile and p == "compile"))
+    report = benchmark_inference(model, resolution=args.resolution, threads=args.threads, batches=tuple(args.batch),
+                                 paths=paths, rounds=args.rounds,
+                                 on_progress=lambda msg: print(msg, file=sys.stderr))
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print(report.table())
+    return 0

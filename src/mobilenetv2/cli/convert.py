@@ -1,0 +1,66 @@
+"""``mobilenetv2 convert``: TFLite and Keras MobileNetV2 weights into our checkpoint format."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+FORMATS = {".tflite": "tflite", ".keras": "keras", ".h5": "keras", ".hdf5": "keras"}
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("convert", help="import TFLite (.tflite) or Keras (.keras/.h5) MobileNetV2 weights",
+                       description="Convert a TensorFlow Lite MobileNetV2 (float, uint8 or int8; any width and resolution) "
+                                   "or keras.applications.MobileNetV2 weights (.keras, .h5, .weights.h5; any alpha) into "
+                                   "one .safetensors checkpoint with its class names and preprocessing. The architecture "
+                                   "is read from the file's tensors. Nothing is written unless the conversion succeeds.")
+    p.add_argument("source", help="the .tflite, .keras or .h5 file")
+    p.add_argument("out", help="the checkpoint to write (.safetensors)")
+    p.add_argument("--labels", help="class names, one a line, one per output of the model")
+    p.add_argument("--drop-background", action="store_true",
+                   help="drop output 0 ('background') of a 1001-class TFLite model: the usual 1000 ImageNet classes")
+    p.add_argument("--calibrate", nargs="+", metavar="IMAGES",
+                   help="TFLite: image files/folders/globs (up to --calibrate-images) that give the folded BatchNorm "
+                        "layers real statistics; needed before fine-tuning with BatchNorm in training mode")
+    p.add_argument("--calibrate-images", type=int, default=128, help="at most this many calibration images (default 128)")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from mobilenetv2.errors import UserError
+    from mobilenetv2.weights import save_checkpoint
+
+    source, out = Path(args.source), Path(args.out)
+    kind = FORMATS.get(source.suffix.lower())
+    if kind is None:
+        raise UserError(f"cannot tell the format of {source}: allowed extensions are {', '.join(FORMATS)}")
+    if not source.is_file():
+        raise UserError(f"source file not found: {source}")
+    if out.suffix != ".safetensors":
+        raise UserError(f"the output must be a .safetensors file, got {out}")
+    if kind == "tflite":
+        from mobilenetv2.weights.tflite import convert_tflite
+
+        if args.calibrate_images < 1:
+            raise UserError(f"--calibrate-images must be >= 1, got {args.calibrate_images}")
+        ckpt = convert_tflite(source, labels=args.labels, drop_background=args.drop_background,
+                              calibration=args.calibrate, max_calibration_images=args.calibrate_images)
+    else:
+        from mobilenetv2.weights.keras import convert_keras
+
+        if args.drop_background or args.calibrate:
+            raise UserError("--drop-background and --calibrate apply to TFLite files; Keras files keep their BatchNorm "
+                            "statistics and have no background class")
+        ckpt = convert_keras(source, labels=args.labels)
+    save_checkpoint(out, ckpt.model, ckpt.class_names, ckpt.preprocessing, extra=ckpt.extra)
+    a, pre = ckpt.model.arch["args"], ckpt.preprocessing
+    labels = f"{len(ckpt.class_names)} labels" if ckpt.class_names else "no labels"
+    print(f"converted {source} ({kind}) -> {out}: mobilenet_v2 width {a['width_mult']}, {a['num_classes']} classes "
+          f"({labels}), input {pre.input_size}x{pre.input_size} RGB pixels p as p/{pre.std[0] * 255:.4g} "
+          f"- {pre.mean[0] / pre.std[0]:.4g}, TF padding")
+    if kind == "tflite":
+        used = ckpt.extra["bn_calibration_images"]
+        print(f"BatchNorm statistics calibrated on {used} images" if used else
+              "note: BatchNorm is folded into the convolutions; before fine-tuning with BatchNorm in training mode, "
+              "convert again with --calibrate IMAGES (e.g. your training images)")
+    return 0

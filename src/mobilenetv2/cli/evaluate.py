@@ -1,0 +1,60 @@
+"""``mobilenetv2 evaluate``: accuracy, per-class scores, confusion matrix and calibration of a checkpoint on a dataset."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("evaluate", help="top-1/top-5, per-class scores, confusion matrix and calibration on a dataset",
+                       description="Evaluate a checkpoint on a dataset with the checkpoint's own preprocessing: top-1 "
+                                   "and top-5 accuracy, per-class precision/recall/F1, macro and weighted averages, "
+                                   "confusion matrix, most confused pairs and expected calibration error. Works under "
+                                   "torchrun (predictions are gathered across processes).")
+    p.add_argument("checkpoint", help="our .safetensors checkpoint, a training run folder, or an .onnx file")
+    p.add_argument("--data", required=True, help="a folder (class sub-folders, or train/ + val/), a CSV of path,label, "
+                                                 "'digits', or a torchvision dataset name")
+    p.add_argument("--split", choices=["val", "train", "all"], default="val", help="which split (default val)")
+    p.add_argument("--out", help="write report.md, report.json, confusion_matrix.csv and PNG plots to this folder")
+    p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
+    p.add_argument("--workers", type=int, default=None, help="data loading processes (default: automatic)")
+    p.add_argument("--val-split", type=float, default=0.2, help="validation fraction when the data has no val/ folder")
+    p.add_argument("--seed", type=int, default=0, help="seed of that split (use the training run's)")
+    p.add_argument("--data-root", default=None, help="where torchvision datasets live / CSV paths resolve")
+    p.add_argument("--device", default="auto", help="auto (cuda if available; this process's GPU under torchrun), cpu, cuda:N")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON instead of Markdown")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+    import torch.distributed as dist
+
+    from mobilenetv2.cli.common import print_json
+    from mobilenetv2.errors import UserError
+    from mobilenetv2.evaluation import Classifier
+    from mobilenetv2.evaluation.evaluate import evaluate
+    from mobilenetv2.training.distributed import init_distributed, local_device
+
+    if args.batch_size < 1:
+        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    device = local_device(args.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    init_distributed(device.type)  # under torchrun: each process evaluates its share, predictions are gathered
+    classifier = Classifier.load(args.checkpoint, device=device)
+    report = evaluate(classifier, args.data, split=args.split, batch_size=args.batch_size, workers=args.workers,
+                      val_split=args.val_split, seed=args.seed, data_root=args.data_root, progress=True)
+    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        return 0
+    report.info["model"] = args.checkpoint
+    if args.out:
+        report.write(args.out)
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print(report.to_markdown())
+        print(report.summary())
+    if args.out:
+        print(f"report written to {args.out}/ (report.md, report.json, confusion_matrix.csv, PNG plots)")
+    return 0

@@ -1,0 +1,32 @@
+"""``mobilenetv2 export``: ONNX, TorchScript or torch.export (.pt2), BatchNorm folded, verified on the spot."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("export", help="export a checkpoint to ONNX, TorchScript or .pt2 (BN folded, verified)",
+                       description="Export a checkpoint with BatchNorm folded into the convolutions and a dynamic batch "
+                                   "dimension; class names and preprocessing are stored in the file. The exported model "
+                                   "is checked against PyTorch (max |logit diff| <= 1e-4, same top-1) before it is "
+                                   "written.")
+    p.add_argument("checkpoint", help="our .safetensors checkpoint, a run folder, or a torchvision/timm state dict")
+    p.add_argument("--format", default="onnx", choices=["onnx", "torchscript", "pt2"], help="default onnx")
+    p.add_argument("--out", help="output file (default: beside the checkpoint, e.g. best.onnx)")
+    p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
+    p.add_argument("--verify-images", nargs="+", metavar="IMAGE",
+                   help="images, folders or globs to verify on (default: 4 synthetic images)")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from mobilenetv2.export.exporter import default_output, export_model
+    from mobilenetv2.weights import load_model
+
+    model = load_model(args.checkpoint)
+    out = args.out or default_output(args.checkpoint, args.format)
+    check = export_model(model, out, args.format, opset=args.opset, verify_images=args.verify_images)
+    print(check.summary())
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,93 @@
+"""``mobilenetv2 tune``: hyperparameter search with Optuna over any training option, resumable and shareable."""
+
+from __future__ import annotations
+
+import argparse
+import typing
+from dataclasses import fields
+from typing import Any
+
+EXAMPLES = """examples:
+  mobilenetv2 tune --space examples/space.yaml --trials 12 --sampler random --epochs 3 --out runs/tune-digits
+  mobilenetv2 tune --space examples/space_grid.yaml --sampler grid --pruner none --out runs/grid
+  mobilenetv2 tune --data photos/ --space space.yaml --config base.yaml --max-latency-ms 5 --retrain-best
+  mobilenetv2 tune ... --storage postgresql://user:pass@host/db --study shared   # run on several machines at once
+  mobilenetv2 train --config runs/tune-digits/best.yaml                        # train the best config found
+
+Re-running the same command resumes the study in --out (finished trials are kept, not repeated)."""
+
+OWN = ("out", "resume", "seed")  # TrainConfig fields that tune sets itself
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    from mobilenetv2.training.config import TrainConfig, field_types
+
+    p = sub.add_parser("tune", help="hyperparameter search (Optuna): grid, random or TPE, with pruning",
+                       description="Search training options (any `mobilenetv2 train` option, model width and "
+                                   "resolution included) over a YAML space. Each trial is a training run in "
+                                   "OUT/trials/trial_NNNN; the study lives in OUT/study.db (or --storage), so an "
+                                   "interrupted search resumes and several workers can share one study. Writes "
+                                   "OUT/trials.md, trials.csv, best.yaml and plots/.",
+                       epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g = p.add_argument_group("search")
+    g.add_argument("--space", required=True, help="YAML search space: option: {type: float|int|categorical, low, high, "
+                                                  "log, step, choices}")
+    g.add_argument("--trials", type=int, default=None,
+                   help="finished trials the study should reach, counting earlier runs and other workers "
+                        "(default 20; grid: the whole grid)")
+    g.add_argument("--sampler", choices=["grid", "random", "tpe"], default="tpe", help="search strategy (default tpe)")
+    g.add_argument("--pruner", choices=["median", "halving", "none"], default="median",
+                   help="stop poor trials after an epoch: median rule, successive halving, or none (default median)")
+    g.add_argument("--timeout", type=float, default=None, help="start no new trial after this many seconds")
+    g.add_argument("--objective", choices=["accuracy", "loss"], default="accuracy",
+                   help="maximise the best validation accuracy, or minimise the validation loss (default accuracy)")
+    g.add_argument("--max-latency-ms", type=float, default=None,
+                   help="prune, before training, every trial whose model's batch-1 latency (fp32, one CPU thread) at "
+                        "its resolution exceeds this")
+    g.add_argument("--study", default="mobilenetv2", help="study name in the storage (default mobilenetv2)")
+    g.add_argument("--storage", default=None, help="Optuna storage URL, e.g. postgresql://... or sqlite:///path.db "
+                                                   "(default sqlite:///OUT/study.db)")
+    g.add_argument("--out", default="runs/tune", help="results folder (default runs/tune)")
+    g.add_argument("--seed", type=int, default=None, help="seed of the sampler and of every trial's training (default 0)")
+    g.add_argument("--no-plots", action="store_true", help="skip the PNG plots (they take a few seconds)")
+    g.add_argument("--retrain-best", action="store_true",
+                   help="afterwards, train the best config again from scratch without pruning into OUT/best")
+    t = p.add_argument_group("base training config", "the values every trial starts from: --config YAML, then any "
+                             "`mobilenetv2 train` flag (e.g. --data photos/ --epochs 3 --limit-batches 20; "
+                             "see `mobilenetv2 train --help`)")
+    t.add_argument("--config", help="YAML of training options (as for `mobilenetv2 train --config`)")
+    hints = typing.get_type_hints(TrainConfig)
+    for f in fields(TrainConfig):
+        if f.name in OWN:
+            continue
+        base, _ = field_types(hints[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        if base is bool:
+            t.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        else:
+            t.add_argument(flag, type=base, default=argparse.SUPPRESS, metavar=f.name.upper(), help=argparse.SUPPRESS)
+    return p
+
+
+def base_config(args: argparse.Namespace):
+    """The training options every trial starts from: --config YAML overridden by the flags given."""
+    from mobilenetv2.training.config import TrainConfig, read_yaml
+
+    given: dict[str, Any] = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
+                             if f.name not in OWN and hasattr(args, f.name)}
+    values = {**(read_yaml(args.config) if args.config else {}), **given, "progress": given.get("progress", False)}
+    if args.seed is not None:
+        values["seed"] = args.seed
+    return TrainConfig.from_dict(values)
+
+
+def run(args: argparse.Namespace) -> int:
+    from mobilenetv2.tuning import TuneConfig, tune
+
+    base = base_config(args)
+    cfg = TuneConfig(space=args.space, trials=args.trials, sampler=args.sampler, pruner=args.pruner, timeout=args.timeout,
+                     objective=args.objective, max_latency_ms=args.max_latency_ms, study=args.study,
+                     storage=args.storage, out=args.out, seed=args.seed or 0, retrain_best=args.retrain_best,
+                     plots=not args.no_plots)
+    tune(cfg, base)
+    return 0

@@ -1,0 +1,161 @@
+"""``Classifier``: load a model once, predict labels for images given as paths, PIL images, arrays or tensors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from mobilenetv2.data.images import load_image, to_rgb
+from mobilenetv2.data.preprocessing import Preprocessing, eval_transform
+from mobilenetv2.errors import UserError
+
+ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
+
+
+@dataclass
+class Prediction:
+    """The ``top_k`` classes of one image, most probable first."""
+
+    labels: list[str]
+    indices: list[int]
+    probabilities: list[float]
+    source: str | None = None  # the file, when the image was given as a path
+
+    @property
+    def label(self) -> str:
+        return self.labels[0]
+
+    @property
+    def probability(self) -> float:
+        return self.probabilities[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class Classifier:
+    """A model with its class names and preprocessing.
+
+    ``predict`` takes paths, PIL images, HWC uint8 arrays, or tensors. A tensor is taken as an RGB image in [0, 1]
+    (CHW float, or uint8 in [0, 255]), not yet resized or normalised; the checkpoint's own preprocessing is applied.
+    """
+
+    def __init__(self, model: torch.nn.Module | Any, class_names: Sequence[str] | None = None,
+                 preprocessing: Preprocessing | None = None, device: str | torch.device | None = None):
+        self.is_torch = isinstance(model, torch.nn.Module)
+        self.device = torch.device(device) if device is not None else (default_device() if self.is_torch else torch.device("cpu"))
+        self.model = model.to(self.device).eval() if self.is_torch else model
+        self.preprocessing = preprocessing or Preprocessing()
+        self.transform = eval_transform(self.preprocessing)
+        self._class_names = list(class_names) if class_names is not None else None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], device: str | torch.device | None = None,
+             threads: int | None = None) -> Classifier:
+        """Our checkpoint (a ``.safetensors`` file or a run folder), a torchvision/timm state dict, or an ``.onnx`` file."""
+        if Path(path).suffix.lower() == ".onnx":
+            if not Path(path).is_file():
+                raise UserError(f"ONNX model not found: {path}")
+            try:
+                from mobilenetv2.export.runtime import OnnxBackend
+            except ImportError:
+                raise UserError("ONNX models need mobilenetv2.export.runtime, which this installation lacks") from None
+            backend = OnnxBackend(path, threads=threads)
+            return cls(backend, backend.class_names, backend.preprocessing)
+        from mobilenetv2.weights import load_checkpoint
+
+        ckpt = load_checkpoint(path)
+        return cls(ckpt.model, ckpt.class_names, ckpt.preprocessing, device=device)
+
+    @property
+    def num_classes(self) -> int | None:
+        if self._class_names is not None:
+            return len(self._class_names)
+        return getattr(self.model, "num_classes", None)
+
+    @property
+    def class_names(self) -> list[str]:
+        """The stored class names, or "0", "1", ... when the checkpoint has none."""
+        if self._class_names is not None:
+            return self._class_names
+        return [str(i) for i in range(self.num_classes or 0)]
+
+    @property
+    def has_class_names(self) -> bool:
+        return self._class_names is not None
+
+    @torch.inference_mode()
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        """Normalised NCHW float batch -> logits [N, C] (float32, CPU)."""
+        if self.is_torch:
+            return self.model(batch.to(self.device, non_blocking=True)).float().cpu()
+        return torch.from_numpy(np.asarray(self.model(batch.cpu().numpy().astype(np.float32)), dtype=np.float32))
+
+    def probabilities(self, batch: torch.Tensor, tta: bool = False) -> torch.Tensor:
+        """Softmax probabilities; with ``tta`` the average over the batch and its horizontal flip."""
+        probs = self.logits(batch).softmax(dim=1)
+        if tta:
+            probs = (probs + self.logits(batch.flip(-1)).softmax(dim=1)) / 2
+        return probs
+
+    def preprocess(self, image: ImageInput) -> torch.Tensor:
+        """One image of any accepted kind -> a normalised CHW tensor of the model's input size."""
+        if isinstance(image, (str, os.PathLike)):
+            image = load_image(image)
+        elif isinstance(image, Image.Image):
+            image = to_rgb(image)
+        elif isinstance(image, np.ndarray):
+            image = _array_to_pil(image)
+        elif isinstance(image, torch.Tensor):
+            if image.ndim != 3 or image.shape[0] not in (1, 3):
+                raise UserError(f"a tensor image must be CHW with 1 or 3 channels, got shape {tuple(image.shape)}")
+            image = image.expand(3, -1, -1) if image.shape[0] == 1 else image
+        else:
+            raise UserError(f"cannot predict on a {type(image).__name__}; give"
+                            f" paths, PIL images, HWC uint8 arrays or CHW tensors")
+        return self.transform(image)
+
+    def predict(self, images: ImageInput | Sequence[ImageInput], top_k: int = 5, batch_size: int = 32,
+                tta: bool = False) -> list[Prediction]:
+        """The ``top_k`` labels and probabilities of each image (a single image gives a list of one)."""
+        if top_k < 1:
+            raise UserError(f"top_k must be >= 1, got {top_k}")
+        items = [images] if _is_single(images) else list(images)
+        k = min(top_k, self.num_classes or top_k)
+        names = self.class_names
+        results: list[Prediction] = []
+        for start in range(0, len(items), batch_size):
+            chunk = items[start:start + batch_size]
+            batch = torch.stack([self.preprocess(x) for x in chunk])
+            probs, idx = self.probabilities(batch, tta=tta).topk(k, dim=1)
+            for item, p, i in zip(chunk, probs.tolist(), idx.tolist()):
+                source = str(item) if isinstance(item, (str, os.PathLike)) else None
+                results.append(Prediction([names[j] for j in i], i, p, source))
+        return results
+
+
+def _is_single(images: Any) -> bool:
+    if isinstance(images, (str, os.PathLike, Image.Image)):
+        return True
+    return isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 3
+
+
+def _array_to_pil(array: np.ndarray) -> Image.Image:
+    if array.ndim == 2:
+        array = np.stack([array] * 3, axis=-1)
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise UserError(f"an array image must be HWC with 1, 3 or 4 channels, got shape {array.shape}")
+    if array.dtype != np.uint8:
+        raise UserError(f"an array image must be uint8 (0-255), got {array.dtype}; give float images as CHW tensors in [0, 1]")
+    return to_rgb(Image.fromarray(array[..., 0] if array.shape[2] == 1 else array))

@@ -1,0 +1,119 @@
+"""``export_model``: load, fold BatchNorm, export, and verify the file against PyTorch before it gets its name."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mobilenetv2.data.preprocessing import Preprocessing, eval_transform
+from mobilenetv2.errors import UserError
+from mobilenetv2.io import atomic_path
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "pt2": ".pt2"}
+FP32_TOLERANCE = 1e-4
+
+
+@dataclass
+class Verification:
+    """The exported model vs PyTorch on the same inputs."""
+
+    images: int
+    source: str              # "real images" or "synthetic images"
+    max_abs_diff: float
+    top1_agreement: float    # fraction of images with the same top-1 class
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        return self.max_abs_diff <= self.tolerance and self.top1_agreement == 1.0
+
+    def summary(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        return (f"verify: {verdict} on {self.images} {self.source}: max |logit diff| {self.max_abs_diff:.2e} "
+                f"(tolerance {self.tolerance:.0e}), same top-1 {self.top1_agreement:.0%}")
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "passed": self.passed}
+
+
+def default_output(checkpoint: str | os.PathLike[str], fmt: str) -> Path:
+    p = Path(checkpoint)
+    stem = p.name if p.is_dir() else p.stem
+    return (p if p.is_dir() else p.parent) / f"{stem}{FORMATS[fmt]}"
+
+
+def verification_batch(preprocessing: Preprocessing, images: list[str] | None = None, count: int = 4,
+                       in_chans: int = 3) -> tuple[torch.Tensor, str]:
+    """Preprocessed real images (files, folders or globs), or ``count`` seeded synthetic ones when none are given."""
+    if images:
+        from mobilenetv2.data.images import find_images, load_image
+
+        paths = find_images(list(images))
+        if not paths:
+            raise UserError(f"--verify-images: no images found in {', '.join(images)}")
+        transform = eval_transform(preprocessing)
+        return torch.stack([transform(load_image(p)) for p in paths[:32]]), "real images"
+    size = preprocessing.input_size
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(count, in_chans, size, size, generator=generator), "synthetic images"
+
+
+def compare_logits(reference: np.ndarray, candidate: np.ndarray, source: str,
+                   tolerance: float = FP32_TOLERANCE) -> Verification:
+    diff = float(np.abs(reference - candidate).max())
+    agreement = float((reference.argmax(1) == candidate.argmax(1)).mean())
+    return Verification(len(reference), source, diff, agreement, tolerance)
+
+
+def run_exported(path: Path, fmt: str, batch: torch.Tensor) -> np.ndarray:
+    if fmt == "onnx":
+        from mobilenetv2.export.runtime import OnnxBackend
+
+        return OnnxBackend(path)(batch.numpy())
+    from mobilenetv2.export.torch_formats import load_exported
+
+    with torch.inference_mode():
+        return load_exported(path, fmt)(batch).numpy()
+
+
+def export_model(model: nn.Module, out: str | os.PathLike[str], fmt: str = "onnx", *, opset: int | None = None,
+                 verify_images: list[str] | None = None) -> Verification:
+    """Export ``model`` (with ``class_names``/``preprocessing`` attributes as ``load_model`` sets them) to ``out``.
+
+    The file is verified before it takes its final name; a failed export or verification leaves nothing at ``out``.
+    """
+    from mobilenetv2.export.onnx import DEFAULT_OPSET, export_onnx, model_metadata
+    from mobilenetv2.export.torch_formats import export_pt2, export_torchscript
+
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    model = model.eval()
+    preprocessing = getattr(model, "preprocessing", None) or Preprocessing()
+    metadata = model_metadata(model, preprocessing=preprocessing)
+    batch, source = verification_batch(preprocessing, verify_images, in_chans=getattr(model, "in_chans", 3))
+    with torch.inference_mode():
+        reference = model(batch).numpy()
+    with atomic_path(out) as tmp:
+        if fmt == "onnx":
+            export_onnx(model, tmp, opset=opset or DEFAULT_OPSET, input_size=preprocessing.input_size, metadata=metadata)
+        elif fmt == "torchscript":
+            export_torchscript(model, tmp, input_size=preprocessing.input_size, metadata=metadata)
+        else:
+            export_pt2(model, tmp, input_size=preprocessing.input_size, metadata=metadata)
+        check = compare_logits(reference, run_exported(tmp, fmt, batch), source)
+        if not check.passed:
+            raise UserError(f"the exported model does not match PyTorch, nothing written: {check.summary()}")
+    return check
+
+
+def metadata_json(model: nn.Module) -> str:
+    """The metadata stored in exported files, as one JSON document."""
+    from mobilenetv2.export.onnx import model_metadata
+
+    return json.dumps({k: json.loads(v) for k, v in model_metadata(model).items()}, indent=2)

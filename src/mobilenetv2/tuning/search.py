@@ -1,0 +1,187 @@
+"""``tune``: a whole hyperparameter search, from the space file to the ranked table, plots and best config."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from mobilenetv2.errors import UserError
+from mobilenetv2.training.config import TrainConfig
+from mobilenetv2.tuning import report
+from mobilenetv2.tuning.objective import METRICS, Fit, make_objective, train_trial, trial_config
+from mobilenetv2.tuning.space import SearchSpace
+from mobilenetv2.tuning.study import (
+    DONE,
+    count_trials,
+    display_url,
+    make_pruner,
+    make_sampler,
+    open_storage,
+    open_study,
+    run_trials,
+    storage_url,
+)
+
+
+@dataclass
+class TuneConfig:
+    """Options of a search (``mobilenetv2 tune`` flags); the training options come from a base TrainConfig."""
+
+    space: str | Path | SearchSpace = "space.yaml"
+    trials: int | None = None        # finished trials the study should reach (default: 20, or the whole grid)
+    sampler: str = "tpe"             # grid | random | tpe
+    pruner: str = "median"           # median | halving | none
+    timeout: float | None = None     # seconds after which no new trial starts
+    objective: str = "accuracy"      # accuracy (maximise best val_acc) | loss (minimise val_loss)
+    max_latency_ms: float | None = None
+    study: str = "mobilenetv2"
+    storage: str | None = None       # Optuna storage URL; default sqlite:///<out>/study.db
+    out: str = "runs/tune"
+    seed: int = 0
+    retrain_best: bool = False
+    plots: bool = True               # PNG plots take seconds; skip them for quick or very large studies
+
+
+@dataclass
+class TuneResult:
+    out: Path
+    study: optuna.Study
+    trials_run: int                      # by this call (other workers and earlier runs may have run more)
+    best_value: float | None
+    best_params: dict[str, Any]
+    best_config: Path | None             # YAML for `mobilenetv2 train --config`
+    table: Path
+    plots: dict[str, str] = field(default_factory=dict)
+    retrain: Any = None                  # TrainResult of --retrain-best
+
+
+def load_space(path: str | Path, base: TrainConfig) -> SearchSpace:
+    """Parse the space file; names must be TrainConfig fields and every value must be one TrainConfig accepts."""
+    names = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in ("out", "resume")]
+
+    def check_value(name: str, value: Any) -> None:
+        TrainConfig.from_dict({**base.to_dict(), name: value})
+
+    return SearchSpace.from_yaml(path, names, check_value)
+
+
+def check_options(cfg: TuneConfig) -> None:
+    if cfg.trials is not None and cfg.trials < 1:
+        raise UserError(f"--trials must be >= 1, got {cfg.trials}")
+    if cfg.timeout is not None and not cfg.timeout > 0:
+        raise UserError(f"--timeout must be > 0 seconds, got {cfg.timeout}")
+    if cfg.max_latency_ms is not None and not cfg.max_latency_ms > 0:
+        raise UserError(f"--max-latency-ms must be > 0, got {cfg.max_latency_ms}")
+    if cfg.objective not in METRICS:
+        raise UserError(f"--objective must be one of {', '.join(METRICS)}, got {cfg.objective!r}")
+
+
+def class_count(base: TrainConfig) -> Callable[[], int]:
+    """The number of classes of the data, looked up once (for latency measurement of the real head)."""
+    cache: list[int] = []
+
+    def count() -> int:
+        if not cache:
+            from mobilenetv2.data import build_eval_loader
+            from mobilenetv2.data.preprocessing import Preprocessing
+
+            _, names = build_eval_loader(base.data, Preprocessing(input_size=32), split="val", batch_size=1,
+                                         workers=0, val_split=base.val_split, seed=base.seed, data_root=base.data_root)
+            cache.append(len(names))
+        return cache[0]
+
+    return count
+
+
+def note_base_change(base: TrainConfig, path: Path, log: Callable[[str], None]) -> None:
+    """Keep the base config beside the study; say so when a resumed study continues with a different one."""
+    if path.is_file() and TrainConfig.from_yaml(path) != base:
+        changed = sorted(k for k, v in TrainConfig.from_yaml(path).to_dict().items() if base.to_dict()[k] != v)
+        log(f"note: the base config differs from {path} ({', '.join(changed)}); earlier trials used that one")
+    base.to_yaml(path)
+
+
+def log_trial(log: Callable[[str], None]) -> Callable[[optuna.Study, optuna.trial.FrozenTrial], None]:
+    def callback(study: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
+        params = ", ".join(f"{k}={report.fmt(v)}" for k, v in t.params.items())
+        value = f" value {t.value:.4f}" if t.value is not None else ""
+        why = f" ({t.user_attrs['latency_ms']} ms)" if t.user_attrs.get("infeasible") else ""
+        seconds = t.duration.total_seconds() if t.duration else 0.0
+        log(f"trial {t.number}: {t.state.name.lower()}{why}{value} [{seconds:.1f} s] {params}")
+
+    return callback
+
+
+def tune(cfg: TuneConfig, base: TrainConfig | None = None, fit: Fit = train_trial,
+         log: Callable[[str], None] = print) -> TuneResult:
+    """Run (or resume, or join) the search in ``cfg.out`` and write its results there.
+
+    ``fit(trial, train_config, metric) -> value`` trains one trial; the default trains with per-epoch pruning."""
+    base = base or TrainConfig()
+    check_options(cfg)
+    space = cfg.space if isinstance(cfg.space, SearchSpace) else load_space(cfg.space, base)
+    sampler, pruner = make_sampler(cfg.sampler, space, cfg.seed), make_pruner(cfg.pruner)
+    n_trials = cfg.trials or 20
+    if cfg.sampler == "grid":
+        n_trials = min(cfg.trials or space.grid_size(), space.grid_size())
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    storage = open_storage(storage_url(cfg.storage, out))
+    optuna.logging.set_verbosity(logging.WARNING)
+    study = open_study(cfg.study, storage, sampler, pruner, METRICS[cfg.objective][1])
+    note_base_change(base, out / "base.yaml", log)
+    objective = make_objective(space, base, out, cfg.objective, fit, cfg.max_latency_ms,
+                               class_count(base) if cfg.max_latency_ms is not None else None)
+    done = count_trials(study, DONE)
+    log(f"study {cfg.study!r} ({display_url(storage.url)}): {done} of {n_trials} trials already finished; "
+        f"sampler {cfg.sampler}, pruner {cfg.pruner}, objective {cfg.objective}")
+    try:
+        ran = run_trials(study, objective, n_trials, cfg.timeout, callbacks=[log_trial(log)])
+    except KeyboardInterrupt:
+        report.write_table(study, out)
+        log(f"interrupted: finished trials are kept in {out}; run the same command again to resume")
+        raise
+    return finish(study, cfg, base, out, ran, log)
+
+
+def finish(study: optuna.Study, cfg: TuneConfig, base: TrainConfig, out: Path, ran: int,
+           log: Callable[[str], None]) -> TuneResult:
+    table, _ = report.write_table(study, out)
+    plots = report.write_plots(study, out) if cfg.plots else {}
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    result = TuneResult(out, study, ran, None, {}, None, table, plots)
+    if not complete:
+        log(f"no trial completed yet; the table of trials is in {table}")
+        return result
+    best = study.best_trial
+    result.best_value, result.best_params = best.value, dict(best.params)
+    best_cfg = dataclasses.replace(trial_config(base, best.params, out), out=None)
+    best_cfg.to_yaml(out / "best.yaml")  # the complete config, for `mobilenetv2 train --config`
+    result.best_config = out / "best.yaml"
+    log(f"best trial {best.number}: {cfg.objective} {best.value:.4f} with "
+        + ", ".join(f"{k}={report.fmt(v)}" for k, v in best.params.items()))
+    log(f"results: {table}, {out / 'trials.csv'}, {result.best_config}" + (f", plots in {out / 'plots'}" if plots else ""))
+    if cfg.retrain_best:
+        result.retrain = retrain_best(best_cfg, out, log)
+    return result
+
+
+def retrain_best(best_cfg: TrainConfig, out: Path, log: Callable[[str], None]):
+    """Train the best config again from scratch, without pruning, into ``out/best``.
+
+    Evaluated on the same validation split that chose it, so its accuracy is optimistic (reported as such)."""
+    from mobilenetv2.training import train
+
+    cfg = dataclasses.replace(best_cfg, out=str(out / "best"))
+    log(f"retraining the best config into {cfg.out} ...")
+    result = train(cfg)
+    log(f"retrained: best val_acc {result.best_metric:.4f} (the validation split also selected this config, "
+        f"so this is an optimistic estimate); checkpoint {result.best_checkpoint}")
+    return result

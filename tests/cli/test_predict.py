@@ -1,0 +1,86 @@
+"""`mobilenetv2 predict`: files, folders and globs; table/jsonl/csv; broken files reported, the rest still run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mobilenetv2.cli import main
+from mobilenetv2.data import Preprocessing
+from mobilenetv2.models import create_model
+from mobilenetv2.weights import save_checkpoint
+
+CLASSES = ["cat", "dog", "fox"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = create_model("mobilenet_v2", width_mult=0.35, num_classes=3)
+    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "m.safetensors", model, class_names=CLASSES,
+                           preprocessing=Preprocessing(input_size=48))
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    root = tmp_path_factory.mktemp("imgs")
+    rng = np.random.default_rng(0)
+    (root / "sub").mkdir()
+    for i, name in enumerate(["a.png", "b.jpg", "sub/c.png"]):
+        Image.fromarray(rng.integers(0, 256, (30 + 5 * i, 40, 3), dtype=np.uint8)).save(root / name)
+    return root
+
+
+def test_folder_jsonl(checkpoint, images, capsys):
+    assert main(["predict", str(checkpoint), str(images), "--format", "jsonl", "--top-k", "2", "--batch-size", "2"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["image"].split("imgs")[-1][-5:] for r in rows] == ["a.png", "b.jpg", "c.png"]
+    for r in rows:
+        assert len(r["labels"]) == 2 and set(r["labels"]) <= set(CLASSES)
+        assert r["probabilities"][0] >= r["probabilities"][1] and sum(r["probabilities"]) <= 1.0 + 1e-6
+
+
+def test_glob_table_and_csv_agree(checkpoint, images, capsys):
+    assert main(["predict", str(checkpoint), str(images / "*.png"), "--top-k", "1"]) == 0
+    table = capsys.readouterr().out
+    assert table.count("a.png") == 1 and "b.jpg" not in table and "| image" in table
+    assert main(["predict", str(checkpoint), str(images / "a.png"), "--format", "csv", "--tta"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "image,rank,label,index,probability" and len(lines) == 1 + len(CLASSES)
+
+
+def test_broken_file_reported_rest_still_run(checkpoint, images, tmp_path, capsys):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    code = main(["predict", str(checkpoint), str(broken), str(images / "a.png"), "--format", "jsonl"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert len(out.splitlines()) == 1 and "a.png" in out
+    assert "broken.jpg" in err and "1 of 2 files could not be read" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["{ckpt}", "/nonexistent/x.png"], "no such file"),
+    (["{ckpt}", "{empty}"], "no images found"),
+    (["{junk}", "{img}"], "not a readable safetensors file"),
+    (["{ckpt}", "{img}", "--top-k", "0"], "--top-k"),
+])
+def test_bad_input_one_line(checkpoint, images, tmp_path, capsys, argv, message):
+    (tmp_path / "empty").mkdir()
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\x00" * 100)
+    fill = {"ckpt": checkpoint, "empty": tmp_path / "empty", "junk": junk, "img": images / "a.png"}
+    assert main(["predict", *(a.format(**fill) for a in argv)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("mobilenetv2 predict: error:") and message in err[0]
+
+
+def test_real_photos(shared_data, checkpoint, capsys):
+    ants = shared_data / "hymenoptera_data" / "val" / "ants"
+    assert main(["predict", str(checkpoint), str(ants / "*.jpg"), "--format", "jsonl", "--top-k", "1"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert len(rows) == len(list(ants.glob("*.jpg"))) > 10

@@ -1,0 +1,47 @@
+import json
+
+import onnx
+import pytest
+
+from mobilenetv2.cli import main
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    from mobilenetv2.data.preprocessing import Preprocessing
+    from mobilenetv2.models import create_model
+    from mobilenetv2.weights import save_checkpoint
+
+    model = create_model("mobilenet_v2", width_mult=0.35, num_classes=2)
+    return save_checkpoint(tmp_path / "tiny.safetensors", model, class_names=["ants", "bees"],
+                           preprocessing=Preprocessing(input_size=32))
+
+
+def test_quantize_reports_fp32_and_int8_side_by_side(checkpoint, shared_data, capsys):
+    data = shared_data / "hymenoptera_data"
+    out = checkpoint.parent / "tiny.int8.onnx"
+    code = main(["quantize", str(checkpoint), "--calib", str(data / "train"), "--val", str(data / "val"),
+                 "--num-calib", "8", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["val_images"] == 153 and report["calibration_images"] == 8  # every val image, 8 calibration images
+    assert 0 <= report["int8_top1"] <= 1 and 0 <= report["agreement"] <= 1
+    assert report["int8_mb"] < report["fp32_mb"] / 2
+    proto = onnx.load(str(out))
+    assert any(n.op_type == "QuantizeLinear" for n in proto.graph.node)
+    assert "mobilenetv2.class_names" in {p.key for p in proto.metadata_props}
+
+    from mobilenetv2.export.runtime import OnnxBackend
+
+    assert OnnxBackend(out).class_names == ["ants", "bees"]
+
+
+def test_quantize_rejects_a_calibration_folder_without_images(checkpoint, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    (empty / "ants").mkdir(parents=True)
+    (empty / "bees").mkdir()
+    out = tmp_path / "x.int8.onnx"
+    assert main(["quantize", str(checkpoint), "--calib", str(empty), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mobilenetv2 quantize: error:") and err.count("\n") == 1
+    assert not out.exists()

@@ -1,0 +1,64 @@
+"""The ``Classifier`` API: every accepted input kind, top-k, test-time augmentation, bad checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mobilenetv2.errors import UserError
+from mobilenetv2.evaluation import Classifier
+
+CLASSES = ["circle", "square", "triangle"]  # as in conftest.py
+
+
+def test_inputs_of_every_kind_agree(tiny_checkpoint, image_folder):
+    clf = Classifier.load(tiny_checkpoint, device="cpu")
+    path = image_folder / "circle" / "0.png"
+    pil = Image.open(path).convert("RGB")
+    array = np.array(pil)
+    tensor = torch.from_numpy(array).permute(2, 0, 1).float() / 255
+    preds = clf.predict([path, str(path), pil, array, tensor], top_k=2)
+    assert [p.indices for p in preds] == [preds[0].indices] * 5
+    for p in preds[1:4]:
+        np.testing.assert_allclose(p.probabilities, preds[0].probabilities, rtol=1e-5)
+    np.testing.assert_allclose(preds[4].probabilities, preds[0].probabilities, atol=2e-3)  # float vs uint8 resize
+    assert preds[0].source == str(path) and preds[2].source is None
+    assert set(preds[0].labels) <= set(CLASSES) and preds[0].probabilities[0] >= preds[0].probabilities[1]
+
+
+def test_single_image_batch_and_top_k_clamped(tiny_checkpoint, image_folder):
+    clf = Classifier.load(tiny_checkpoint, device="cpu")
+    one = clf.predict(image_folder / "square" / "1.png", top_k=10)
+    assert len(one) == 1 and len(one[0].labels) == len(CLASSES)  # top_k > classes -> all classes
+    assert sum(one[0].probabilities) == pytest.approx(1.0, abs=1e-5)
+    batch = clf.predict(torch.rand(5, 3, 48, 48), top_k=1, batch_size=2)
+    assert len(batch) == 5 and all(len(p.labels) == 1 for p in batch)
+
+
+def test_tta_averages_with_the_flip(tiny_checkpoint):
+    clf = Classifier.load(tiny_checkpoint, device="cpu")
+    image = torch.rand(3, 64, 64)
+    x = clf.preprocess(image)[None]
+    expected = (clf.logits(x).softmax(1) + clf.logits(x.flip(-1)).softmax(1)) / 2
+    got = clf.predict(image, top_k=3, tta=True)[0]
+    np.testing.assert_allclose(got.probabilities, expected[0, got.indices].numpy(), rtol=1e-5)
+
+
+def test_bad_inputs(tiny_checkpoint, tmp_path):
+    clf = Classifier.load(tiny_checkpoint, device="cpu")
+    with pytest.raises(UserError, match="HWC"):
+        clf.predict(np.zeros((4, 4, 5), dtype=np.uint8))
+    with pytest.raises(UserError, match="uint8"):
+        clf.predict(np.zeros((4, 4, 3), dtype=np.float32))
+    with pytest.raises(UserError, match="top_k"):
+        clf.predict(torch.rand(3, 8, 8), top_k=0)
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(UserError, match="junk.safetensors"):
+        Classifier.load(junk)
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(tiny_checkpoint.read_bytes()[:5000])
+    with pytest.raises(UserError, match="truncated.safetensors"):
+        Classifier.load(truncated)
