@@ -5,7 +5,7 @@ from mobilenetv2.models import create_model, list_models
 
 __version__ = "0.1.0"
 
-__all__ = ["UserError", "__version__", "create_model", "list_models", "load_model"]
+__all__ = ["Classifier", "UserError", "__version__", "create_model", "list_models", "load_model"]
 
 
 def __getattr__(name: str):
@@ -13,4 +13,8 @@ def __getattr__(name: str):
         from mobilenetv2.weights import load_model
 
         return load_model
+    if name == "Classifier":
+        from mobilenetv2.evaluation import Classifier
+
+        return Classifier
     raise AttributeError(name)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mobilenetv2.errors import UserError
-from mobilenetv2.training.loop import build_model
+from mobilenetv2.training.loop import build_model, load_pretrained
 from mobilenetv2.weights.pretrained import fetch_pretrained
 
 
@@ -22,7 +22,8 @@ def test_torchvision_weights_come_from_the_cache(tmp_path, monkeypatch, tiny):
     torch.save(reference, cached)
     monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: pytest.fail("downloaded despite the cache"))
     assert fetch_pretrained("torchvision", "mobilenet_v2") == cached
-    model = build_model(tiny(tmp_path, tmp_path / "run", width_mult=None, pretrained="torchvision"), num_classes=3)
+    cfg = tiny(tmp_path, tmp_path / "run", width_mult=None, pretrained="torchvision")
+    model = build_model(cfg, 3, load_pretrained(cfg))
     assert model.num_classes == 3 and model.classifier[-1].out_features == 3
     assert torch.equal(model.state_dict()["features.5.conv.1.0.weight"], reference["features.5.conv.1.0.weight"])
 

@@ -83,3 +83,20 @@ def test_pickle_payload_is_not_executed(tmp_path):
     with pytest.raises(UserError):
         load_model(tmp_path / "evil.pth")
     assert not (tmp_path / "pwned").exists()
+
+
+def test_checkpoint_file_has_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    path = save_checkpoint(tmp_path / "m.safetensors", create_model("mobilenet_v2_035"))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+def test_classifier_at_package_root():
+    import mobilenetv2
+    from mobilenetv2.evaluation import Classifier
+
+    assert mobilenetv2.Classifier is Classifier

@@ -42,9 +42,12 @@ class DataConfig:
     mixup: float = 0.0
     cutmix: float = 0.0
     download: bool = False
+    mean: tuple[float, ...] | None = None  # normalisation; None: ImageNet's (a pretrained checkpoint brings its own)
+    std: tuple[float, ...] | None = None
 
     def preprocessing(self) -> Preprocessing:
-        return Preprocessing(input_size=self.input_size, crop_pct=self.crop_pct, interpolation=self.interpolation)
+        norm = {k: tuple(v) for k, v in (("mean", self.mean), ("std", self.std)) if v is not None}
+        return Preprocessing(input_size=self.input_size, crop_pct=self.crop_pct, interpolation=self.interpolation, **norm)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -24,6 +24,9 @@ from mobilenetv2.training.freeze import frozen_stages, keep_frozen_bn, set_froze
 from mobilenetv2.training.logs import TensorBoard, plot_curves, write_metrics_csv
 from mobilenetv2.training.optim import build_optimizer, build_scheduler
 from mobilenetv2.training.state import load_state, rng_state, save_state, set_rng_state
+
+if TYPE_CHECKING:
+    from mobilenetv2.weights import Checkpoint
 
 
 @dataclass
@@ -44,11 +47,15 @@ def resolve_defaults(cfg: TrainConfig) -> TrainConfig:
     return replace(cfg, **{k: defaults[k] for k in general if getattr(cfg, k) is None})
 
 
-def data_config(cfg: TrainConfig):
+def data_config(cfg: TrainConfig, pretrained: Checkpoint | None = None):
+    """The data options of ``cfg``; fine-tuning keeps the normalisation the pretrained weights were trained with."""
     from mobilenetv2.data import DataConfig
 
     names = DataConfig.__dataclass_fields__
-    return DataConfig(**{k: v for k, v in cfg.to_dict().items() if k in names})
+    options = {k: v for k, v in cfg.to_dict().items() if k in names}
+    if pretrained is not None:
+        options |= {"mean": pretrained.preprocessing.mean, "std": pretrained.preprocessing.std}
+    return DataConfig(**options)
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
@@ -56,30 +63,61 @@ def default_run_dir(cfg: TrainConfig) -> Path:
     return Path("runs") / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def build_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
-    """The model to train: from ``--pretrained`` with a new head for ``num_classes``, or freshly initialised."""
-    from mobilenetv2.models import create_model
+def model_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    return {k: v for k, v in (("width_mult", cfg.width_mult), ("dropout", cfg.dropout)) if v is not None}
 
-    kwargs: dict[str, Any] = {}
-    if cfg.width_mult is not None:
-        kwargs["width_mult"] = cfg.width_mult
-    if cfg.dropout is not None:
-        kwargs["dropout"] = cfg.dropout
+
+def load_pretrained(cfg: TrainConfig) -> Checkpoint | None:
+    """The ``--pretrained`` checkpoint (fetched first for ``torchvision``/``timm``), or None."""
     if not cfg.pretrained:
-        return create_model(cfg.model, num_classes=num_classes, **kwargs)
+        return None
+    from mobilenetv2.models import create_model
     from mobilenetv2.weights import load_checkpoint
     from mobilenetv2.weights.pretrained import SOURCES, fetch_pretrained
 
     path = cfg.pretrained
     if cfg.pretrained in SOURCES:
-        arch = create_model(cfg.model, num_classes=1, **kwargs).arch
+        arch = create_model(cfg.model, num_classes=1, **model_kwargs(cfg)).arch
         path = fetch_pretrained(cfg.pretrained, arch["name"], arch["args"].get("width_mult", 1.0))
     overrides = {"dropout": cfg.dropout} if cfg.dropout is not None else {}
-    model = load_checkpoint(path, **overrides).model
+    return load_checkpoint(path, **overrides)
+
+
+def build_model(cfg: TrainConfig, num_classes: int, pretrained: Checkpoint | None = None,
+                train_loader: Any = None) -> nn.Module:
+    """The model to train: the pretrained one with a new head for ``num_classes``, or freshly initialised."""
+    from mobilenetv2.models import create_model
+
+    if pretrained is None:
+        return create_model(cfg.model, num_classes=num_classes, **model_kwargs(cfg))
+    model = pretrained.model
+    if folded_batchnorm(pretrained) and train_loader is not None:
+        calibrate_folded_batchnorm(model, train_loader)
     if model.num_classes != num_classes:
         model.reset_classifier(num_classes)
     model.train()
     return model
+
+
+def folded_batchnorm(ckpt: Checkpoint) -> bool:
+    """TFLite weights come with BatchNorm folded (identity statistics) unless converted with --calibrate."""
+    return ckpt.extra.get("source_format") == "tflite" and not ckpt.extra.get("bn_calibration_images")
+
+
+def calibrate_folded_batchnorm(model: nn.Module, loader: Any, max_images: int = 128) -> None:
+    """Give folded BatchNorm layers real statistics from training images, so that training mode (batch
+    statistics) does not normalise away the folded scales; eval-mode outputs are unchanged."""
+    from mobilenetv2.weights.tflite import calibrate_batchnorm
+
+    batches, count = [], 0
+    for images, _ in loader:
+        batches.append(images)
+        count += len(images)
+        if count >= max_images:
+            break
+    used = calibrate_batchnorm(model, torch.cat(batches)[:max_images])
+    if D.is_main():
+        print(f"pretrained TFLite weights: BatchNorm statistics calibrated on {used} training images")
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:
@@ -121,9 +159,13 @@ class Trainer:
         self.cfg = cfg = resolve_defaults(cfg)
         self.run_dir = Path(cfg.resume or cfg.out or default_run_dir(cfg))
         seed_everything(cfg.seed, cfg.deterministic)
-        self.data = build_data(data_config(cfg))
+        pretrained = load_pretrained(cfg) if model is None else None
+        self.data = build_data(data_config(cfg, pretrained))
         self.class_names = list(self.data.class_names)
-        self.model = model if model is not None else build_model(cfg, len(self.class_names))
+        if model is None:
+            loader = self.data.train_loader if self.state is None else None  # a resumed run restores its statistics
+            model = build_model(cfg, len(self.class_names), pretrained, loader)
+        self.model = model
         self.check_output_size()
         self.frozen = frozen_stages(self.model, cfg.freeze)
         self.head_only = frozen_stages(self.model, "all") if cfg.head_epochs else []
