@@ -13,9 +13,9 @@ from torch import nn
 
 from mobilenetv2.data.preprocessing import Preprocessing, eval_transform
 from mobilenetv2.errors import UserError
-from mobilenetv2.io import atomic_path
+from mobilenetv2.io import atomic_path, atomic_write_text
 
-FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "pt2": ".pt2"}
+FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "pt2": ".pt2", "pte": ".pte"}
 FP32_TOLERANCE = 1e-4
 
 
@@ -76,6 +76,10 @@ def run_exported(path: Path, fmt: str, batch: torch.Tensor) -> np.ndarray:
         from mobilenetv2.export.runtime import OnnxBackend
 
         return OnnxBackend(path)(batch.numpy())
+    if fmt == "pte":
+        from mobilenetv2.export.executorch import run_executorch
+
+        return run_executorch(path, batch)
     from mobilenetv2.export.torch_formats import load_exported
 
     with torch.inference_mode():
@@ -88,6 +92,7 @@ def export_model(model: nn.Module, out: str | os.PathLike[str], fmt: str = "onnx
 
     The file is verified before it takes its final name; a failed export or verification leaves nothing at ``out``.
     """
+    from mobilenetv2.export.executorch import export_executorch, sidecar_path
     from mobilenetv2.export.onnx import DEFAULT_OPSET, export_onnx, model_metadata
     from mobilenetv2.export.torch_formats import export_pt2, export_torchscript
 
@@ -104,11 +109,15 @@ def export_model(model: nn.Module, out: str | os.PathLike[str], fmt: str = "onnx
             export_onnx(model, tmp, opset=opset or DEFAULT_OPSET, input_size=preprocessing.input_size, metadata=metadata)
         elif fmt == "torchscript":
             export_torchscript(model, tmp, input_size=preprocessing.input_size, metadata=metadata)
+        elif fmt == "pte":
+            export_executorch(model, tmp, input_size=preprocessing.input_size)
         else:
             export_pt2(model, tmp, input_size=preprocessing.input_size, metadata=metadata)
         check = compare_logits(reference, run_exported(tmp, fmt, batch), source)
         if not check.passed:
             raise UserError(f"the exported model does not match PyTorch, nothing written: {check.summary()}")
+        if fmt == "pte":  # ExecuTorch programs have no metadata field: class names and preprocessing go beside it
+            atomic_write_text(sidecar_path(out), metadata_json(model))
     return check
 
 

@@ -1,0 +1,77 @@
+import contextlib
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mobilenetv2.cli import main
+
+pytest.importorskip("executorch", reason="--format pte needs ExecuTorch (pip install executorch, in the [interop] extra)")
+
+
+@pytest.fixture(scope="module")
+def exported_pte(tiny_checkpoint, tmp_path_factory):
+    """The tiny checkpoint exported once through the CLI (lowering takes ~10 s): (path, what it printed)."""
+    out = tmp_path_factory.mktemp("pte") / "tiny.pte"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["export", str(tiny_checkpoint), "--format", "pte", "--out", str(out)]) == 0
+    return out, printed.getvalue()
+
+
+def test_export_pte_runs_in_executorch_like_pytorch(exported_pte, tiny_checkpoint):
+    from mobilenetv2.export.executorch import run_executorch
+    from mobilenetv2.weights import load_model
+
+    path, printed = exported_pte
+    assert "verify: PASS on 4 synthetic images" in printed and f"wrote {path}" in printed and "tiny.pte.json" in printed
+
+    model = load_model(tiny_checkpoint)
+    images = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        reference = model(images).numpy()
+    logits = run_executorch(path, images)
+    assert np.abs(reference).max() > 1e-3  # non-trivial logits, so the comparison below means something
+    np.testing.assert_allclose(logits, reference, atol=1e-4, rtol=0)
+    assert (logits.argmax(1) == reference.argmax(1)).all()
+
+
+def test_export_pte_writes_metadata_beside_it(exported_pte):
+    meta = json.loads(exported_pte[0].with_name("tiny.pte.json").read_text())
+    assert meta["mobilenetv2.class_names"] == ["ants", "bees"]
+    assert meta["mobilenetv2.preprocessing"]["input_size"] == 64
+    assert meta["mobilenetv2.architecture"]["name"] == "mobilenet_v2"
+
+
+def _reference(checkpoint, batch):
+    from mobilenetv2.weights import load_model
+
+    with torch.inference_mode():
+        return load_model(checkpoint)(batch).numpy()
+
+
+@pytest.mark.parametrize("problem", ["lowering fails", "unloadable program", "wrong logits"])
+def test_failed_pte_export_leaves_nothing(problem, tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    import executorch.exir
+
+    import mobilenetv2.export.executorch as et
+
+    if problem == "lowering fails":
+        def broken_lowering(*args, **kwargs):
+            raise RuntimeError("XNNPACK cannot lower this graph")
+        monkeypatch.setattr(executorch.exir, "to_edge_transform_and_lower", broken_lowering)
+        expected = "this model cannot be exported to ExecuTorch: XNNPACK cannot lower this graph"
+    else:
+        monkeypatch.setattr(et, "export_executorch", lambda model, path, **kw: path.write_bytes(b"not a program"))
+        expected = "Failed to load program"
+        if problem == "wrong logits":
+            monkeypatch.setattr(et, "run_executorch", lambda path, batch: _reference(tiny_checkpoint, batch) + 1.0)
+            expected = "the exported model does not match PyTorch, nothing written: verify: FAIL"
+    out = tmp_path / "bad.pte"
+    capsys.readouterr()  # drop what importing ExecuTorch above may have logged
+    assert main(["export", str(tiny_checkpoint), "--format", "pte", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mobilenetv2 export: error:") and expected in err and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
