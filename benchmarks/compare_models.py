@@ -14,6 +14,7 @@ import argparse
 import platform
 import re
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -42,8 +43,8 @@ def section_text(rows, info, args) -> str:
             f"random weights). Ratios (x ref) are against `{REFERENCE}` at 224 measured in the same run; every timing "
             f"is interleaved across the models over {info['repeats']} rounds (largest spread (p90 - min) / median: "
             f"{max(r.latency_spread for r in rows):.2f}). Peak memory: resident high-water mark of building the model "
-            f"and one batch-1 pass, in a fresh process. The machine was shared with other jobs: compare ratios, not "
-            f"absolute times.\n\n{table}\n")
+            f"and one batch-1 pass, in a fresh process. Measured {time.strftime('%Y-%m-%d')}; on a busy machine only the "
+            f"ratios mean anything.\n\n{table}\n")
 
 
 def update_benchmarks(text: str) -> None:
