@@ -6,18 +6,22 @@ import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("quantize", help="int8 static quantization (onnxruntime QDQ, per-channel) with accuracy report",
+    p = sub.add_parser("quantize", help="int8 static quantization (onnxruntime QDQ or ExecuTorch XNNPACK) with accuracy report",
                        description="Export the checkpoint to ONNX, quantize it to int8 (uint8 activations calibrated on "
                                    "real training images, per-channel int8 weights, QDQ format), and report fp32 and "
-                                   "int8 top-1, agreement, size and batch-1 latency side by side.")
+                                   "int8 top-1, agreement, size and batch-1 latency side by side. --runtime executorch: "
+                                   "the same for an on-device ExecuTorch program (.pte, XNNPACK, batch 1), quantized "
+                                   "with XNNPACK's PT2E quantizer.")
     p.add_argument("checkpoint", help="our .safetensors checkpoint or a run folder")
     p.add_argument("--calib", required=True, metavar="DATA",
                    help="calibration images: a folder of class sub-folders (or with train/ and val/), a CSV, ...")
     p.add_argument("--num-calib", type=int, default=128, help="calibration images drawn at random (default 128)")
-    p.add_argument("--method", default="minmax", choices=["minmax", "percentile", "entropy"],
-                   help="activation range calibration (default minmax)")
+    p.add_argument("--method", choices=["minmax", "percentile", "entropy"],
+                   help="activation range calibration, onnxruntime only (default minmax)")
     p.add_argument("--val", metavar="DATA", help="validation data (default: the validation split of --calib)")
-    p.add_argument("--out", help="output file (default: beside the checkpoint, NAME.int8.onnx)")
+    p.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "executorch"],
+                   help="onnxruntime (an .onnx file, default) or executorch (an on-device .pte program)")
+    p.add_argument("--out", help="output file (default: beside the checkpoint, NAME.int8.onnx or NAME.int8.pte)")
     p.add_argument("--format", default="qdq", choices=["qdq", "qoperator"], help="ONNX quantization format (default qdq)")
     p.add_argument("--per-tensor", action="store_true", help="one scale per weight tensor instead of per channel")
     p.add_argument("--reduce-range", action="store_true", help="7-bit weights (for CPUs without VNNI, if accuracy suffers)")
@@ -27,20 +31,21 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from mobilenetv2.cli.common import print_json
-    from mobilenetv2.export.ptq import quantize_checkpoint
+    from mobilenetv2.export.ptq import default_quantized_output, quantize_checkpoint
 
-    checkpoint = Path(args.checkpoint)
-    out = args.out or (checkpoint / "model.int8.onnx" if checkpoint.is_dir() else checkpoint.with_suffix(".int8.onnx"))
-    report = quantize_checkpoint(checkpoint, out, args.calib, val=args.val, num_calib=args.num_calib, method=args.method,
-                                 quant_format=args.format, per_channel=not args.per_tensor,
-                                 reduce_range=args.reduce_range, threads=args.threads)
+    out = args.out or default_quantized_output(args.checkpoint, args.runtime)
+    report = quantize_checkpoint(args.checkpoint, out, args.calib, val=args.val, num_calib=args.num_calib,
+                                 method=args.method, quant_format=args.format, per_channel=not args.per_tensor,
+                                 reduce_range=args.reduce_range, threads=args.threads, runtime=args.runtime)
     if args.json:
         print_json(report.to_dict())
         return 0
     print(report.table())
     print(report.verdict())
     print(f"wrote {out}")
+    if args.runtime == "executorch":
+        from mobilenetv2.export.executorch import sidecar_path
+
+        print(f"wrote {sidecar_path(out)} (class names, preprocessing)")
     return 0
