@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -40,12 +42,17 @@ def test_tune_end_to_end_through_train(tmp_path, tiny_folder, capsys):
         assert (out / "trials" / f"trial_{n:04d}" / "best.safetensors").is_file()
     best = TrainConfig.from_yaml(out / "best.yaml")
     assert best.width_mult == 0.35 and best.input_size == 32 and 0.01 <= best.lr <= 0.2
-    assert main([*argv, "--retrain-best"]) == 0  # resumed: 2 trials already finished, so only the retraining runs
+    test = shutil.copytree(tiny_folder, tmp_path / "test")  # stands in for held-out images
+    # resumed: 2 trials already finished, so only the retraining (on train + val) and the test evaluation run
+    assert main([*argv, "--retrain-best", "--test", str(test)]) == 0
     printed = capsys.readouterr().out
-    assert "2 of 2 trials already finished" in printed and "retrained: best val_acc" in printed
+    assert "2 of 2 trials already finished" in printed and "retraining the best config on train + val" in printed
+    assert "(2 classes, 16 training images" in printed  # the trials trained on 8 (--val-split 0.5)
+    assert "test on" in printed and "16 images: top-1" in printed
     assert not (out / "trials" / "trial_0002").exists()
-    assert TrainConfig.from_yaml(out / "best" / "config.yaml").lr == best.lr
-    assert (out / "best" / "best.safetensors").is_file()
+    retrained = TrainConfig.from_yaml(out / "best" / "config.yaml")
+    assert retrained.lr == best.lr and retrained.train_on_val
+    assert (out / "best" / "last.safetensors").is_file() and (out / "best" / "test" / "report.json").is_file()
 
 
 @pytest.mark.parametrize("space, extra, message", [
@@ -58,6 +65,8 @@ def test_tune_end_to_end_through_train(tmp_path, tiny_folder, capsys):
     ("lr: {type: float, low: 0.01, high: 0.1}\n", ["--sampler", "grid"], "grid search needs a finite set of values"),
     ("lr: [0.1]\n", ["--storage", "postgresql://u:p@127.0.0.1:9/db"], "cannot open storage"),
     ("lr: [0.1]\n", ["--epochs", "0"], "epochs must be > 0"),
+    ("lr: [0.1]\n", ["--test", "digits"], "--test evaluates the retrained best config: add --retrain-best"),
+    ("lr: [0.1]\n", ["--retrain-best", "--test", "no/such/folder"], "no/such/folder: no such folder"),
 ])
 def test_bad_input_is_one_line_before_any_trial(tmp_path, capsys, space, extra, message):
     path = tmp_path / "space.yaml"

@@ -39,6 +39,15 @@ def test_epoch_order_and_augmentation_depend_only_on_seed_and_epoch(folder):
     assert not same(epoch2, epoch_batches(build_data(DataConfig(**{**cfg.__dict__, "seed": 4})), 2))
 
 
+def test_train_on_val_trains_on_every_image_and_still_validates_on_val(folder):
+    plain = build_data(DataConfig(data=str(folder), input_size=32, workers=0))
+    both = build_data(DataConfig(data=str(folder), input_size=32, workers=0, train_on_val=True))
+    train, val = plain.train_loader.dataset, plain.val_loader.dataset
+    assert len(val) > 0 and len(both.train_loader.dataset) == len(train) + len(val)
+    assert sorted(both.train_loader.dataset.items) == sorted(train.items + val.items)
+    assert both.val_loader.dataset.items == val.items
+
+
 def test_passes_count_up_from_set_epoch(folder):
     d = build_data(DataConfig(data=str(folder), input_size=32, batch_size=6, workers=0))
     d.set_epoch(5)

@@ -10,7 +10,7 @@ from typing import Any
 EXAMPLES = """examples:
   mobilenetv2 tune --space examples/space.yaml --trials 12 --sampler random --epochs 3 --out runs/tune-digits
   mobilenetv2 tune --space examples/space_grid.yaml --sampler grid --pruner none --out runs/grid
-  mobilenetv2 tune --data photos/ --space space.yaml --config base.yaml --max-latency-ms 5 --retrain-best
+  mobilenetv2 tune --data photos/ --space space.yaml --config base.yaml --max-latency-ms 5 --retrain-best --test photos-test/
   mobilenetv2 tune ... --storage postgresql://user:pass@host/db --study shared   # run on several machines at once
   mobilenetv2 train --config runs/tune-digits/best.yaml                        # train the best config found
 
@@ -51,7 +51,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=None, help="seed of the sampler and of every trial's training (default 0)")
     g.add_argument("--no-plots", action="store_true", help="skip the PNG plots (they take a few seconds)")
     g.add_argument("--retrain-best", action="store_true",
-                   help="afterwards, train the best config again from scratch without pruning into OUT/best")
+                   help="afterwards, train the best config again from scratch on train + val (no pruning) into "
+                        "OUT/best; its final model is OUT/best/last.safetensors")
+    g.add_argument("--test", metavar="DATA", help="held-out data (never seen by the search) to evaluate the retrained "
+                                                  "model on, with --retrain-best: a class folder, a CSV, ...")
     t = p.add_argument_group("base training config", "the values every trial starts from: --config YAML, then any "
                              "`mobilenetv2 train` flag (e.g. --data photos/ --epochs 3 --limit-batches 20; "
                              "see `mobilenetv2 train --help`)")
@@ -88,6 +91,6 @@ def run(args: argparse.Namespace) -> int:
     cfg = TuneConfig(space=args.space, trials=args.trials, sampler=args.sampler, pruner=args.pruner, timeout=args.timeout,
                      objective=args.objective, max_latency_ms=args.max_latency_ms, study=args.study,
                      storage=args.storage, out=args.out, seed=args.seed or 0, retrain_best=args.retrain_best,
-                     plots=not args.no_plots)
+                     test=args.test, plots=not args.no_plots)
     tune(cfg, base)
     return 0

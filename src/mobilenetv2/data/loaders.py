@@ -44,6 +44,7 @@ class DataConfig:
     download: bool = False
     mean: tuple[float, ...] | None = None  # normalisation; None: ImageNet's (a pretrained checkpoint brings its own)
     std: tuple[float, ...] | None = None
+    train_on_val: bool = False  # train on train + val (a final model once the options are chosen)
 
     def preprocessing(self) -> Preprocessing:
         norm = {k: tuple(v) for k, v in (("mean", self.mean), ("std", self.std)) if v is not None}
@@ -175,7 +176,7 @@ def build_data(cfg: DataConfig) -> Data:
     check_config(cfg)
     pre = cfg.preprocessing()
     source = resolve_source(cfg.data, cfg.data_root, cfg.val_split, cfg.seed, cfg.download)
-    train, val = source.splits["train"], source.splits["val"]
+    train, val = source.splits["all" if cfg.train_on_val else "train"], source.splits["val"]
     train.transform, train.seed = train_transform(cfg.augment, pre), cfg.seed
     val.transform = eval_transform(pre)
     num_classes = len(source.class_names)

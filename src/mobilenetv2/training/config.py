@@ -50,6 +50,8 @@ class TrainConfig:
     mixup: float = _opt(0.0, "mixup alpha (0: off)")
     cutmix: float = _opt(0.0, "cutmix alpha (0: off)")
     download: bool = _opt(False, "download torchvision datasets when online")
+    train_on_val: bool = _opt(False, "also train on the validation images (a final model once the options are chosen; "
+                                     "validation metrics then no longer measure generalisation)")
     # model
     model: str = _opt("mobilenet_v2", "model name (see `mobilenetv2 info --list`)")
     width_mult: float | None = _opt(None, "width multiplier (default: the model's, 1.0 for mobilenet_v2)")

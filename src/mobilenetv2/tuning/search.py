@@ -46,6 +46,7 @@ class TuneConfig:
     out: str = "runs/tune"
     seed: int = 0
     retrain_best: bool = False
+    test: str | None = None          # held-out data to evaluate the retrained model on
     plots: bool = True               # PNG plots take seconds; skip them for quick or very large studies
 
 
@@ -60,6 +61,7 @@ class TuneResult:
     table: Path
     plots: dict[str, str] = field(default_factory=dict)
     retrain: Any = None                  # TrainResult of --retrain-best
+    test_report: Any = None              # EvalReport of the retrained model on --test
 
 
 def load_space(path: str | Path, base: TrainConfig) -> SearchSpace:
@@ -81,6 +83,12 @@ def check_options(cfg: TuneConfig) -> None:
         raise UserError(f"--max-latency-ms must be > 0, got {cfg.max_latency_ms}")
     if cfg.objective not in METRICS:
         raise UserError(f"--objective must be one of {', '.join(METRICS)}, got {cfg.objective!r}")
+    if cfg.test is not None and not cfg.retrain_best:
+        raise UserError("--test evaluates the retrained best config: add --retrain-best")
+    if cfg.test is not None:
+        from mobilenetv2.data.datasets import resolve_source
+
+        resolve_source(cfg.test)  # a missing or empty test set fails now, not after the search
 
 
 def class_count(base: TrainConfig) -> Callable[[], int]:
@@ -170,18 +178,37 @@ def finish(study: optuna.Study, cfg: TuneConfig, base: TrainConfig, out: Path, r
     log(f"results: {table}, {out / 'trials.csv'}, {result.best_config}" + (f", plots in {out / 'plots'}" if plots else ""))
     if cfg.retrain_best:
         result.retrain = retrain_best(best_cfg, out, log)
+        final = Path(result.retrain.run_dir) / "last.safetensors"
+        if cfg.test is not None:
+            result.test_report = evaluate_retrained(final, cfg.test, log)
+        else:
+            log(f"final model {final}: trained on train + val, so no held-out data is left to measure it; "
+                f"the best trial's validation {cfg.objective} above is the estimate (pass --test DATA for one)")
     return result
 
 
 def retrain_best(best_cfg: TrainConfig, out: Path, log: Callable[[str], None]):
-    """Train the best config again from scratch, without pruning, into ``out/best``.
+    """Train the best config again from scratch on train + val, without pruning, into ``out/best``.
 
-    Evaluated on the same validation split that chose it, so its accuracy is optimistic (reported as such)."""
+    The final model is the last epoch's (``last.safetensors``): with the validation images in training, picking the
+    best epoch on them would mean nothing."""
     from mobilenetv2.training import train
 
-    cfg = dataclasses.replace(best_cfg, out=str(out / "best"))
-    log(f"retraining the best config into {cfg.out} ...")
+    cfg = dataclasses.replace(best_cfg, out=str(out / "best"), train_on_val=True)
+    log(f"retraining the best config on train + val into {cfg.out} ...")
     result = train(cfg)
-    log(f"retrained: best val_acc {result.best_metric:.4f} (the validation split also selected this config, "
-        f"so this is an optimistic estimate); checkpoint {result.best_checkpoint}")
+    log(f"retrained on train + val for {cfg.epochs} epoch(s)")
     return result
+
+
+def evaluate_retrained(checkpoint: Path, test: str, log: Callable[[str], None]):
+    """The retrained model on held-out ``test`` data: every image of a class folder, or the val/test split of one."""
+    from mobilenetv2.data.datasets import VAL_FOLDER_NAMES
+    from mobilenetv2.evaluation.evaluate import evaluate
+
+    folder = Path(test)
+    split = "all" if folder.is_dir() and not any((folder / name).is_dir() for name in VAL_FOLDER_NAMES) else "val"
+    report = evaluate(checkpoint, test, split=split)
+    written = report.write(checkpoint.parent / "test")
+    log(f"test on {test}: {report.summary()}; report in {written}")
+    return report
