@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from mobilenetv2.cli import main
+from mobilenetv2.training import TrainConfig
 
 
 def test_quick_compare_outputs_consistent(tmp_path, capsys):
@@ -52,7 +53,9 @@ def test_accuracy_after_the_same_budget(tmp_path, capsys):
     rows = json.loads((out / "compare.json").read_text())["rows"]
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in rows)
     assert (out / "runs" / "mobilenet_v2_035" / "best.safetensors").is_file()
-    assert "after 1 epoch(s) of the same training" in capsys.readouterr().out
+    assert "after 1 epoch(s) of the same training (BatchNorm momentum 0.1 for every model)" in capsys.readouterr().out
+    for name in ("mobilenet_v2_035", "squeezenet1_1"):  # squeezenet has no BatchNorm: the option is harmless there
+        assert TrainConfig.from_yaml(out / "runs" / name / "config.yaml").bn_momentum == 0.1
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -30,6 +30,7 @@ def test_paper_recipe_sets_the_papers_values_and_explicit_values_win():
     ({"optimizer": "lamb"}, "optimizer must be one of sgd, rmsprop, adamw"),
     ({"freeze": "stage9"}, "freeze must be one of all, stem, stage1"),
     ({"ema": 1.5}, "ema must be in [0, 1)"),
+    ({"bn_momentum": 0}, "bn_momentum must be in (0, 1]"),
     ({"amp": "fp8"}, "amp must be one of none, bf16, fp16"),
     ({"epochs": 3, "head_epochs": 3}, "head_epochs (3) must be smaller than epochs (3)"),
 ])

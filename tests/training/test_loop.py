@@ -71,3 +71,13 @@ def test_qat_with_bf16_autocast_saves_a_plain_model(tiny_folder, tmp_path, tiny)
                         optimizer="rmsprop", lr=0.01, limit_batches=1))
     model = load_checkpoint(result.best_checkpoint).model
     assert type(model.features[0][0]) is torch.nn.Conv2d and model.num_classes == 2
+
+
+def test_bn_momentum_applies_to_every_batchnorm(tiny_folder, tmp_path, tiny):
+    from mobilenetv2.training.loop import Trainer
+
+    def momenta(trainer):
+        return {m.momentum for m in trainer.model.modules() if isinstance(m, torch.nn.BatchNorm2d)}
+
+    assert momenta(Trainer(tiny(tiny_folder, tmp_path / "a", model="mobilenet_v3_small"))) == {0.01}  # torchvision's
+    assert momenta(Trainer(tiny(tiny_folder, tmp_path / "b", model="mobilenet_v3_small", bn_momentum=0.1))) == {0.1}

@@ -83,6 +83,13 @@ def load_pretrained(cfg: TrainConfig) -> Checkpoint | None:
     return load_checkpoint(path, **overrides)
 
 
+def set_bn_momentum(model: nn.Module, momentum: float) -> None:
+    """Give every BatchNorm layer ``momentum`` (the weight of the newest batch in the running statistics)."""
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.momentum = momentum
+
+
 def build_model(cfg: TrainConfig, num_classes: int, pretrained: Checkpoint | None = None,
                 train_loader: Any = None) -> nn.Module:
     """The model to train: the pretrained one with a new head for ``num_classes``, or freshly initialised."""
@@ -166,6 +173,8 @@ class Trainer:
             loader = self.data.train_loader if self.state is None else None  # a resumed run restores its statistics
             model = build_model(cfg, len(self.class_names), pretrained, loader)
         self.model = model
+        if cfg.bn_momentum is not None:
+            set_bn_momentum(self.model, cfg.bn_momentum)
         self.check_output_size()
         self.frozen = frozen_stages(self.model, cfg.freeze)
         self.head_only = frozen_stages(self.model, "all") if cfg.head_epochs else []
