@@ -47,6 +47,7 @@ def test_quantize_rejects_a_calibration_folder_without_images(checkpoint, tmp_pa
     assert not out.exists()
 
 
+@pytest.mark.slow
 def test_quantize_for_executorch_writes_an_int8_program_beside_its_metadata(checkpoint, shared_data, capsys):
     pytest.importorskip("executorch", reason="--runtime executorch needs ExecuTorch (the [interop] extra)")
     import numpy as np
