@@ -75,3 +75,33 @@ def test_failed_pte_export_leaves_nothing(problem, tiny_checkpoint, tmp_path, mo
     err = capsys.readouterr().err
     assert err.startswith("mobilenetv2 export: error:") and expected in err and err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_classifier_predict_and_evaluate_take_a_pte(exported_pte, tiny_checkpoint, shared_data, capsys):
+    from mobilenetv2.evaluation import Classifier
+
+    photos = sorted((shared_data / "hymenoptera_data" / "val" / "bees").glob("*.jpg"))[:3]
+    expected = Classifier.load(tiny_checkpoint, device="cpu").predict(photos, top_k=2)
+    program = Classifier.load(exported_pte[0])
+    assert program.class_names == ["ants", "bees"] and program.preprocessing.input_size == 64
+    for mine, theirs in zip(program.predict(photos, top_k=2), expected):
+        assert mine.labels == theirs.labels
+        np.testing.assert_allclose(mine.probabilities, theirs.probabilities, atol=1e-5)
+
+    capsys.readouterr()
+    assert main(["predict", str(exported_pte[0]), str(photos[0]), "--format", "jsonl"]) == 0
+    assert json.loads(capsys.readouterr().out.splitlines()[0])["labels"] == expected[0].labels
+
+    from mobilenetv2.evaluation.evaluate import evaluate
+
+    val = str(shared_data / "hymenoptera_data")
+    assert evaluate(exported_pte[0], val).confusion.tolist() == evaluate(tiny_checkpoint, val).confusion.tolist()
+
+
+def test_missing_pte_is_one_line(tmp_path, capsys):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "image.png")
+    assert main(["predict", str(tmp_path / "nothing.pte"), str(tmp_path / "image.png")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "ExecuTorch program not found" in err

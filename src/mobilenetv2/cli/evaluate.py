@@ -11,7 +11,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "and top-5 accuracy, per-class precision/recall/F1, macro and weighted averages, "
                                    "confusion matrix, most confused pairs and expected calibration error. Works under "
                                    "torchrun (predictions are gathered across processes).")
-    p.add_argument("checkpoint", help="our .safetensors checkpoint, a training run folder, or an .onnx file")
+    p.add_argument("checkpoint", help="our .safetensors checkpoint, a run folder, an .onnx file, or an ExecuTorch .pte program")
     p.add_argument("--data", required=True, help="a folder (class sub-folders, or train/ + val/), a CSV of path,label, "
                                                  "'digits', or a torchvision dataset name")
     p.add_argument("--split", choices=["val", "train", "all"], default="val", help="which split (default val)")

@@ -13,7 +13,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        description="Classify image files, folders (recursive) and glob patterns with a checkpoint, using "
                                    "its own preprocessing. Unreadable files are reported on stderr and skipped; the exit "
                                    "code is 1 if any file failed.")
-    p.add_argument("checkpoint", help="our .safetensors checkpoint, a training run folder, or an .onnx file")
+    p.add_argument("checkpoint", help="our .safetensors checkpoint, a run folder, an .onnx file, or an ExecuTorch .pte program")
     p.add_argument("images", nargs="+", help="image files, folders or glob patterns (quote globs)")
     p.add_argument("--top-k", type=int, default=5, help="how many labels per image (default 5)")
     p.add_argument("--format", choices=["table", "jsonl", "csv"], default="table", help="output format (default table)")

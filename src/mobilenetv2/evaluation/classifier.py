@@ -63,15 +63,18 @@ class Classifier:
     @classmethod
     def load(cls, path: str | os.PathLike[str], device: str | torch.device | None = None,
              threads: int | None = None) -> Classifier:
-        """Our checkpoint (a ``.safetensors`` file or a run folder), a torchvision/timm state dict, or an ``.onnx`` file."""
-        if Path(path).suffix.lower() == ".onnx":
-            if not Path(path).is_file():
-                raise UserError(f"ONNX model not found: {path}")
-            try:
-                from mobilenetv2.export.runtime import OnnxBackend
-            except ImportError:
-                raise UserError("ONNX models need mobilenetv2.export.runtime, which this installation lacks") from None
+        """Our checkpoint (a ``.safetensors`` file or a run folder), a torchvision/timm state dict, an ``.onnx`` file
+        (run by onnxruntime) or an ExecuTorch ``.pte`` program (with its ``.pte.json`` metadata beside it)."""
+        suffix = Path(path).suffix.lower()
+        if suffix == ".onnx":
+            from mobilenetv2.export.runtime import OnnxBackend
+
             backend = OnnxBackend(path, threads=threads)
+            return cls(backend, backend.class_names, backend.preprocessing)
+        if suffix == ".pte":
+            from mobilenetv2.export.executorch import ExecuTorchBackend
+
+            backend = ExecuTorchBackend(path, threads=threads)
             return cls(backend, backend.class_names, backend.preprocessing)
         from mobilenetv2.weights import load_checkpoint
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import os
 import warnings
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mobilenetv2.data.preprocessing import Preprocessing
 from mobilenetv2.errors import UserError
 from mobilenetv2.export.fuse import fuse_bn
 from mobilenetv2.export.onnx import first_line
@@ -52,6 +54,19 @@ def _lower_to_xnnpack(program: torch.export.ExportedProgram) -> bytes:
     from executorch.exir import to_edge_transform_and_lower
 
     return to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()]).to_executorch().buffer
+
+
+def read_sidecar(path: Path) -> tuple[list[str] | None, Preprocessing | None]:
+    """Class names and preprocessing from ``path``'s metadata JSON (written by export/quantize), if there is one."""
+    meta_path = sidecar_path(path)
+    if not meta_path.is_file():
+        return None, None
+    try:
+        meta = json.loads(meta_path.read_text())
+        stored = meta.get("mobilenetv2.preprocessing")
+        return meta.get("mobilenetv2.class_names"), Preprocessing.from_dict(stored) if stored else None
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise UserError(f"{meta_path} is not the metadata JSON that export writes ({first_line(exc)})") from None
 
 
 def export_executorch(model: nn.Module, path: str | os.PathLike[str], *, input_size: int | None = None) -> Path:
@@ -101,13 +116,21 @@ def quantize_executorch(model: nn.Module, path: str | os.PathLike[str], calibrat
 
 
 class ExecuTorchBackend:
-    """A loaded ``.pte`` classifier: ``backend(batch)`` gives logits, one image at a time (the program has batch 1)."""
+    """A loaded ``.pte`` classifier: ``backend(batch)`` gives logits, one image at a time (the program has batch 1).
+
+    ``class_names`` and ``preprocessing`` come from the metadata JSON beside the program (None without one).
+    """
 
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise UserError(f"ExecuTorch program not found: {self.path}")
+        if threads is not None and threads < 1:
+            raise UserError(f"threads must be >= 1, got {threads}")
         _require_executorch()
         from executorch.runtime import Runtime
 
-        self.path = Path(path)
+        self.class_names, self.preprocessing = read_sidecar(self.path)
         if threads is not None:
             from executorch.extension.pybindings.portable_lib import _unsafe_reset_threadpool
 
