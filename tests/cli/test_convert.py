@@ -52,8 +52,6 @@ def test_calibrate_on_photos(tflite_dir, tmp_path, capsys):
 
 
 def test_predict_with_the_converted_checkpoint(converted, tflite_dir, capsys):
-    if importlib.util.find_spec("mobilenetv2.cli.predict") is None:
-        pytest.skip("the predict command is not available")
     capsys.readouterr()
     photos = [str(tflite_dir / name) for name in PHOTOS]
     assert main(["predict", str(converted), *photos, "--format", "jsonl", "--top-k", "5"]) == 0
