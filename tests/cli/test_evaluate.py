@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from mobilenetv2.cli import main
@@ -19,11 +18,8 @@ CLASSES = ["ant", "bee", "wasp"]
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(1)
-    model = create_model("mobilenet_v2", width_mult=0.35, num_classes=3)
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "m.safetensors", model, class_names=CLASSES,
-                           preprocessing=Preprocessing(input_size=32, crop_pct=1.0))
+def checkpoint(tmp_path_factory, save_tiny):
+    return save_tiny(tmp_path_factory.mktemp("ckpt") / "m.safetensors", CLASSES, seed=1, input_size=32, crop_pct=1.0)
 
 
 @pytest.fixture(scope="module")

@@ -6,23 +6,16 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from mobilenetv2.cli import main
-from mobilenetv2.data import Preprocessing
-from mobilenetv2.models import create_model
-from mobilenetv2.weights import save_checkpoint
 
 CLASSES = ["cat", "dog", "fox"]
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = create_model("mobilenet_v2", width_mult=0.35, num_classes=3)
-    return save_checkpoint(tmp_path_factory.mktemp("ckpt") / "m.safetensors", model, class_names=CLASSES,
-                           preprocessing=Preprocessing(input_size=48))
+def checkpoint(tmp_path_factory, save_tiny):
+    return save_tiny(tmp_path_factory.mktemp("ckpt") / "m.safetensors", CLASSES, seed=0, input_size=48)
 
 
 @pytest.fixture(scope="module")

@@ -7,14 +7,8 @@ from mobilenetv2.cli import main
 
 
 @pytest.fixture
-def checkpoint(tmp_path):
-    from mobilenetv2.data.preprocessing import Preprocessing
-    from mobilenetv2.models import create_model
-    from mobilenetv2.weights import save_checkpoint
-
-    model = create_model("mobilenet_v2", width_mult=0.35, num_classes=2)
-    return save_checkpoint(tmp_path / "tiny.safetensors", model, class_names=["ants", "bees"],
-                           preprocessing=Preprocessing(input_size=32))
+def checkpoint(tmp_path, save_tiny):
+    return save_tiny(tmp_path / "tiny.safetensors", ["ants", "bees"], input_size=32)
 
 
 def test_quantize_reports_fp32_and_int8_side_by_side(checkpoint, shared_data, capsys):

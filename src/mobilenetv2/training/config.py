@@ -158,19 +158,25 @@ class TrainConfig:
         atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
-def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """A YAML mapping from ``path``; a missing file or bad YAML is one clear error."""
+def load_yaml(path: str | os.PathLike[str], what: str = "config file") -> Any:
+    """The YAML document in ``path`` (None when empty); a missing file or bad YAML is one clear error about ``what``."""
     import yaml
 
     p = Path(path)
     if not p.is_file():
-        raise UserError(f"config file not found: {p}")
+        raise UserError(f"{what} {str(p)!r} does not exist")
     try:
-        data = yaml.safe_load(p.read_text())
+        return yaml.safe_load(p.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise UserError(f"{p} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        raise UserError(f"{what} {str(p)!r} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+
+
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A YAML mapping from ``path``; a missing file or bad YAML is one clear error."""
+    p = Path(path)
+    data = load_yaml(p)
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -115,17 +115,9 @@ class SearchSpace:
     @classmethod
     def from_yaml(cls, path: str | Path, allowed: Iterable[str] | None = None,
                   check_value: Callable[[str, Any], None] | None = None) -> SearchSpace:
-        import yaml
+        from mobilenetv2.training.config import load_yaml
 
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"search space file {str(path)!r} does not exist")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            where = getattr(exc, "problem_mark", None)
-            line = f" at line {where.line + 1}" if where is not None else ""
-            raise UserError(f"search space file {str(path)!r} is not valid YAML{line}: {getattr(exc, 'problem', exc)}") from None
+        data = load_yaml(path, "search space file")
         return cls.from_dict(data, allowed, source=str(path), check_value=check_value)
 
 
