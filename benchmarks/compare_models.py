@@ -1,6 +1,6 @@
 """MobileNetV2 against its family and torchvision's small CNNs: size, multiply-adds, latency, throughput, memory.
 
-Runs ``mobilenetv2.evaluation.compare`` on the default candidates (``--quick``: a shorter list, fewer repeats),
+Runs ``mobilenetv2.benchmarking.compare`` on the default candidates (``--quick``: a shorter list, fewer repeats),
 with every timing interleaved across the models, and writes the table into BENCHMARKS.md's "model-comparison"
 section with ratios against MobileNetV2 1.0 at 224 (the reference). Random weights: no accuracy here (see
 ``mobilenetv2 compare --data ... --epochs N`` for accuracy after the same training budget).
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import torch
 
-from mobilenetv2.cli.common import format_table
-from mobilenetv2.evaluation.compare import DEFAULT_MODELS, QUICK_MODELS, compare, write_outputs
+from mobilenetv2.benchmarking.compare import DEFAULT_MODELS, QUICK_MODELS, compare, write_outputs
 from mobilenetv2.io import atomic_write_text
+from mobilenetv2.reporting import format_table
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
 SECTION = "<!-- section: model-comparison -->"

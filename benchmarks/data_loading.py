@@ -19,8 +19,8 @@ import torch
 from torch.utils.data import DataLoader
 from torchvision.datasets import ImageFolder
 
-from mobilenetv2.benchmarking import time_interleaved
 from mobilenetv2.data import DataConfig, build_data, train_transform
+from mobilenetv2.timing import time_interleaved
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "hymenoptera_data"
 

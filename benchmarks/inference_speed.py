@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mobilenetv2.benchmarking import time_interleaved
 from mobilenetv2.benchmarking.inference import PATHS, _at_resolution, benchmark_inference
-from mobilenetv2.cli.common import format_table
 from mobilenetv2.export.exporter import export_model
 from mobilenetv2.export.quantize import quantize_onnx
 from mobilenetv2.export.runtime import OnnxBackend
 from mobilenetv2.models import create_model
+from mobilenetv2.reporting import format_table
+from mobilenetv2.timing import time_interleaved
 
 INT8_VARIANTS = {  # name -> quantize_onnx options
     "QDQ per-channel (default)": {},

@@ -14,9 +14,9 @@ import torch
 import torchvision
 from torch import nn
 
-from mobilenetv2.benchmarking.timing import time_interleaved
-from mobilenetv2.cli.common import format_table
 from mobilenetv2.models import create_model
+from mobilenetv2.reporting import format_table
+from mobilenetv2.timing import time_interleaved
 from mobilenetv2.training import TrainConfig
 from mobilenetv2.training.loop import Trainer
 from mobilenetv2.training.optim import build_optimizer, build_scheduler

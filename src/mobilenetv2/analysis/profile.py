@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from mobilenetv2.models.base import MobileNet
-from mobilenetv2.models.registry import check_resolution
+from mobilenetv2.models.checks import check_resolution
 
 ACTIVATION_BYTES = 2  # 16-bit activations, as in the paper's memory comparison (its Table 3)
 

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from mobilenetv2.benchmarking.timing import restores_threads, time_interleaved
 from mobilenetv2.errors import UserError
+from mobilenetv2.timing import restores_threads, time_interleaved
 
 PATHS = ("torchvision", "eager", "channels_last", "bn_folded", "compile", "onnx", "int8")
 REFERENCE = "torchvision"
@@ -59,7 +59,7 @@ class BenchmarkReport:
         return {**asdict(self), "limit_ms": {b: self.limit_ms(b) for b in self.batches}}
 
     def table(self) -> str:
-        from mobilenetv2.cli.common import format_table
+        from mobilenetv2.reporting import format_table
 
         ref = next((p for p in self.paths if p.name == REFERENCE), None)
         headers = ["path", "size MB", "mem MB"]

@@ -24,13 +24,5 @@ def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return kwargs
 
 
-def format_table(headers: list[str], rows: list[list[Any]]) -> str:
-    """A Markdown table with aligned columns."""
-    cells = [[("" if v is None else str(v)) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
-    line = lambda vals: "| " + " | ".join(v.ljust(w) for v, w in zip(vals, widths)) + " |"  # noqa: E731
-    return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, cells)])
-
-
 def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2))

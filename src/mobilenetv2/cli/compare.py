@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     import sys
 
-    from mobilenetv2.evaluation.compare import QUICK_MODELS, compare, to_markdown, write_outputs
+    from mobilenetv2.benchmarking.compare import QUICK_MODELS, compare, to_markdown, write_outputs
 
     train_config = None
     if args.train_config:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from mobilenetv2.cli.common import add_model_args, format_table, model_kwargs, print_json
+from mobilenetv2.cli.common import add_model_args, model_kwargs, print_json
+from mobilenetv2.reporting import format_table
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:

@@ -24,10 +24,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from mobilenetv2.cli.common import format_table
     from mobilenetv2.data.images import BadImageError, find_images, load_image
     from mobilenetv2.errors import UserError
     from mobilenetv2.evaluation import Classifier
+    from mobilenetv2.reporting import format_table
 
     if args.top_k < 1 or args.batch_size < 1:
         raise UserError(f"--top-k and --batch-size must be >= 1, got {args.top_k} and {args.batch_size}")

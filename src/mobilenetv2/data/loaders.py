@@ -15,7 +15,7 @@ from mobilenetv2.data.datasets import LabeledImages, resolve_source
 from mobilenetv2.data.preprocessing import Preprocessing, eval_transform
 from mobilenetv2.data.transforms import BatchMix, check_augment, sample_seed, train_transform
 from mobilenetv2.errors import UserError
-from mobilenetv2.models.registry import MIN_RESOLUTION
+from mobilenetv2.models.checks import MIN_RESOLUTION
 
 # Recommended settings for the built-in digits (8x8 images upscaled): small input, no flips (a flipped 2 is not a 2),
 # no centre crop (the digits touch the borders). The training helper merges these into its defaults for data="digits".

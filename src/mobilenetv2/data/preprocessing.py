@@ -27,7 +27,7 @@ class Preprocessing:
     resize_mode: str = "crop"
 
     def __post_init__(self) -> None:
-        from mobilenetv2.models.registry import check_choice, check_resolution
+        from mobilenetv2.models.checks import check_choice, check_resolution
 
         check_resolution(int(self.input_size))
         check_choice("interpolation", self.interpolation, ["bilinear", "bicubic", "nearest"])

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +14,7 @@ import numpy as np
 import torch
 
 from mobilenetv2.evaluation import metrics as M
+from mobilenetv2.reporting import format_table, pyplot, staged_dir
 
 REPORT_FILES = ("report.json", "report.md", "confusion_matrix.csv", "confusion_matrix.png",
                 "confusion_matrix_normalized.png", "reliability.png")
@@ -73,8 +70,6 @@ class EvalReport:
                 f"macro F1 {self.macro['f1']:.4f}, ECE {self.ece:.4f}")
 
     def to_markdown(self) -> str:
-        from mobilenetv2.cli.common import format_table
-
         top5_note = " (trivially 100%: at most 5 classes)" if len(self.class_names) <= 5 else ""
         lines = [
             "# Evaluation report", "", *(f"- {k}: {v}" for k, v in self.info.items()),
@@ -145,39 +140,9 @@ def evaluate_predictions(targets: np.ndarray | torch.Tensor, logits_or_probs: np
     )
 
 
-@contextlib.contextmanager
-def staged_dir(out_dir: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield an empty temporary folder beside ``out_dir``; on success its files move into ``out_dir``.
-
-    A new ``out_dir`` appears by one rename; into an existing one, each file is replaced atomically.
-    On failure nothing under ``out_dir`` changes.
-    """
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        yield tmp
-        if not out.exists():
-            os.replace(tmp, out)
-            return
-        for f in sorted(tmp.iterdir()):
-            os.replace(f, out / f.name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_confusion(cm: np.ndarray, class_names: list[str], path: Path, normalize: bool) -> None:
     """A labelled heat map; counts (or row fractions) written in the cells when there are at most 30 classes."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(class_names)
     data = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1) if normalize else cm
     size = min(4 + 0.35 * n, 30)
@@ -203,7 +168,7 @@ def plot_confusion(cm: np.ndarray, class_names: list[str], path: Path, normalize
 
 def plot_reliability(bins: list[dict], ece: float, path: Path) -> None:
     """Accuracy against confidence per bin, with the diagonal of perfect calibration."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(5, 5))
     width = bins[0]["upper"] - bins[0]["lower"]
     filled = [b for b in bins if b["count"]]

@@ -42,7 +42,7 @@ class QuantizeReport:
         return {**asdict(self), "drop_points": round(self.drop_points, 3)}
 
     def table(self) -> str:
-        from mobilenetv2.cli.common import format_table
+        from mobilenetv2.reporting import format_table
 
         fmt = RUNTIMES[self.runtime]
         return format_table(
@@ -126,9 +126,9 @@ def quantize_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLi
     ``runtime="onnxruntime"`` writes a QDQ ONNX model; ``"executorch"`` an XNNPACK ``.pte`` program with its
     metadata JSON beside it.
     """
-    from mobilenetv2.benchmarking import time_interleaved
     from mobilenetv2.data import build_eval_loader
     from mobilenetv2.export.quantize import calibration_batches
+    from mobilenetv2.timing import time_interleaved
     from mobilenetv2.weights import load_model
 
     method = _check_options(runtime, method, quant_format, reduce_range)

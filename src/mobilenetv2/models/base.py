@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mobilenetv2.models.checks import check_num_classes
 from mobilenetv2.models.layers import check_input
 
 
@@ -66,8 +67,6 @@ class MobileNet(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the last linear layer with a new one for ``num_classes`` classes."""
-        from mobilenetv2.models.registry import check_num_classes
-
         check_num_classes(num_classes)
         last = self.classifier[-1]
         self.classifier[-1] = nn.Linear(last.in_features, num_classes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from mobilenetv2.models.base import MobileNet, Stage, init_weights
+from mobilenetv2.models.checks import check_common_args
 from mobilenetv2.models.layers import ConvBNAct, DepthwiseSeparable, make_divisible
 
 # Table 1 of the V1 paper: (output channels, stride) of each depthwise separable block.
@@ -22,8 +23,6 @@ class MobileNetV1(MobileNet):
         activation: str = "relu", round_nearest: int = 8, tf_padding: bool = False,
     ) -> None:
         super().__init__()
-        from mobilenetv2.models.registry import check_common_args
-
         check_common_args(num_classes=num_classes, width_mult=width_mult, in_chans=in_chans, dropout=dropout)
         self.arch = {"name": "mobilenet_v1", "args": {
             "num_classes": num_classes, "width_mult": width_mult, "in_chans": in_chans, "dropout": dropout,

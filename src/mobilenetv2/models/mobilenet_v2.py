@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from mobilenetv2.models.base import MobileNet, Stage, init_weights
+from mobilenetv2.models.checks import check_common_args
 from mobilenetv2.models.layers import ConvBNAct, InvertedResidual, make_divisible
 
 # Table 2 of the paper: expansion t, output channels c, repeats n, first stride s.
@@ -41,8 +42,6 @@ class MobileNetV2(MobileNet):
         bn_eps: float = 1e-5,
     ) -> None:
         super().__init__()
-        from mobilenetv2.models.registry import check_common_args
-
         check_common_args(num_classes=num_classes, width_mult=width_mult, in_chans=in_chans, dropout=dropout)
         self.arch = {"name": "mobilenet_v2", "args": {
             "num_classes": num_classes, "width_mult": width_mult, "in_chans": in_chans, "expansion": expansion,

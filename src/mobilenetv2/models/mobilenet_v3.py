@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from mobilenetv2.models.base import MobileNet, Stage, init_weights
+from mobilenetv2.models.checks import check_choice, check_common_args
 from mobilenetv2.models.layers import ConvBNAct, InvertedResidual, make_divisible
 
 # (kernel, expanded channels, output channels, squeeze-excite, activation, stride), as in torchvision.
@@ -37,8 +38,6 @@ class MobileNetV3(MobileNet):
         dropout: float = 0.2, round_nearest: int = 8, tf_padding: bool = False,
     ) -> None:
         super().__init__()
-        from mobilenetv2.models.registry import check_choice, check_common_args
-
         check_choice("variant", variant, list(V3_TABLES))
         check_common_args(num_classes=num_classes, width_mult=width_mult, in_chans=in_chans, dropout=dropout)
         self.arch = {"name": "mobilenet_v3", "args": {

@@ -14,9 +14,6 @@ from mobilenetv2.models.mobilenet_v3 import MobileNetV3
 
 _REGISTRY: dict[str, Callable[..., MobileNet]] = {}
 
-MIN_RESOLUTION = 32
-
-
 def register_model(name: str, builder: Callable[..., MobileNet]) -> None:
     """Make ``create_model(name)`` call ``builder``."""
     _REGISTRY[name] = builder
@@ -37,32 +34,6 @@ def create_model(name: str, **kwargs: Any) -> MobileNet:
         return _REGISTRY[name](**kwargs)
     except TypeError as exc:  # an unknown keyword argument
         raise UserError(f"bad argument for model {name!r}: {exc}") from None
-
-
-def check_num_classes(num_classes: int) -> None:
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise UserError(f"num_classes must be an integer >= 1, got {num_classes!r}")
-
-
-def check_common_args(*, num_classes: int, width_mult: float, in_chans: int, dropout: float) -> None:
-    """One clear error for each argument outside what the architecture allows."""
-    check_num_classes(num_classes)
-    if not isinstance(width_mult, (int, float)) or isinstance(width_mult, bool) or not width_mult > 0:
-        raise UserError(f"width_mult must be a number > 0 (the paper uses 0.35 to 1.4), got {width_mult!r}")
-    if not isinstance(in_chans, int) or in_chans < 1:
-        raise UserError(f"in_chans must be an integer >= 1, got {in_chans!r}")
-    if not 0.0 <= dropout < 1.0:
-        raise UserError(f"dropout must be in [0, 1), got {dropout!r}")
-
-
-def check_resolution(resolution: int) -> None:
-    if not isinstance(resolution, int) or resolution < MIN_RESOLUTION:
-        raise UserError(f"resolution must be an integer >= {MIN_RESOLUTION} (the paper uses 96 to 224), got {resolution!r}")
-
-
-def check_choice(name: str, value: str, allowed: list[str]) -> None:
-    if value not in allowed:
-        raise UserError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
 
 
 def _with_defaults(cls: type[MobileNet], **defaults: Any) -> Callable[..., MobileNet]:

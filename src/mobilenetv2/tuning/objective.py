@@ -39,8 +39,8 @@ def measure_latency_ms(cfg: TrainConfig, num_classes: int, rounds: int = 10) -> 
     is steadier than a many-thread figure on a shared machine and closer to one core of a phone."""
     import torch
 
-    from mobilenetv2.benchmarking import time_interleaved, torch_threads
     from mobilenetv2.models import create_model
+    from mobilenetv2.timing import time_interleaved, torch_threads
 
     kwargs = {k: v for k, v in (("width_mult", cfg.width_mult), ("dropout", cfg.dropout)) if v is not None}
     model = create_model(cfg.model, num_classes=num_classes, **kwargs).eval()

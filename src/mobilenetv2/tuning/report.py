@@ -54,7 +54,7 @@ def fmt(value: Any, digits: int = 4) -> Any:
 
 def write_table(study: optuna.Study, out: Path) -> tuple[Path, Path]:
     """``trials.md`` and ``trials.csv`` in ``out``."""
-    from mobilenetv2.cli.common import format_table
+    from mobilenetv2.reporting import format_table
 
     headers, rows = trial_rows(study)
     buf = io.StringIO()

@@ -23,8 +23,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from mobilenetv2.benchmarking.timing import restores_threads
 from mobilenetv2.errors import UserError
+from mobilenetv2.timing import restores_threads
 
 DEFAULT_MODELS = [
     "mobilenet_v2_050", "mobilenet_v2_100", "mobilenet_v2_140", "mobilenet_v2_100@160", "mobilenet_v2_100@128",
@@ -89,7 +89,7 @@ def torchvision_classifiers() -> list[str]:
 def parse_candidate(spec: str, resolution: int) -> Candidate:
     """``name``, ``name@R`` or ``torchvision:name[@R]``; our names first, then torchvision's classifiers."""
     from mobilenetv2.models import list_models
-    from mobilenetv2.models.registry import check_resolution
+    from mobilenetv2.models.checks import check_resolution
 
     name, _, res = spec.partition("@")
     if res:
@@ -141,7 +141,7 @@ def disk_size_mb(model: nn.Module) -> float:
 
 def peak_memory_mb(candidate: Candidate, num_classes: int, threads: int) -> float | None:
     """Peak resident memory of building the model and running one batch-1 forward pass, in a fresh process."""
-    cmd = [sys.executable, "-m", "mobilenetv2.evaluation.memprobe", json.dumps(asdict(candidate)), str(num_classes),
+    cmd = [sys.executable, "-m", "mobilenetv2.benchmarking.memprobe", json.dumps(asdict(candidate)), str(num_classes),
            str(threads)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
     if proc.returncode != 0:
@@ -155,7 +155,7 @@ def measure(candidates: list[Candidate], *, repeats: int = 10, warmup: int = 2, 
             progress: Callable[[str], None] | None = None) -> list[Row]:
     """Static measures per model, then batch-1 latency and batch throughput timed interleaved across all models."""
     from mobilenetv2.analysis import count_macs
-    from mobilenetv2.benchmarking.timing import time_interleaved
+    from mobilenetv2.timing import time_interleaved
 
     say = progress or (lambda _msg: None)
     threads = threads or torch.get_num_threads()
@@ -217,7 +217,7 @@ def _fmt(key: str, value: Any) -> str:
 
 
 def to_markdown(rows: list[Row], info: dict[str, Any]) -> str:
-    from mobilenetv2.cli.common import format_table
+    from mobilenetv2.reporting import format_table
 
     better = "more accurate" if info["pareto_on"] == "accuracy" else "larger in MACs (MACs as a capacity proxy: no accuracy)"
     table = format_table([h for h, _ in COLUMNS], [[_fmt(k, getattr(r, k)) for _, k in COLUMNS] for r in rows])
@@ -243,7 +243,7 @@ def to_csv(rows: list[Row]) -> str:
 
 def plot(rows: list[Row], pareto_on: str, path: Path) -> None:
     """Accuracy (or MACs) against batch-1 latency, Pareto front joined by a line."""
-    from mobilenetv2.evaluation.report import _pyplot
+    from mobilenetv2.reporting import pyplot as _pyplot
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5.5))
@@ -265,7 +265,7 @@ def plot(rows: list[Row], pareto_on: str, path: Path) -> None:
 
 def write_outputs(rows: list[Row], info: dict[str, Any], out_dir: str | os.PathLike[str]) -> Path:
     """compare.md, compare.csv, compare.json and compare.png, all appearing together."""
-    from mobilenetv2.evaluation.report import staged_dir
+    from mobilenetv2.reporting import staged_dir
 
     with staged_dir(out_dir) as tmp:
         (tmp / "compare.md").write_text(to_markdown(rows, info))

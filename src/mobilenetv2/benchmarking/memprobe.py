@@ -1,6 +1,6 @@
 """Run in a fresh process by ``compare``: peak resident memory of building one model and one batch-1 forward pass.
 
-Usage: ``python -m mobilenetv2.evaluation.memprobe CANDIDATE_JSON NUM_CLASSES THREADS``; prints ``{"peak_mb": ...}``.
+Usage: ``python -m mobilenetv2.benchmarking.memprobe CANDIDATE_JSON NUM_CLASSES THREADS``; prints ``{"peak_mb": ...}``.
 The high-water mark is reset after the imports (Linux ``/proc/self/clear_refs``), so the figure is the model's
 weights plus the forward pass's activations and workspace, not the interpreter's.
 """
@@ -23,7 +23,7 @@ def main(argv: list[str]) -> None:
     import torch
     import torchvision  # noqa: F401 - imported before the baseline like everything the build needs
 
-    from mobilenetv2.evaluation.compare import Candidate
+    from mobilenetv2.benchmarking.compare import Candidate
 
     spec, num_classes, threads = json.loads(argv[0]), int(argv[1]), int(argv[2])
     torch.set_num_threads(threads)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from mobilenetv2.benchmarking.compare import Candidate, pareto_front, parse_candidate, peak_memory_mb
 from mobilenetv2.errors import UserError
-from mobilenetv2.evaluation.compare import Candidate, pareto_front, parse_candidate, peak_memory_mb
 
 
 def test_pareto_front_by_hand():
