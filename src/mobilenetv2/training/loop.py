@@ -9,7 +9,7 @@ import random
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,7 @@ from torch import nn
 from mobilenetv2.errors import UserError
 from mobilenetv2.training import distributed as D
 from mobilenetv2.training.config import TrainConfig
+from mobilenetv2.training.defaults import resolve_defaults
 from mobilenetv2.training.freeze import frozen_stages, keep_frozen_bn, set_frozen
 from mobilenetv2.training.logs import TensorBoard, plot_curves, write_metrics_csv
 from mobilenetv2.training.optim import build_optimizer, build_scheduler
@@ -36,15 +37,6 @@ class TrainResult:
     best_metric: float
     history: list[dict]
     final_metrics: dict
-
-
-def resolve_defaults(cfg: TrainConfig) -> TrainConfig:
-    """Fill the options whose default depends on the data (digits: small input, light augmentation)."""
-    import mobilenetv2.data as data_module
-
-    general = {"input_size": 224, "augment": "paper", "crop_pct": 0.875}
-    defaults = {**general, **data_module.DIGITS_DEFAULTS} if cfg.data == "digits" else general
-    return replace(cfg, **{k: defaults[k] for k in general if getattr(cfg, k) is None})
 
 
 def data_config(cfg: TrainConfig, pretrained: Checkpoint | None = None):

@@ -29,7 +29,7 @@ def trial_config(base: TrainConfig, params: dict[str, Any], run_dir: Path) -> Tr
 
 def resolution(cfg: TrainConfig) -> int:
     """The input size training will use (TrainConfig's default depends on the data)."""
-    from mobilenetv2.training.loop import resolve_defaults
+    from mobilenetv2.training.defaults import resolve_defaults
 
     return resolve_defaults(cfg).input_size
 
