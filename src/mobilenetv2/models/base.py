@@ -28,14 +28,16 @@ class Stage:
 class MobileNet(nn.Module):
     """Base class: ``features`` (an nn.Sequential), global average pooling and ``classifier``.
 
-    Subclasses fill ``features``, ``classifier``, ``stages``, ``feature_info`` and ``arch``.
+    Subclasses fill ``features``, ``stages`` and ``feature_info`` with a ``FeatureBuilder``, then ``classifier``
+    and ``arch``. ``feature_info`` lists the deepest layer at each stride >= 4: its ``features`` index, stride,
+    channels and module name (``"features.13"``), for backbone use.
     """
 
     in_chans: int
     num_classes: int
     num_features: int
     stages: list[Stage]
-    feature_info: list[dict[str, int]]
+    feature_info: list[dict[str, Any]]
     arch: dict[str, Any]
     features: nn.Sequential
     classifier: nn.Sequential

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from mobilenetv2.models.base import MobileNet, Stage, init_weights
+from mobilenetv2.models.base import MobileNet, init_weights
+from mobilenetv2.models.builder import FeatureBuilder
 from mobilenetv2.models.checks import check_common_args
 from mobilenetv2.models.layers import ConvBNAct, DepthwiseSeparable, make_divisible
 
@@ -30,28 +31,19 @@ class MobileNetV1(MobileNet):
         }}
         self.in_chans, self.num_classes = in_chans, num_classes
         in_chs = make_divisible(32 * width_mult, round_nearest)
-        layers: list[nn.Module] = [ConvBNAct(in_chans, in_chs, 3, 2, activation=activation, tf_padding=tf_padding)]
-        self.stages = [Stage("stem", "conv2d 3x3", None, in_chs, 1, 2, [0])]
-        self.feature_info: list[dict[str, int]] = []
-        stride = 2
+        b = FeatureBuilder()
+        b.stage("stem", "conv2d 3x3", None, in_chs, 1, 2)
+        b.add(ConvBNAct(in_chans, in_chs, 3, 2, activation=activation, tf_padding=tf_padding), 2, in_chs)
         for c, s in MOBILENET_V1_TABLE:
             out_chs = make_divisible(c * width_mult, round_nearest)
-            layers.append(DepthwiseSeparable(in_chs, out_chs, s, activation=activation, tf_padding=tf_padding))
-            stride *= s
-            index = len(layers) - 1
-            if self.stages[-1].c == out_chs and self.stages[-1].s == 1 and s == 1 and len(self.stages) > 1:
-                self.stages[-1].n += 1
-                self.stages[-1].indices.append(index)
+            last = b.stages[-1]
+            if s == 1 and last.s == 1 and last.c == out_chs:  # a repeat of the row above: one stage, n + 1
+                b.extend_stage()
             else:
-                self.stages.append(Stage(f"stage{len(self.stages)}", "dw-separable", None, out_chs, 1, s, [index]))
-            if stride >= 4:
-                info = {"index": index, "stride": stride, "channels": out_chs}
-                if self.feature_info and self.feature_info[-1]["stride"] == stride:
-                    self.feature_info[-1] = info
-                else:
-                    self.feature_info.append(info)
+                b.stage(f"stage{len(b.stages)}", "dw-separable", None, out_chs, 1, s)
+            b.add(DepthwiseSeparable(in_chs, out_chs, s, activation=activation, tf_padding=tf_padding), s, out_chs)
             in_chs = out_chs
+        self.features, self.stages, self.feature_info = b.build()
         self.num_features = in_chs
-        self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(in_chs, num_classes))
         init_weights(self)

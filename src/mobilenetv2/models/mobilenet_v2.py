@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from mobilenetv2.models.base import MobileNet, Stage, init_weights
+from mobilenetv2.models.base import MobileNet, init_weights
+from mobilenetv2.models.builder import FeatureBuilder
 from mobilenetv2.models.checks import check_common_args
 from mobilenetv2.models.layers import ConvBNAct, InvertedResidual, make_divisible
 
@@ -53,40 +54,25 @@ class MobileNetV2(MobileNet):
         in_chs = make_divisible(STEM_CHANNELS * width_mult, round_nearest)
         self.num_features = make_divisible(LAST_CHANNELS * max(1.0, width_mult), round_nearest)
 
-        layers: list[nn.Module] = [
-            ConvBNAct(in_chans, in_chs, 3, 2, activation=activation, tf_padding=tf_padding, **norm)
-        ]
-        self.stages = [Stage("stem", "conv2d 3x3", None, in_chs, 1, 2, [0])]
-        self.feature_info: list[dict[str, int]] = []
-        stride = 2
+        b = FeatureBuilder()
+        b.stage("stem", "conv2d 3x3", None, in_chs, 1, 2)
+        b.add(ConvBNAct(in_chans, in_chs, 3, 2, activation=activation, tf_padding=tf_padding, **norm), 2, in_chs)
         for row, (t, c, n, s) in enumerate(MOBILENET_V2_TABLE, start=1):
             t = t if t == 1 else expansion  # the table's 6 is the expansion factor; the first row stays 1
             out_chs = make_divisible(c * width_mult, round_nearest)
-            first = len(layers)
+            b.stage(f"stage{row}", "bottleneck", t, out_chs, n, s)
             for i in range(n):
-                block_stride = s if i == 0 else 1
+                stride = s if i == 0 else 1
                 expanded = int(round(in_chs * t))
                 se_chs = make_divisible(expanded * se_ratio, round_nearest) if se_ratio > 0 else 0
-                layers.append(InvertedResidual(
-                    in_chs, out_chs, block_stride, expanded, activation=activation, se_channels=se_chs,
+                b.add(InvertedResidual(
+                    in_chs, out_chs, stride, expanded, activation=activation, se_channels=se_chs,
                     tf_padding=tf_padding, **norm,
-                ))
+                ), stride, out_chs)
                 in_chs = out_chs
-            stride *= s
-            self.stages.append(Stage(f"stage{row}", "bottleneck", t, out_chs, n, s, list(range(first, len(layers)))))
-            self._record_feature(stride, out_chs, len(layers) - 1)
-        layers.append(ConvBNAct(in_chs, self.num_features, 1, activation=activation, **norm))
-        self.stages.append(Stage("head_conv", "conv2d 1x1", None, self.num_features, 1, 1, [len(layers) - 1]))
-        self.feature_info[-1] = {"index": len(layers) - 1, "stride": 32, "channels": self.num_features}
-        self.features = nn.Sequential(*layers)
+        b.stage("head_conv", "conv2d 1x1", None, self.num_features, 1, 1)
+        b.add(ConvBNAct(in_chs, self.num_features, 1, activation=activation, **norm), 1, self.num_features)
+        self.features, self.stages, self.feature_info = b.build()
         self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(self.num_features, num_classes))
         init_weights(self)
 
-    def _record_feature(self, stride: int, channels: int, index: int) -> None:
-        """Keep the deepest layer at each of the strides 4, 8, 16 and 32."""
-        if stride < 4:
-            return
-        if self.feature_info and self.feature_info[-1]["stride"] == stride:
-            self.feature_info[-1] = {"index": index, "stride": stride, "channels": channels}
-        else:
-            self.feature_info.append({"index": index, "stride": stride, "channels": channels})

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from mobilenetv2.models.base import MobileNet, Stage, init_weights
+from mobilenetv2.models.base import MobileNet, init_weights
+from mobilenetv2.models.builder import FeatureBuilder
 from mobilenetv2.models.checks import check_choice, check_common_args
 from mobilenetv2.models.layers import ConvBNAct, InvertedResidual, make_divisible
 
@@ -50,36 +51,24 @@ class MobileNetV3(MobileNet):
             return make_divisible(c * width_mult, round_nearest)
 
         in_chs = scale(16)
-        layers: list[nn.Module] = [
-            ConvBNAct(in_chans, in_chs, 3, 2, activation="hardswish", tf_padding=tf_padding, **V3_BN)
-        ]
-        self.stages = [Stage("stem", "conv2d 3x3", None, in_chs, 1, 2, [0])]
-        self.feature_info: list[dict[str, int]] = []
-        stride = 2
+        b = FeatureBuilder()
+        b.stage("stem", "conv2d 3x3", None, in_chs, 1, 2)
+        b.add(ConvBNAct(in_chans, in_chs, 3, 2, activation="hardswish", tf_padding=tf_padding, **V3_BN), 2, in_chs)
         for kernel, expanded, out, use_se, act, s in V3_TABLES[variant]:
             expanded, out = scale(expanded), scale(out)
             se_chs = make_divisible(expanded // 4, 8) if use_se else 0
-            layers.append(InvertedResidual(
-                in_chs, out, s, expanded, kernel, activation=act, se_channels=se_chs, tf_padding=tf_padding, **V3_BN
-            ))
-            stride *= s
-            index = len(layers) - 1
             operator = f"bneck {kernel}x{kernel}" + (" SE" if use_se else "") + f" {act}"
-            self.stages.append(Stage(f"block{index}", operator, expanded, out, 1, s, [index]))
-            info = {"index": index, "stride": stride, "channels": out}
-            if stride >= 4:
-                if self.feature_info and self.feature_info[-1]["stride"] == stride:
-                    self.feature_info[-1] = info
-                else:
-                    self.feature_info.append(info)
+            b.stage(f"block{len(b)}", operator, expanded, out, 1, s)
+            b.add(InvertedResidual(
+                in_chs, out, s, expanded, kernel, activation=act, se_channels=se_chs, tf_padding=tf_padding, **V3_BN
+            ), s, out)
             in_chs = out
         last_conv = 6 * in_chs
-        layers.append(ConvBNAct(in_chs, last_conv, 1, activation="hardswish", **V3_BN))
-        self.stages.append(Stage("head_conv", "conv2d 1x1", None, last_conv, 1, 1, [len(layers) - 1]))
-        self.feature_info[-1] = {"index": len(layers) - 1, "stride": 32, "channels": last_conv}
+        b.stage("head_conv", "conv2d 1x1", None, last_conv, 1, 1)
+        b.add(ConvBNAct(in_chs, last_conv, 1, activation="hardswish", **V3_BN), 1, last_conv)
+        self.features, self.stages, self.feature_info = b.build()
         self.num_features = last_conv
         hidden = scale(V3_LAST_CHANNELS[variant])
-        self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
             nn.Linear(last_conv, hidden), nn.Hardswish(inplace=True), nn.Dropout(p=dropout), nn.Linear(hidden, num_classes)
         )
