@@ -42,6 +42,31 @@ def test_info_checkpoint(tmp_path, capsys):
     assert "width_mult=0.5" in capsys.readouterr().out
 
 
+def test_info_checkpoint_uses_its_input_size(tmp_path, capsys):
+    from mobilenetv2 import create_model
+    from mobilenetv2.data.preprocessing import Preprocessing
+    from mobilenetv2.weights import save_checkpoint
+
+    path = save_checkpoint(tmp_path / "m.safetensors", create_model("mobilenet_v2_035", num_classes=2), ["a", "b"],
+                           Preprocessing(input_size=96))
+    assert main(["info", "--checkpoint", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "at 96x96 (the checkpoint's input size)" in out and "| stem " in out and "| 96x96x3 " in out
+    assert main(["info", "--checkpoint", str(path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["resolution"], data["resolution_from"]) == (96, "the checkpoint's input size")
+    assert data["rows"][0]["input"] == "96x96x3"
+    assert main(["info", "--checkpoint", str(path), "--resolution", "160", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["resolution"], data["resolution_from"]) == (160, "--resolution")
+
+
+def test_info_model_defaults_to_224(capsys):
+    assert main(["info", "--model", "mobilenet_v2_035", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["resolution"], data["resolution_from"]) == (224, "default")
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -7,13 +7,17 @@ import argparse
 from mobilenetv2.cli.common import add_model_args, model_kwargs, print_json
 from mobilenetv2.reporting import format_table
 
+DEFAULT_RESOLUTION = 224
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="per-layer table, parameters, multiply-adds, size and memory of a model",
                        description="Print the paper's per-layer table (input, operator, t, c, n, s) with parameters, "
                                    "multiply-adds and output size per layer, and the totals.")
     add_model_args(p)
-    p.add_argument("--checkpoint", help="describe the model stored in this checkpoint instead of --model")
+    p.set_defaults(resolution=None)  # None: the checkpoint's input size, or 224 for --model
+    p.add_argument("--checkpoint", help="describe the model stored in this checkpoint instead of --model, "
+                                        "at the checkpoint's input size unless --resolution is given")
     p.add_argument("--blocks", action="store_true", help="one row per block instead of one per paper row")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--list", action="store_true", help="list the model names and exit")
@@ -28,17 +32,20 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(list_models()))
         return 0
     if args.checkpoint:
-        from mobilenetv2.weights import load_model
+        from mobilenetv2.weights import load_checkpoint
 
-        model = load_model(args.checkpoint)
+        ckpt = load_checkpoint(args.checkpoint)
+        model, resolution, resolution_from = ckpt.model, ckpt.preprocessing.input_size, "the checkpoint's input size"
     else:
-        model = create_model(args.model, **model_kwargs(args))
-    prof = profile(model, args.resolution)
+        model, resolution, resolution_from = create_model(args.model, **model_kwargs(args)), DEFAULT_RESOLUTION, "default"
+    if args.resolution is not None:
+        resolution, resolution_from = args.resolution, "--resolution"
+    prof = profile(model, resolution)
     if args.json:
-        print_json(prof.to_dict())
+        print_json({**prof.to_dict(), "resolution_from": resolution_from})
         return 0
     arch = ", ".join(f"{k}={v}" for k, v in model.arch["args"].items())
-    print(f"{model.arch['name']}({arch}) at {args.resolution}x{args.resolution}\n")
+    print(f"{model.arch['name']}({arch}) at {resolution}x{resolution} ({resolution_from})\n")
     rows = prof.blocks if args.blocks else prof.rows
     print(format_table(
         ["layer", "input", "operator", "t", "c", "n", "s", "params", "MACs", "output"],
