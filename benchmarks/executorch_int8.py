@@ -22,6 +22,7 @@ from mobilenetv2.export.runtime import OnnxBackend
 from mobilenetv2.models import create_model
 from mobilenetv2.reporting import format_table
 from mobilenetv2.timing import time_interleaved
+from mobilenetv2.weights import CheckpointMeta
 
 
 def random_model(resolution: int) -> torch.nn.Module:
@@ -48,8 +49,8 @@ def main() -> None:
         paths = {name: Path(tmp) / name for name in ("fp32.pte", "int8.pte", "fp32.onnx")}
         export_executorch(model, paths["fp32.pte"], input_size=args.resolution)
         quantize_executorch(model, paths["int8.pte"], calibration, input_size=args.resolution)
-        model.preprocessing = Preprocessing(input_size=args.resolution)
-        export_model(model, paths["fp32.onnx"], "onnx")
+        export_model(model, paths["fp32.onnx"], "onnx", meta=CheckpointMeta.for_model(
+            model, preprocessing=Preprocessing(input_size=args.resolution)))
         runners = {
             "executorch fp32 (XNNPACK)": ExecuTorchBackend(paths["fp32.pte"], args.threads),
             "executorch int8 (XNNPACK)": ExecuTorchBackend(paths["int8.pte"], args.threads),

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mobilenetv2.benchmarking.inference import PATHS, _at_resolution, benchmark_inference
+from mobilenetv2.benchmarking.inference import PATHS, benchmark_inference, meta_at_resolution
 from mobilenetv2.export.exporter import export_model
 from mobilenetv2.export.quantize import quantize_onnx
 from mobilenetv2.export.runtime import OnnxBackend
@@ -42,7 +42,7 @@ def int8_variants(model, resolution: int, threads: int, batches: list[int], roun
     inputs = {b: rng.standard_normal((b, 3, resolution, resolution), dtype=np.float32) for b in batches}
     with tempfile.TemporaryDirectory() as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
-        export_model(_at_resolution(model, resolution), fp32, "onnx")
+        export_model(model, fp32, "onnx", meta=meta_at_resolution(model, resolution))
         files = {"onnxruntime fp32": fp32}
         for i, (name, options) in enumerate(INT8_VARIANTS.items()):
             files[name] = quantize_onnx(fp32, Path(tmp) / f"int8_{i}.onnx", calibration, **options)

@@ -112,8 +112,8 @@ def test_convert_keras_file(tmp_path, capsys):
     out = tmp_path / "tiny.safetensors"
     assert main(["convert", str(source), str(out), "--labels", str(labels)]) == 0
     assert "(keras)" in capsys.readouterr().out
-    from mobilenetv2.weights import load_model
+    from mobilenetv2.weights import load_checkpoint
 
-    model = load_model(out)
-    assert model.class_names == ["ant", "bee", "wasp"] and model.arch["args"]["width_mult"] == 0.35
-    assert model.preprocessing.input_size == 32 and model.preprocessing.resize_mode == "squash"
+    ckpt = load_checkpoint(out)
+    assert ckpt.class_names == ["ant", "bee", "wasp"] and ckpt.model.arch["args"]["width_mult"] == 0.35
+    assert ckpt.preprocessing.input_size == 32 and ckpt.preprocessing.resize_mode == "squash"

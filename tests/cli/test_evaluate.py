@@ -55,10 +55,11 @@ def test_report_files_and_agreement_with_predict(checkpoint, folder, tmp_path, c
 def test_onnx_gives_the_same_report(checkpoint, folder, tmp_path, capsys):
     pytest.importorskip("mobilenetv2.export.onnx", reason="the ONNX exporter (DEPLOYMENT helper) is not installed")
     from mobilenetv2.export.onnx import export_onnx, model_metadata
-    from mobilenetv2.weights import load_model
+    from mobilenetv2.weights import load_checkpoint
 
-    model = load_model(checkpoint)
-    onnx_path = export_onnx(model, tmp_path / "m.onnx", metadata=model_metadata(model))
+    ckpt = load_checkpoint(checkpoint)
+    onnx_path = export_onnx(ckpt.model, tmp_path / "m.onnx", input_size=ckpt.meta.input_size,
+                            metadata=model_metadata(ckpt.meta))
     reports = []
     for path in (checkpoint, onnx_path):
         assert main(["evaluate", str(path), "--data", str(folder), "--split", "all", "--json", "--workers", "0"]) == 0

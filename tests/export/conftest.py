@@ -35,8 +35,9 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_onnx(tiny_checkpoint) -> Path:
     from mobilenetv2.export.exporter import export_model
-    from mobilenetv2.weights import load_model
+    from mobilenetv2.weights import load_checkpoint
 
     out = tiny_checkpoint.with_suffix(".onnx")
-    export_model(load_model(tiny_checkpoint), out, "onnx")
+    ckpt = load_checkpoint(tiny_checkpoint)
+    export_model(ckpt.model, out, "onnx", meta=ckpt.meta)
     return out

@@ -40,7 +40,7 @@ def test_folder_prefers_best(tmp_path):
 
 
 def test_class_names_must_match_outputs(tmp_path):
-    with pytest.raises(UserError, match="2 class names given for a model with 3 outputs"):
+    with pytest.raises(UserError, match="2 class names for a model with 3 outputs"):
         save_checkpoint(tmp_path / "x.safetensors", create_model("mobilenet_v2_035", num_classes=3), ["a", "b"])
     assert not list(tmp_path.iterdir())
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from mobilenetv2.data.preprocessing import eval_transform
 from mobilenetv2.errors import UserError
-from mobilenetv2.weights import load_model, save_checkpoint
+from mobilenetv2.weights import load_checkpoint, save_checkpoint
 from mobilenetv2.weights.tflite import _dequantize, convert_tflite
 
 pytest.importorskip("ai_edge_litert")
@@ -212,8 +212,9 @@ def test_drop_background_gives_1000_classes(converted, quant_file, tflite_dir):
 
 def test_saved_checkpoint_loads_with_labels_and_preprocessing(converted, tmp_path):
     path = save_checkpoint(tmp_path / "mnv2.safetensors", converted.model, converted.class_names, converted.preprocessing)
-    model = load_model(path)
-    assert model.class_names == converted.class_names and model.preprocessing == converted.preprocessing
+    loaded = load_checkpoint(path)
+    model = loaded.model
+    assert loaded.class_names == converted.class_names and loaded.preprocessing == converted.preprocessing
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(model(x), converted.model(x))

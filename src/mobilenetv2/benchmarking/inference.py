@@ -12,7 +12,7 @@ import copy
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +21,7 @@ from torch import nn
 
 from mobilenetv2.errors import UserError
 from mobilenetv2.timing import restores_threads, time_interleaved
+from mobilenetv2.weights import CheckpointMeta
 
 PATHS = ("torchvision", "eager", "channels_last", "bn_folded", "compile", "onnx", "int8")
 REFERENCE = "torchvision"
@@ -122,15 +123,10 @@ def _torch_runner(module: nn.Module, x: torch.Tensor) -> Callable[[], object]:
     return run
 
 
-def _at_resolution(model: nn.Module, resolution: int) -> nn.Module:
-    """A shallow copy whose preprocessing says ``resolution`` (ONNX files have a static image size)."""
-    from dataclasses import replace
-
-    from mobilenetv2.data.preprocessing import Preprocessing
-
-    twin = copy.copy(model)
-    twin.preprocessing = replace(getattr(model, "preprocessing", None) or Preprocessing(), input_size=resolution)
-    return twin
+def meta_at_resolution(model: nn.Module, resolution: int, meta: CheckpointMeta | None = None) -> CheckpointMeta:
+    """``meta`` (or a bare model's) with its input size set to ``resolution`` (ONNX files have a static image size)."""
+    meta = meta or CheckpointMeta.for_model(model)
+    return meta.replace(preprocessing=replace(meta.preprocessing, input_size=resolution))
 
 
 def build_path(name: str, model: nn.Module, inputs: dict[int, torch.Tensor], workdir: Path, threads: int,
@@ -160,7 +156,7 @@ def build_path(name: str, model: nn.Module, inputs: dict[int, torch.Tensor], wor
 
     fp32_path = workdir / "fp32.onnx"
     if not fp32_path.exists():
-        export_model(_at_resolution(model, inputs[min(inputs)].shape[-1]), fp32_path, "onnx")
+        export_model(model, fp32_path, "onnx", meta=meta_at_resolution(model, inputs[min(inputs)].shape[-1]))
     path = fp32_path
     if name == "int8":
         from mobilenetv2.export.quantize import quantize_onnx

@@ -18,6 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "reference and to a compute limit measured on the spot.")
     p.add_argument("checkpoint", nargs="?", help="a checkpoint to benchmark (default: a fresh --model)")
     add_model_args(p)
+    p.set_defaults(resolution=None)  # a checkpoint's own input size, else 224
     p.add_argument("--threads", type=int, default=2, help="intra-op threads for every path (default 2)")
     p.add_argument("--batch", type=int, nargs="+", default=[1, 32], help="batch sizes (default 1 32)")
     p.add_argument("--rounds", type=int, default=20, help="interleaved timing rounds (default 20)")
@@ -32,15 +33,16 @@ def run(args: argparse.Namespace) -> int:
     from mobilenetv2.benchmarking.inference import benchmark_inference
 
     if args.checkpoint:
-        from mobilenetv2.weights import load_model
+        from mobilenetv2.weights import load_checkpoint
 
-        model = load_model(args.checkpoint)
+        ckpt = load_checkpoint(args.checkpoint)
+        model, resolution = ckpt.model, args.resolution or ckpt.meta.input_size
     else:
         from mobilenetv2.models import create_model
 
-        model = create_model(args.model, **model_kwargs(args))
+        model, resolution = create_model(args.model, **model_kwargs(args)), args.resolution or 224
     paths = tuple(p for p in args.formats if not (args.no_compile and p == "compile"))
-    report = benchmark_inference(model, resolution=args.resolution, threads=args.threads, batches=tuple(args.batch),
+    report = benchmark_inference(model, resolution=resolution, threads=args.threads, batches=tuple(args.batch),
                                  paths=paths, rounds=args.rounds,
                                  on_progress=lambda msg: print(msg, file=sys.stderr))
     if args.json:

@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError("--drop-background and --calibrate apply to TFLite files; Keras files keep their BatchNorm "
                             "statistics and have no background class")
         ckpt = convert_keras(source, labels=args.labels)
-    save_checkpoint(out, ckpt.model, ckpt.class_names, ckpt.preprocessing, extra=ckpt.extra)
+    save_checkpoint(out, ckpt.model, meta=ckpt.meta)
     a, pre = ckpt.model.arch["args"], ckpt.preprocessing
     labels = f"{len(ckpt.class_names)} labels" if ckpt.class_names else "no labels"
     print(f"converted {source} ({kind}) -> {out}: mobilenet_v2 width {a['width_mult']}, {a['num_classes']} classes "

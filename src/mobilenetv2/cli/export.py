@@ -23,11 +23,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from mobilenetv2.export.exporter import default_output, export_model
-    from mobilenetv2.weights import load_model
+    from mobilenetv2.weights import load_checkpoint
 
-    model = load_model(args.checkpoint)
+    ckpt = load_checkpoint(args.checkpoint)
     out = args.out or default_output(args.checkpoint, args.format)
-    check = export_model(model, out, args.format, opset=args.opset, verify_images=args.verify_images)
+    check = export_model(ckpt.model, out, args.format, meta=ckpt.meta, opset=args.opset,
+                         verify_images=args.verify_images)
     print(check.summary())
     print(f"wrote {out}")
     if args.format == "pte":

@@ -44,9 +44,8 @@ def sidecar_path(path: str | os.PathLike[str]) -> Path:
     return path.with_name(path.name + ".json")
 
 
-def _example_input(model: nn.Module, input_size: int | None) -> torch.Tensor:
-    size = input_size or getattr(getattr(model, "preprocessing", None), "input_size", 224)
-    return torch.randn(1, getattr(model, "in_chans", 3), size, size)
+def _example_input(model: nn.Module, input_size: int) -> torch.Tensor:
+    return torch.randn(1, model.in_chans, input_size, input_size)
 
 
 def _lower_to_xnnpack(program: torch.export.ExportedProgram) -> bytes:
@@ -69,7 +68,7 @@ def read_sidecar(path: Path) -> tuple[list[str] | None, Preprocessing | None]:
         raise UserError(f"{meta_path} is not the metadata JSON that export writes ({first_line(exc)})") from None
 
 
-def export_executorch(model: nn.Module, path: str | os.PathLike[str], *, input_size: int | None = None) -> Path:
+def export_executorch(model: nn.Module, path: str | os.PathLike[str], *, input_size: int) -> Path:
     """``torch.export`` the BN-folded model at batch 1, lower it to ExecuTorch with the XNNPACK delegate, write ``path``."""
     _require_executorch()
     example = _example_input(model, input_size)
@@ -84,7 +83,7 @@ def export_executorch(model: nn.Module, path: str | os.PathLike[str], *, input_s
 
 
 def quantize_executorch(model: nn.Module, path: str | os.PathLike[str], calibration: Iterable[np.ndarray], *,
-                        per_channel: bool = True, input_size: int | None = None) -> Path:
+                        per_channel: bool = True, input_size: int) -> Path:
     """int8 ``.pte`` by PT2E static quantization with XNNPACK's quantizer, calibrated on ``calibration`` batches.
 
     Weights are symmetric int8 (per output channel by default), activations int8 with histogram-observed ranges;

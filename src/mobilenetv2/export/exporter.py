@@ -14,6 +14,7 @@ from torch import nn
 from mobilenetv2.data.preprocessing import Preprocessing, eval_transform
 from mobilenetv2.errors import UserError
 from mobilenetv2.io import atomic_path, atomic_write_text
+from mobilenetv2.weights import CheckpointMeta
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "pt2": ".pt2", "pte": ".pte"}
 FP32_TOLERANCE = 1e-4
@@ -86,9 +87,9 @@ def run_exported(path: Path, fmt: str, batch: torch.Tensor) -> np.ndarray:
         return load_exported(path, fmt)(batch).numpy()
 
 
-def export_model(model: nn.Module, out: str | os.PathLike[str], fmt: str = "onnx", *, opset: int | None = None,
-                 verify_images: list[str] | None = None) -> Verification:
-    """Export ``model`` (with ``class_names``/``preprocessing`` attributes as ``load_model`` sets them) to ``out``.
+def export_model(model: nn.Module, out: str | os.PathLike[str], fmt: str = "onnx", *, meta: CheckpointMeta,
+                 opset: int | None = None, verify_images: list[str] | None = None) -> Verification:
+    """Export ``model`` to ``out`` at ``meta``'s input size, with ``meta`` (task, classes, preprocessing) stored in it.
 
     The file is verified before it takes its final name; a failed export or verification leaves nothing at ``out``.
     """
@@ -99,9 +100,9 @@ def export_model(model: nn.Module, out: str | os.PathLike[str], fmt: str = "onnx
     if fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
     model = model.eval()
-    preprocessing = getattr(model, "preprocessing", None) or Preprocessing()
-    metadata = model_metadata(model, preprocessing=preprocessing)
-    batch, source = verification_batch(preprocessing, verify_images, in_chans=getattr(model, "in_chans", 3))
+    preprocessing = meta.preprocessing
+    metadata = model_metadata(meta)
+    batch, source = verification_batch(preprocessing, verify_images, in_chans=model.in_chans)
     with torch.inference_mode():
         reference = model(batch).numpy()
     with atomic_path(out) as tmp:
@@ -117,12 +118,12 @@ def export_model(model: nn.Module, out: str | os.PathLike[str], fmt: str = "onnx
         if not check.passed:
             raise UserError(f"the exported model does not match PyTorch, nothing written: {check.summary()}")
         if fmt == "pte":  # ExecuTorch programs have no metadata field: class names and preprocessing go beside it
-            atomic_write_text(sidecar_path(out), metadata_json(model))
+            atomic_write_text(sidecar_path(out), metadata_json(meta))
     return check
 
 
-def metadata_json(model: nn.Module) -> str:
+def metadata_json(meta: CheckpointMeta) -> str:
     """The metadata stored in exported files, as one JSON document."""
     from mobilenetv2.export.onnx import model_metadata
 
-    return json.dumps({k: json.loads(v) for k, v in model_metadata(model).items()}, indent=2)
+    return json.dumps({k: json.loads(v) for k, v in model_metadata(meta).items()}, indent=2)

@@ -14,28 +14,26 @@ from typing import Any
 import torch
 from torch import nn
 
-from mobilenetv2.data.preprocessing import Preprocessing
 from mobilenetv2.errors import UserError
 from mobilenetv2.export.fuse import fuse_bn
-from mobilenetv2.export.runtime import META_ARCHITECTURE, META_CLASS_NAMES, META_PREPROCESSING
+from mobilenetv2.export.runtime import META_ARCHITECTURE, META_CLASS_NAMES, META_PREPROCESSING, META_TASK
+from mobilenetv2.weights import CheckpointMeta
 
 DEFAULT_OPSET = 18
 
 
-def model_metadata(model: nn.Module, class_names: list[str] | None = None,
-                   preprocessing: Preprocessing | None = None) -> dict[str, str]:
-    """What an exported file stores beside the graph (JSON strings): architecture, class names, preprocessing."""
-    class_names = class_names if class_names is not None else getattr(model, "class_names", None)
-    preprocessing = preprocessing or getattr(model, "preprocessing", None) or Preprocessing()
+def model_metadata(meta: CheckpointMeta) -> dict[str, str]:
+    """What an exported file stores beside the graph (JSON strings): task, architecture, class names, preprocessing."""
     return {
-        META_ARCHITECTURE: json.dumps(getattr(model, "arch", None)),
-        META_CLASS_NAMES: json.dumps(list(class_names) if class_names is not None else None),
-        META_PREPROCESSING: json.dumps(preprocessing.to_dict()),
+        META_TASK: json.dumps(meta.task),
+        META_ARCHITECTURE: json.dumps(meta.architecture),
+        META_CLASS_NAMES: json.dumps(meta.class_names),
+        META_PREPROCESSING: json.dumps(meta.preprocessing.to_dict()),
     }
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike[str], *, opset: int = DEFAULT_OPSET,
-                input_size: int | None = None, metadata: dict[str, str] | None = None) -> Path:
+                input_size: int, metadata: dict[str, str]) -> Path:
     """Write ``model`` (BatchNorm folded, eval mode) to ``path`` as ONNX with a dynamic batch dimension.
 
     Not atomic by itself: callers write to ``io.atomic_path`` and verify before the file takes its final name.
@@ -45,8 +43,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str], *, opset: int = 
     if not 13 <= opset <= 23:
         raise UserError(f"--opset must be between 13 and 23, got {opset}")
     fused = fuse_bn(model)
-    size = input_size or getattr(getattr(model, "preprocessing", None), "input_size", 224)
-    example = torch.randn(2, getattr(model, "in_chans", 3), size, size)
+    example = torch.randn(2, model.in_chans, input_size, input_size)
     path = Path(path)
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
@@ -59,7 +56,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str], *, opset: int = 
     except Exception as exc:  # noqa: BLE001 - the exporter raises many types; one line is what the user needs
         raise UserError(f"this model cannot be exported to ONNX: {first_line(exc)}") from None
     proto = onnx.load(str(path))
-    set_metadata(proto, metadata or model_metadata(model))
+    set_metadata(proto, metadata)
     onnx.save(proto, str(path))
     return path
 

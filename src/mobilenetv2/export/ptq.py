@@ -92,7 +92,7 @@ def _check_options(runtime: str, method: str | None, quant_format: str, reduce_r
     return "histogram"
 
 
-def _int8_pair(runtime: str, model, fp32_path: Path, int8_path: Path, batches: list[np.ndarray], *, method: str,
+def _int8_pair(runtime: str, model, meta, fp32_path: Path, int8_path: Path, batches: list[np.ndarray], *, method: str,
                quant_format: str, per_channel: bool, reduce_range: bool, threads: int):
     """Write the fp32 and int8 files of ``runtime`` and return their loaded backends."""
     if runtime == "onnxruntime":
@@ -100,14 +100,14 @@ def _int8_pair(runtime: str, model, fp32_path: Path, int8_path: Path, batches: l
         from mobilenetv2.export.quantize import quantize_onnx
         from mobilenetv2.export.runtime import OnnxBackend
 
-        export_model(model, fp32_path, "onnx")
+        export_model(model, fp32_path, "onnx", meta=meta)
         quantize_onnx(fp32_path, int8_path, batches, method=method, quant_format=quant_format,
                       per_channel=per_channel, reduce_range=reduce_range)
         return OnnxBackend(fp32_path, threads), OnnxBackend(int8_path, threads)
     from mobilenetv2.export.executorch import ExecuTorchBackend, export_executorch, quantize_executorch
 
-    export_executorch(model, fp32_path)
-    quantize_executorch(model, int8_path, batches, per_channel=per_channel)
+    export_executorch(model, fp32_path, input_size=meta.input_size)
+    quantize_executorch(model, int8_path, batches, per_channel=per_channel, input_size=meta.input_size)
     return ExecuTorchBackend(fp32_path, threads), ExecuTorchBackend(int8_path, threads)
 
 
@@ -129,13 +129,13 @@ def quantize_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLi
     from mobilenetv2.data import build_eval_loader
     from mobilenetv2.export.quantize import calibration_batches
     from mobilenetv2.timing import time_interleaved
-    from mobilenetv2.weights import load_model
+    from mobilenetv2.weights import load_checkpoint
 
     method = _check_options(runtime, method, quant_format, reduce_range)
-    model = load_model(checkpoint)
-    pre = model.preprocessing
+    ckpt = load_checkpoint(checkpoint)
+    model, pre = ckpt.model, ckpt.preprocessing
     val_loader, val_classes = build_eval_loader(val or calib, pre, split=_split(val, "val"), batch_size=32, workers=0)
-    model_classes = getattr(model, "class_names", None)
+    model_classes = ckpt.class_names
     if model_classes and list(model_classes) != list(val_classes):
         raise UserError(f"the validation classes {val_classes} differ from the checkpoint's classes {model_classes}")
     # Without --val, calibration draws from the training split only, so the two never share an image.
@@ -143,7 +143,7 @@ def quantize_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLi
     with tempfile.TemporaryDirectory(prefix="mobilenetv2-quant-") as tmp:
         fp32_path = Path(tmp) / f"fp32.{RUNTIMES[runtime]}"
         with atomic_path(out) as int8_path:
-            fp32, int8 = _int8_pair(runtime, model, fp32_path, int8_path, batches, method=method,
+            fp32, int8 = _int8_pair(runtime, model, ckpt.meta, fp32_path, int8_path, batches, method=method,
                                     quant_format=quant_format, per_channel=per_channel, reduce_range=reduce_range,
                                     threads=threads)
             fp32_logits, targets = predict_logits(fp32, val_loader)
@@ -156,7 +156,7 @@ def quantize_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLi
         from mobilenetv2.export.exporter import metadata_json
         from mobilenetv2.io import atomic_write_text
 
-        atomic_write_text(sidecar_path(out), metadata_json(model))
+        atomic_write_text(sidecar_path(out), metadata_json(ckpt.meta))
     return QuantizeReport(
         out=str(out), runtime=runtime, method=method, calibration_images=sum(len(b) for b in batches),
         val_images=len(targets), fp32_top1=float((fp32_logits.argmax(1) == targets).mean()),

@@ -16,6 +16,7 @@ from mobilenetv2.errors import UserError
 META_CLASS_NAMES = "mobilenetv2.class_names"
 META_PREPROCESSING = "mobilenetv2.preprocessing"
 META_ARCHITECTURE = "mobilenetv2.architecture"
+META_TASK = "mobilenetv2.task"
 
 
 def session_options(threads: int | None = None, spin: bool = True):

@@ -17,26 +17,24 @@ from mobilenetv2.export.onnx import first_line
 EXTRA_FILE = "mobilenetv2.json"
 
 
-def _example(model: nn.Module, input_size: int | None) -> torch.Tensor:
-    size = input_size or getattr(getattr(model, "preprocessing", None), "input_size", 224)
-    return torch.randn(2, getattr(model, "in_chans", 3), size, size)
+def _example(model: nn.Module, input_size: int) -> torch.Tensor:
+    return torch.randn(2, model.in_chans, input_size, input_size)
 
 
-def export_torchscript(model: nn.Module, path: str | os.PathLike[str], *, input_size: int | None = None,
-                       metadata: dict[str, str] | None = None) -> Path:
+def export_torchscript(model: nn.Module, path: str | os.PathLike[str], *, input_size: int,
+                       metadata: dict[str, str]) -> Path:
     """Trace the BN-folded model and save it with ``torch.jit.save`` (metadata in the extra file mobilenetv2.json)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             traced = torch.jit.trace(fuse_bn(model), _example(model, input_size))
-            torch.jit.save(traced, str(path), _extra_files={EXTRA_FILE: json.dumps(metadata or {})})
+            torch.jit.save(traced, str(path), _extra_files={EXTRA_FILE: json.dumps(metadata)})
     except Exception as exc:  # noqa: BLE001
         raise UserError(f"this model cannot be exported to TorchScript: {first_line(exc)}") from None
     return Path(path)
 
 
-def export_pt2(model: nn.Module, path: str | os.PathLike[str], *, input_size: int | None = None,
-               metadata: dict[str, str] | None = None) -> Path:
+def export_pt2(model: nn.Module, path: str | os.PathLike[str], *, input_size: int, metadata: dict[str, str]) -> Path:
     """``torch.export`` the BN-folded model with a dynamic batch and save it as a ``.pt2`` archive."""
     try:
         with warnings.catch_warnings():
@@ -44,7 +42,7 @@ def export_pt2(model: nn.Module, path: str | os.PathLike[str], *, input_size: in
             program = torch.export.export(fuse_bn(model), (_example(model, input_size),),
                                           dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},))
             with open(path, "wb") as f:  # a file object: torch.export insists on a .pt2 suffix for paths
-                torch.export.save(program, f, extra_files={EXTRA_FILE: json.dumps(metadata or {})})
+                torch.export.save(program, f, extra_files={EXTRA_FILE: json.dumps(metadata)})
     except Exception as exc:  # noqa: BLE001
         raise UserError(f"this model cannot be exported with torch.export: {first_line(exc)}") from None
     return Path(path)

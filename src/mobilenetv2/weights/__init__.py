@@ -2,6 +2,7 @@
 
 from mobilenetv2.weights.checkpoint import (
     Checkpoint,
+    CheckpointMeta,
     load_checkpoint,
     load_model,
     read_metadata,
@@ -11,6 +12,6 @@ from mobilenetv2.weights.checkpoint import (
 from mobilenetv2.weights.convert import detect_format, load_state_dict_strict, to_our_keys
 
 __all__ = [
-    "Checkpoint", "detect_format", "load_checkpoint", "load_model", "load_state_dict_strict", "read_metadata",
+    "Checkpoint", "CheckpointMeta", "detect_format", "load_checkpoint", "load_model", "load_state_dict_strict", "read_metadata",
     "resolve_checkpoint_path", "save_checkpoint", "to_our_keys",
 ]

@@ -1,11 +1,13 @@
 """Our checkpoint format: one ``.safetensors`` file whose metadata holds a JSON document.
 
-The JSON (key ``mobilenetv2``) records the architecture, class names, preprocessing and metrics, so that
-``load_model(path)`` rebuilds the model without unpickling anything.
+The JSON (key ``mobilenetv2``) is a ``CheckpointMeta``: architecture, task, class names, preprocessing and metrics,
+so that ``load_checkpoint(path)`` rebuilds the model without unpickling anything, after checking every field.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -15,77 +17,169 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
+from torch import nn
 
 from mobilenetv2.data.preprocessing import Preprocessing
 from mobilenetv2.errors import UserError
 from mobilenetv2.io import atomic_path
-from mobilenetv2.models import MobileNet, model_from_arch
-from mobilenetv2.weights.convert import load_state_dict_strict, to_our_keys
+from mobilenetv2.models import model_from_arch
+from mobilenetv2.weights.convert import check_state_dict, detect_format, load_state_dict_strict, to_our_keys
 
 FORMAT = "mobilenetv2-checkpoint"
 FORMAT_VERSION = 1
 METADATA_KEY = "mobilenetv2"
 # Names tried, in order, when load_model is given a folder (a training run's folder, say).
 CHECKPOINT_NAMES = ("best.safetensors", "model.safetensors", "last.safetensors")
+# What a checkpoint can say it is; each has a module under mobilenetv2.tasks that knows how to train and run it.
+TASK_NAMES = ("classification", "segmentation", "detection")
+MAX_METADATA_BYTES = 1 << 20  # class names of 100k classes fit; a larger JSON is not ours
+# The evaluation preprocessing each source's ImageNet weights were measured with (timm's pretrained_cfg: bicubic).
+FOREIGN_PREPROCESSING = {"timm_mobilenetv2": Preprocessing(interpolation="bicubic", crop_pct=0.875)}
+
+
+@dataclass(frozen=True)
+class CheckpointMeta:
+    """Everything a model file says about its model besides the tensors: architecture, task, classes, preprocessing."""
+
+    architecture: dict[str, Any]
+    task: str = "classification"
+    class_names: list[str] | None = None
+    preprocessing: Preprocessing = field(default_factory=Preprocessing)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int | None:
+        return self.architecture.get("args", {}).get("num_classes")
+
+    @property
+    def input_size(self) -> int:
+        return self.preprocessing.input_size
+
+    def replace(self, **changes: Any) -> CheckpointMeta:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "task": self.task, "architecture": self.architecture,
+                "class_names": self.class_names, "preprocessing": self.preprocessing.to_dict(),
+                "metrics": self.metrics, "extra": self.extra}
+
+    @classmethod
+    def for_model(cls, model: nn.Module, **fields: Any) -> CheckpointMeta:
+        """The metadata of ``model`` (its ``arch``) with the given fields; None values take the defaults."""
+        fields = {k: v for k, v in fields.items() if v is not None}
+        if "class_names" in fields:
+            fields["class_names"] = list(fields["class_names"])
+        meta = cls(architecture=copy.deepcopy(model.arch), **fields)
+        meta.check_class_names()
+        return meta
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "checkpoint") -> CheckpointMeta:
+        """Validate a stored metadata document; anything malformed is one line naming ``source`` and the field."""
+        if not isinstance(data, dict):
+            raise UserError(f"{source}: the metadata is not a JSON object")
+        if data.get("format") != FORMAT:
+            raise UserError(f"{source}: not a {FORMAT} file (format {_short(data.get('format'))})")
+        version = data.get("format_version", 1)
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise UserError(f"{source}: format version {_short(version)} is newer than this mobilenetv2 reads "
+                            f"({FORMAT_VERSION}); upgrade mobilenetv2")
+        arch = data.get("architecture")
+        if not (isinstance(arch, dict) and isinstance(arch.get("name"), str) and isinstance(arch.get("args", {}), dict)):
+            raise UserError(f"{source}: 'architecture' must be an object with a 'name' string and an 'args' object")
+        task = data.get("task", "classification")
+        if task not in TASK_NAMES:
+            raise UserError(f"{source}: unknown task {_short(task)}; known: {', '.join(TASK_NAMES)}")
+        names = data.get("class_names")
+        if names is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            raise UserError(f"{source}: 'class_names' must be a list of strings")
+        meta = cls(architecture={"name": arch["name"], "args": dict(arch.get("args", {}))}, task=task,
+                   class_names=names, preprocessing=_preprocessing(data.get("preprocessing"), source),
+                   metrics=_object(data, "metrics", source), extra=_object(data, "extra", source))
+        meta.check_class_names(source)
+        return meta
+
+    def check_class_names(self, source: str = "checkpoint") -> None:
+        if self.class_names is not None and self.num_classes is not None and len(self.class_names) != self.num_classes:
+            raise UserError(f"{source}: {len(self.class_names)} class names for a model with {self.num_classes} outputs")
 
 
 @dataclass
 class Checkpoint:
-    """A loaded checkpoint: the model (eval mode) and what was stored with it."""
+    """A loaded checkpoint: the model (eval mode) and its metadata."""
 
-    model: MobileNet
-    class_names: list[str] | None
-    preprocessing: Preprocessing
-    metrics: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    model: nn.Module
+    meta: CheckpointMeta
     path: Path | None = None
+
+    @property
+    def task(self) -> str:
+        return self.meta.task
+
+    @property
+    def class_names(self) -> list[str] | None:
+        return self.meta.class_names
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return self.meta.preprocessing
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.meta.metrics
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return self.meta.extra
 
 
 def save_checkpoint(
     path: str | os.PathLike[str],
-    model: MobileNet,
+    model: nn.Module,
     class_names: list[str] | None = None,
     preprocessing: Preprocessing | None = None,
     metrics: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
+    *,
+    task: str | None = None,
+    meta: CheckpointMeta | None = None,
 ) -> Path:
-    """Write ``model`` and its metadata to ``path`` atomically; return the path."""
+    """Write ``model`` and its metadata (``meta``, or the fields given) to ``path`` atomically; return the path."""
     model = getattr(model, "module", model)  # unwrap DistributedDataParallel
     model = getattr(model, "_orig_mod", model)  # unwrap torch.compile
-    if class_names is not None and len(class_names) != model.num_classes:
-        raise UserError(f"{len(class_names)} class names given for a model with {model.num_classes} outputs")
-    meta = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "architecture": model.arch,
-        "class_names": list(class_names) if class_names is not None else None,
-        "preprocessing": (preprocessing or Preprocessing()).to_dict(),
-        "metrics": metrics or {},
-        "extra": extra or {},
-    }
+    if meta is None:
+        meta = CheckpointMeta.for_model(model, task=task, class_names=class_names, preprocessing=preprocessing,
+                                        metrics=metrics, extra=extra)
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
     path = Path(path)
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta)})
+        save_file(tensors, str(tmp), metadata={METADATA_KEY: json.dumps(meta.to_dict())})
     return path
 
 
-def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The JSON stored in one of our checkpoints, or None for a safetensors file of someone else's."""
+def read_header(path: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, dict[str, list[int]]]:
+    """The stored metadata JSON (None for someone else's safetensors file) and every tensor's shape, reading no tensor."""
     try:
         with safe_open(str(path), framework="pt") as f:
             raw = (f.metadata() or {}).get(METADATA_KEY)
+            shapes = {k: list(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 - safe_open has no iterator
     except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"{path} is not a readable safetensors file ({exc})") from None
+        raise UserError(f"{path} is not a readable safetensors file ({_first_line(exc)})") from None
     if raw is None:
-        return None
+        return None, shapes
+    if len(raw) > MAX_METADATA_BYTES:
+        raise UserError(f"{path}: the checkpoint's metadata is {len(raw):,} bytes (at most {MAX_METADATA_BYTES:,})")
     try:
-        meta = json.loads(raw)
+        return json.loads(raw), shapes
     except json.JSONDecodeError:
         raise UserError(f"{path}: the checkpoint's metadata is not valid JSON") from None
-    if meta.get("format") != FORMAT:
-        raise UserError(f"{path}: not a {FORMAT} file (format {meta.get('format')!r})")
-    return meta
+
+
+def read_metadata(path: str | os.PathLike[str]) -> CheckpointMeta | None:
+    """The validated metadata of one of our checkpoints, or None for a safetensors file of someone else's."""
+    data, _ = read_header(path)
+    return None if data is None else CheckpointMeta.from_dict(data, str(path))
 
 
 def resolve_checkpoint_path(path: str | os.PathLike[str]) -> Path:
@@ -102,38 +196,44 @@ def resolve_checkpoint_path(path: str | os.PathLike[str]) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike[str], **model_overrides: Any) -> Checkpoint:
-    """Load one of our checkpoints, or a torchvision/timm state dict (.pth/.safetensors) with inferred architecture."""
+    """Load one of our checkpoints, or a torchvision/timm state dict (.pth/.safetensors) with inferred architecture.
+
+    The metadata and every tensor shape are checked against the architecture before any memory is allocated.
+    """
     p = resolve_checkpoint_path(path)
     if p.suffix in (".pth", ".pt", ".bin"):
         return _from_foreign(_torch_load(p), p, model_overrides)
-    meta = read_metadata(p)
-    try:
-        sd = load_file(str(p))
-    except (SafetensorError, OSError) as exc:
-        raise UserError(f"{p} is corrupt or truncated ({exc})") from None
-    if meta is None:
-        return _from_foreign(sd, p, model_overrides)
-    arch = {"name": meta["architecture"]["name"], "args": {**meta["architecture"].get("args", {}), **model_overrides}}
+    data, shapes = read_header(p)
+    if data is None:
+        return _from_foreign(_load_tensors(p), p, model_overrides)
+    meta = CheckpointMeta.from_dict(data, str(p))
+    arch = {"name": meta.architecture["name"], "args": {**meta.architecture["args"], **model_overrides}}
+    with torch.device("meta"):  # shapes only: a file claiming 300,000 classes costs nothing until it is checked
+        skeleton = model_from_arch(arch)
+    check_state_dict(skeleton, {k: torch.empty(s, device="meta") for k, s in shapes.items()}, what=f"checkpoint {p.name}")
     model = model_from_arch(arch)
-    load_state_dict_strict(model, sd, what=f"checkpoint {p.name}")
+    load_state_dict_strict(model, _load_tensors(p), what=f"checkpoint {p.name}")
     model.eval()
-    return Checkpoint(model, meta.get("class_names"), Preprocessing.from_dict(meta.get("preprocessing") or {}),
-                      meta.get("metrics") or {}, meta.get("extra") or {}, p)
+    return Checkpoint(model, meta.replace(architecture=model.arch), p)
 
 
-def load_model(path: str | os.PathLike[str], **model_overrides: Any) -> MobileNet:
-    """Load a model (eval mode) from a checkpoint; ``model.class_names`` and ``model.preprocessing`` are set."""
-    ckpt = load_checkpoint(path, **model_overrides)
-    ckpt.model.class_names = ckpt.class_names
-    ckpt.model.preprocessing = ckpt.preprocessing
-    return ckpt.model
+def load_model(path: str | os.PathLike[str], **model_overrides: Any) -> nn.Module:
+    """Load a model (eval mode) from a checkpoint; ``load_checkpoint`` gives its metadata too."""
+    return load_checkpoint(path, **model_overrides).model
+
+
+def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError) as exc:
+        raise UserError(f"{path} is corrupt or truncated ({_first_line(exc)})") from None
 
 
 def _torch_load(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)  # restricted unpickler: tensors only
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise UserError(f"{path} is not a loadable PyTorch state dict ({type(exc).__name__}: {str(exc)[:120]})") from None
+        raise UserError(f"{path} is not a loadable PyTorch state dict ({type(exc).__name__}: {_first_line(exc)})") from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -143,8 +243,42 @@ def _torch_load(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _from_foreign(sd: dict[str, torch.Tensor], path: Path, overrides: dict[str, Any]) -> Checkpoint:
+    source_format = detect_format(sd)
     sd, arch = to_our_keys(sd)
     model = model_from_arch({"name": arch["name"], "args": {**arch["args"], **overrides}})
     load_state_dict_strict(model, sd, what=f"state dict {path.name}")
     model.eval()
-    return Checkpoint(model, None, Preprocessing(), {}, {"source": str(path)}, path)
+    meta = CheckpointMeta.for_model(model, preprocessing=FOREIGN_PREPROCESSING.get(source_format, Preprocessing()),
+                                    extra={"source": str(path), "source_format": source_format})
+    return Checkpoint(model, meta, path)
+
+
+
+def _preprocessing(data: Any, source: str) -> Preprocessing:
+    if data is None:
+        return Preprocessing()
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: 'preprocessing' must be an object")
+    try:
+        return Preprocessing.from_dict(data)
+    except UserError as exc:
+        raise UserError(f"{source}: preprocessing: {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{source}: malformed preprocessing ({_first_line(exc)})") from None
+
+
+def _object(data: dict[str, Any], key: str, source: str) -> dict[str, Any]:
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise UserError(f"{source}: {key!r} must be an object")
+    return value
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _first_line(exc: BaseException, limit: int = 160) -> str:
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]

@@ -162,6 +162,12 @@ def _from_timm_v2(sd: StateDict) -> StateDict:
 
 def load_state_dict_strict(model: torch.nn.Module, sd: StateDict, what: str = "checkpoint") -> None:
     """Load ``sd`` into ``model``, or raise one clear error listing which keys and shapes differ."""
+    check_state_dict(model, sd, what)
+    model.load_state_dict(sd)
+
+
+def check_state_dict(model: torch.nn.Module, sd: StateDict, what: str = "checkpoint") -> None:
+    """Raise one clear error if ``sd``'s keys or shapes differ from ``model``'s (works on meta tensors too)."""
     own = model.state_dict()
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]
@@ -179,7 +185,6 @@ def load_state_dict_strict(model: torch.nn.Module, sd: StateDict, what: str = "c
             parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
         hint = _guess_hint(sd)
         raise UserError(f"{what} does not fit {arch['name']}({args}): {'; '.join(parts)}{hint}")
-    model.load_state_dict(sd)
 
 
 def _guess_hint(sd: StateDict) -> str:

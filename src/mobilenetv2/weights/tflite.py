@@ -18,7 +18,7 @@ import torch
 from mobilenetv2.data.preprocessing import Preprocessing
 from mobilenetv2.errors import UserError
 from mobilenetv2.models import model_from_arch
-from mobilenetv2.weights.checkpoint import Checkpoint
+from mobilenetv2.weights.checkpoint import Checkpoint, CheckpointMeta
 from mobilenetv2.weights.convert import infer_arch, load_state_dict_strict
 
 LAYER_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -78,7 +78,7 @@ def convert_tflite(
     extra = {"source": str(path), "source_format": "tflite", "dropped_background": drop_background, "bn_calibration_images": 0}
     if calibration:
         extra["bn_calibration_images"] = calibrate_batchnorm(model, _calibration_batch(calibration, pre, max_calibration_images))
-    return Checkpoint(model, class_names, pre, {}, extra, None)
+    return Checkpoint(model, CheckpointMeta.for_model(model, class_names=class_names, preprocessing=pre, extra=extra))
 
 
 @torch.no_grad()
