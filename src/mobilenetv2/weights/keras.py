@@ -21,7 +21,7 @@ import torch
 from mobilenetv2.data.preprocessing import Preprocessing
 from mobilenetv2.errors import UserError
 from mobilenetv2.models import model_from_arch
-from mobilenetv2.weights.checkpoint import Checkpoint
+from mobilenetv2.weights.checkpoint import Checkpoint, CheckpointMeta
 from mobilenetv2.weights.convert import infer_arch, load_state_dict_strict
 from mobilenetv2.weights.tflite import _read_labels
 
@@ -44,7 +44,9 @@ def convert_keras(path: str | os.PathLike[str], labels: str | os.PathLike[str] |
     class_names = _read_labels(labels, model.num_classes) if labels is not None else None
     pre = Preprocessing(input_size=_input_size(config), crop_pct=1.0, interpolation="bilinear",
                         mean=(0.5,) * 3, std=(0.5,) * 3, resize_mode="squash")  # Keras "tf" mode: x / 127.5 - 1
-    return Checkpoint(model, class_names, pre, {}, {"source": str(path), "source_format": "keras"}, None)
+    meta = CheckpointMeta.for_model(model, class_names=class_names, preprocessing=pre,
+                                    extra={"source": str(path), "source_format": "keras"})
+    return Checkpoint(model, meta)
 
 
 def _read_keras_file(path: Path) -> tuple[dict[str, list[np.ndarray]], dict[str, Any] | None]:
