@@ -14,6 +14,7 @@ import optuna
 from optuna.trial import TrialState
 
 from mobilenetv2.errors import UserError
+from mobilenetv2.extras import MissingExtraError, available, require
 from mobilenetv2.tuning.space import SearchSpace
 
 SAMPLERS = ("grid", "random", "tpe")
@@ -112,30 +113,68 @@ def display_url(url: str) -> str:
         return url
 
 
-def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """Connect now, so that an unreachable database is one clear line before any trial starts."""
-    engine_kwargs: dict[str, Any] = {}
+POSTGRES = ("postgresql://", "postgres://")
+
+
+def driver_url(url: str) -> str:
+    """A plain ``postgresql://`` URL names psycopg (3) explicitly: SQLAlchemy before 2.1 would pick psycopg2."""
+    scheme = next((s for s in POSTGRES if url.startswith(s)), None)
+    if scheme is None:
+        return url
+    if not available("psycopg") and available("psycopg2"):
+        return "postgresql+psycopg2://" + url[len(scheme):]
+    try:
+        require("psycopg", "tune")
+    except MissingExtraError as exc:
+        raise MissingExtraError(f"cannot open storage {display_url(url)!r}: {exc}") from None
+    return "postgresql+psycopg://" + url[len(scheme):]
+
+
+def engine_options(url: str) -> dict[str, Any]:
+    """SQLAlchemy engine options for the storage's database."""
     if url.startswith("sqlite:///"):
         db = Path(url[len("sqlite:///"):])
         if not db.parent.is_dir():
             raise UserError(f"cannot open storage {display_url(url)!r}: folder {str(db.parent)!r} does not exist")
-        engine_kwargs = {"connect_args": {"timeout": 60}}  # several workers may write at once
+        return {"connect_args": {"timeout": 60}}  # several workers may write at once
+    if url.startswith("postgresql"):
+        # A host that drops packets fails in seconds, not minutes; a connection that idled through a long trial
+        # (closed by a firewall or the server) is replaced instead of failing the trial.
+        timeout = {} if "connect_timeout=" in url else {"connect_args": {"connect_timeout": 10}}
+        return {**timeout, "pool_pre_ping": True}
+    return {}
+
+
+def failure(exc: BaseException) -> str:
+    """The database's own words (not SQLAlchemy's wrapper with its SQL and links), on one line."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    if not lines:
+        return type(orig).__name__
+    return " ".join([*(line if line[-1] in ".:;?!" else line + "." for line in lines[:-1]), lines[-1]])
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """Connect now, so that a missing driver or an unreachable database is one clear line before any trial starts."""
+    connect = driver_url(url)
+    engine_kwargs = engine_options(connect)
     for attempt in itertools.count():
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 # Heartbeats let a study notice a worker that died: its trial becomes FAIL and is redone.
-                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=30, grace_period=120)
-        except ImportError as exc:
-            raise UserError(f"cannot open storage {display_url(url)!r}: the database driver is missing ({exc}); "
-                            "install it, e.g. `pip install psycopg2-binary` for PostgreSQL") from None
+                return optuna.storages.RDBStorage(connect, engine_kwargs=engine_kwargs, heartbeat_interval=30,
+                                                  grace_period=120)
+        except ImportError:
+            raise UserError(f"cannot open storage {display_url(url)!r}: no driver for {url.split('://')[0]!r} is "
+                            "installed (pip install 'mobilenetv2[tune]' brings the one for postgresql:// URLs)") from None
         except Exception as exc:  # SQLAlchemy raises many kinds; all mean the same to the user
             racing = type(exc).__name__ == "IntegrityError" or "already exists" in str(exc)
             if racing and attempt < 5:  # workers started together raced to create the tables
                 time.sleep(0.2 * (attempt + 1))
                 continue
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise UserError(f"cannot open storage {display_url(url)!r}: {reason.replace(url, display_url(url))}") from None
+            reason = failure(exc).replace(connect, display_url(url)).replace(url, display_url(url))
+            raise UserError(f"cannot open storage {display_url(url)!r}: {reason}") from None
 
 
 def open_study(name: str, storage: optuna.storages.BaseStorage | str, sampler: optuna.samplers.BaseSampler,
