@@ -107,6 +107,13 @@ def test_plain_url_names_the_psycopg_driver():
     assert driver_url("sqlite:///x.db") == "sqlite:///x.db"
 
 
+def test_plain_url_falls_back_to_psycopg2_when_only_it_is_installed(monkeypatch):
+    from mobilenetv2.tuning import study
+
+    monkeypatch.setattr(study, "available", lambda module: module == "psycopg2")
+    assert driver_url("postgresql://u:p@host/db") == "postgresql+psycopg2://u:p@host/db"
+
+
 def test_missing_driver_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg now fails as if it were not installed
     monkeypatch.setitem(sys.modules, "psycopg2", None)
