@@ -17,7 +17,7 @@ from mobilenetv2.errors import UserError
 from mobilenetv2.weights.keras import convert_keras
 
 # Only find keras here: importing it in this process would pick a backend for every other test.
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("keras") is None or importlib.util.find_spec("h5py") is None,
+needs_keras = pytest.mark.skipif(importlib.util.find_spec("keras") is None or importlib.util.find_spec("h5py") is None,
                                 reason="keras and h5py are needed (pip install 'mobilenetv2[interop]')")
 
 # Keras with random weights and randomised BatchNorm statistics, per "alpha:size" argument: saved in all three
@@ -60,6 +60,7 @@ def keras_dir(tmp_path_factory) -> Path:
     return folder
 
 
+@needs_keras
 @pytest.mark.parametrize(("alpha", "name"), [(0.35, "model.keras"), (0.35, "model.h5"), (0.35, "model.weights.h5"),
                                              (1.3, "model.keras")])
 def test_logits_match_keras(keras_dir, alpha, name):
@@ -76,6 +77,7 @@ def test_logits_match_keras(keras_dir, alpha, name):
     assert (pre.input_size, pre.resize_mode, pre.mean, pre.std) == (expected_size, "squash", (0.5,) * 3, (0.5,) * 3)
 
 
+@needs_keras
 def test_labels_must_match_the_outputs(keras_dir, tmp_path):
     folder = keras_dir / "alpha0.35"
     labels = tmp_path / "labels.txt"
@@ -86,6 +88,7 @@ def test_labels_must_match_the_outputs(keras_dir, tmp_path):
         convert_keras(folder / "model.keras", labels=labels)
 
 
+@needs_keras
 def test_truncated_and_foreign_files_are_rejected(keras_dir, tmp_path):
     folder = keras_dir / "alpha0.35"
     for name in ("model.keras", "model.h5"):
@@ -102,3 +105,42 @@ def test_truncated_and_foreign_files_are_rejected(keras_dir, tmp_path):
         f["dense_1"].create_dataset("dense_1/kernel", data=np.zeros((3, 2)))
     with pytest.raises(UserError, match="layer 'dense_1' has weights but is not a layer of keras.applications.MobileNetV2"):
         convert_keras(other)
+
+
+def _keras_zip(path: Path, members: dict[str, int]) -> Path:
+    """A .keras-shaped zip whose members are runs of zero bytes (tiny compressed, ``size`` bytes inflated)."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, size in members.items():
+            archive.writestr(name, b"\0" * size)
+    return path
+
+
+def test_keras_zip_bombs_are_refused_before_extracting(tmp_path, monkeypatch):
+    pytest.importorskip("h5py")
+    from mobilenetv2.weights import keras
+
+    monkeypatch.setattr(keras, "MAX_KERAS_BYTES", 2**20)
+    bomb = _keras_zip(tmp_path / "bomb.keras", {"config.json": 10, "model.weights.h5": 3 * 2**20})
+    assert bomb.stat().st_size < 2**20 // 10  # 3 MiB inflated from a few KiB
+    with pytest.raises(UserError, match=r"member 'model.weights.h5' alone is 3.0 MiB uncompressed, above the limit "
+                                        r"of 1.0 MiB \(not a Keras MobileNetV2 file; a zip bomb\?\)"):
+        keras.convert_keras(bomb)
+    many = _keras_zip(tmp_path / "many.keras", {f"part{i}": 2**19 for i in range(3)})
+    with pytest.raises(UserError, match=r"its members are 1.5 MiB uncompressed, above the limit of 1.0 MiB"):
+        keras.convert_keras(many)
+    small = _keras_zip(tmp_path / "small.keras", {"config.json": 10, "model.weights.h5": 2**19})
+    with pytest.raises(UserError, match="not a readable Keras"):  # under the limit: read, then found not to be Keras
+        keras.convert_keras(small)
+
+
+def test_keras_files_above_the_size_limit_are_refused(tmp_path, monkeypatch):
+    pytest.importorskip("h5py")
+    from mobilenetv2.weights import keras
+
+    monkeypatch.setattr(keras, "MAX_KERAS_BYTES", 2**20)
+    big = tmp_path / "big.h5"
+    big.write_bytes(b"\0" * (2**20 + 2**19))
+    with pytest.raises(UserError, match=r"big.h5: 1.5 MiB is above the limit of 1.0 MiB for a Keras MobileNetV2 file"):
+        keras.convert_keras(big)

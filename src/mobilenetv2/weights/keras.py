@@ -3,6 +3,7 @@
 The files are read with h5py (Keras itself is not needed): Keras 3 stores each layer's variables under
 ``layers/<group>/vars/<i>`` with the layer name as an attribute; legacy HDF5 files list ``weight_names`` per layer.
 Keras uses TF "SAME" padding and BatchNorm eps 1e-3, so the model is built with ``tf_padding=True, bn_eps=1e-3``.
+Files come from strangers: their size, and the uncompressed size of a .keras archive, are checked before reading.
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from mobilenetv2.weights.convert import infer_arch, load_state_dict_strict
 from mobilenetv2.weights.tflite import _read_labels
 
 KERAS_BN_EPS = 1e-3
+# The largest keras.applications.MobileNetV2 (alpha 1.4, 1000 classes) is 25 MB of float32 weights, 75 MB more with
+# Adam's optimizer state saved alongside; 512 MiB leaves room for float64 and big heads yet refuses zip bombs.
+MAX_KERAS_BYTES = 512 * 2**20
 HEAD_INDEX = 18  # features.18: the 1x1 conv to 1280 channels after the 17 blocks
 
 
@@ -53,9 +57,11 @@ def _read_keras_file(path: Path) -> tuple[dict[str, list[np.ndarray]], dict[str,
     """Layer name -> its variables in Keras order (kernel[, bias] or gamma, beta, moving mean, moving variance)."""
     import h5py
 
+    _check_file_size(path)
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
+                _check_archive(path, archive)
                 config = json.loads(archive.read("config.json"))
                 weights = io.BytesIO(archive.read("model.weights.h5"))
             with h5py.File(weights, "r") as f:
@@ -64,9 +70,40 @@ def _read_keras_file(path: Path) -> tuple[dict[str, list[np.ndarray]], dict[str,
             raw = f.attrs.get("model_config")
             config = json.loads(raw) if raw is not None else None
             return _read_h5(f), config
+    except UserError:  # a limit: already one clear line
+        raise
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         raise UserError(f"{path} is not a readable Keras .keras/.h5 weights file ({reason})") from None
+
+
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB"
+
+
+def _check_file_size(path: Path) -> None:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the Keras file ({exc.strerror or type(exc).__name__})") from None
+    if size > MAX_KERAS_BYTES:
+        raise UserError(f"{path}: {_mib(size)} is above the limit of {_mib(MAX_KERAS_BYTES)} for a Keras "
+                        "MobileNetV2 file (the largest is about 100 MiB)")
+
+
+def _check_archive(path: Path, archive: zipfile.ZipFile) -> None:
+    """Refuse a .keras archive whose members would inflate past MAX_KERAS_BYTES, before extracting anything.
+
+    The sizes are the ones the archive declares; zipfile never inflates a member past its declared size.
+    """
+    members = archive.infolist()
+    biggest = max(members, key=lambda m: m.file_size, default=None)
+    total = sum(m.file_size for m in members)
+    if total > MAX_KERAS_BYTES:
+        what = f"member {biggest.filename!r} alone is" if biggest.file_size > MAX_KERAS_BYTES else "its members are"
+        size = biggest.file_size if biggest.file_size > MAX_KERAS_BYTES else total
+        raise UserError(f"{path}: {what} {_mib(size)} uncompressed, above the limit of {_mib(MAX_KERAS_BYTES)} "
+                        "(not a Keras MobileNetV2 file; a zip bomb?)")
 
 
 def _read_h5(f: Any) -> dict[str, list[np.ndarray]]:
