@@ -6,6 +6,7 @@ import csv
 import inspect
 import logging
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -14,15 +15,20 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from mobilenetv2.data.images import (
+    DECODE_ERRORS,
     IMAGE_EXTENSIONS,
+    MAX_IMAGE_PIXELS,
     BadImageError,
+    check_pixels,
     is_image_file,
     list_image_folder,
     load_image,
     to_rgb,
+    upright,
     verify_image,
 )
 from mobilenetv2.data.transforms import sample_seed
@@ -250,7 +256,20 @@ class TorchvisionReader:
         self.datasets = datasets
 
     def __call__(self, item: tuple[str, int]):
-        return to_rgb(self.datasets[item[0]][item[1]][0])
+        split, index = item
+        where = f"{type(self.datasets[split]).__name__} {split} image {index}"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                image = self.datasets[split][index][0]
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise BadImageError(f"{where}: image above the limit of {MAX_IMAGE_PIXELS:,} pixels ({exc})") from None
+        except DECODE_ERRORS as exc:
+            raise BadImageError(f"{where}: not a readable image ({type(exc).__name__}: {exc})") from None
+        if isinstance(image, Image.Image):
+            check_pixels(image, where)
+            image = upright(image)
+        return to_rgb(image)
 
 
 def torchvision_class(name: str):

@@ -1,18 +1,26 @@
-"""Reading images robustly: every mode PIL opens becomes 8-bit RGB; broken files raise one clear error."""
+"""Reading images robustly: every mode PIL opens becomes 8-bit RGB, upright by its EXIF orientation; broken or
+over-large files (decompression bombs) raise one clear error naming the file."""
 
 from __future__ import annotations
 
 import glob
 import os
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from mobilenetv2.errors import UserError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated file is broken, not silently grey
+# Larger images are refused before decoding: 89.5 megapixels (PIL's own warning threshold) is 256 MiB as 8-bit RGB
+# and holds any camera photo up to 64 MP (e.g. 9248x6936), while a 200-byte PNG can claim 30000x30000 (2.7 GB).
+MAX_IMAGE_PIXELS = 89_478_485
+DECODE_ERRORS = (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError)
 
 
 class BadImageError(UserError):
@@ -36,16 +44,49 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def load_image(path: str | os.PathLike[str]) -> Image.Image:
-    """Open, fully decode and convert an image to RGB, or raise ``BadImageError`` naming the file."""
+def check_pixels(img: Image.Image, where: object) -> None:
+    """Raise ``BadImageError`` for an image above ``MAX_IMAGE_PIXELS`` (checked from the header, before decoding)."""
+    width, height = img.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise BadImageError(f"{where}: image of {width}x{height} = {width * height:,} pixels is above the limit of "
+                            f"{MAX_IMAGE_PIXELS:,} pixels (a decompression bomb, or a photo to downscale first)")
+
+
+@contextmanager
+def open_image(path: str | os.PathLike[str]) -> Iterator[Image.Image]:
+    """``Image.open`` with the pixel limit checked from the header; every failure is a ``BadImageError``."""
     try:
-        with Image.open(path) as img:
-            img.load()
-            return to_rgb(img)
+        with warnings.catch_warnings():
+            # PIL warns above its limit and raises above twice it; both become one error for this file
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
     except FileNotFoundError:
         raise BadImageError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise BadImageError(f"{path}: image above the limit of {MAX_IMAGE_PIXELS:,} pixels ({exc})") from None
+    except DECODE_ERRORS as exc:
         raise BadImageError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from None
+    with img:
+        check_pixels(img, path)
+        yield img
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """The image turned by its EXIF orientation tag (phone photos are stored sideways with a tag saying so)."""
+    try:
+        return ImageOps.exif_transpose(img) or img
+    except DECODE_ERRORS:  # a malformed EXIF block: keep the pixels as stored
+        return img
+
+
+def load_image(path: str | os.PathLike[str]) -> Image.Image:
+    """Open, fully decode, turn upright (EXIF) and convert an image to RGB, or raise ``BadImageError`` naming the file."""
+    with open_image(path) as img:
+        try:
+            img.load()
+            return to_rgb(upright(img))
+        except DECODE_ERRORS as exc:
+            raise BadImageError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from None
 
 
 def is_image_file(path: str | os.PathLike[str]) -> bool:
@@ -95,14 +136,14 @@ def verify_image(path: str | os.PathLike[str], decode: bool = True) -> str | Non
     """Cheaply check that a file decodes: None if fine, else the reason. JPEGs decode at 1/8 scale (still every byte);
     ``decode=False`` reads the header only."""
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             if not decode:
                 return None
             if img.format == "JPEG":
                 img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
             img.load()
         return None
-    except FileNotFoundError:
-        return "no such file"
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except BadImageError as exc:
+        return str(exc).removeprefix(f"{path}: ")
+    except DECODE_ERRORS as exc:
         return f"{type(exc).__name__}: {exc}"

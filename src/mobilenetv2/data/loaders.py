@@ -12,10 +12,9 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from torch.utils.data._utils.collate import default_collate
 
 from mobilenetv2.data.datasets import LabeledImages, resolve_source
-from mobilenetv2.data.preprocessing import Preprocessing, eval_transform
+from mobilenetv2.data.preprocessing import Preprocessing, check_crop_pct, check_input_size, eval_transform
 from mobilenetv2.data.transforms import BatchMix, check_augment, sample_seed, train_transform
 from mobilenetv2.errors import UserError
-from mobilenetv2.models.checks import MIN_RESOLUTION
 
 # Recommended settings for the built-in digits (8x8 images upscaled): small input, no flips (a flipped 2 is not a 2),
 # no centre crop (the digits touch the borders). The training helper merges these into its defaults for data="digits".
@@ -140,8 +139,8 @@ def default_workers(in_memory: bool) -> int:
 
 
 def check_config(cfg: DataConfig) -> None:
-    if not isinstance(cfg.input_size, int) or cfg.input_size < MIN_RESOLUTION:
-        raise UserError(f"input_size must be an integer >= {MIN_RESOLUTION} (e.g. 224; 64 for digits), got {cfg.input_size!r}")
+    check_input_size(cfg.input_size)
+    check_crop_pct(cfg.crop_pct)
     check_augment(cfg.augment)
     if cfg.balance not in BALANCE_CHOICES:
         raise UserError(f"balance must be one of {', '.join(BALANCE_CHOICES)}, got {cfg.balance!r}")

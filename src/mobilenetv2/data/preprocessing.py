@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -9,6 +10,29 @@ from mobilenetv2.errors import UserError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+MIN_INPUT_SIZE = 32  # the network downsamples 32x
+# A 2048 px input is already 84x the pixels of 224 (about 2 GB of activations a training image for MobileNetV2 1.0);
+# larger sizes are typing mistakes rather than plans.
+MAX_INPUT_SIZE = 2048
+# The centre crop keeps crop_pct of the resized short side; the resize is input_size / crop_pct. Models use 0.75-1.0
+# (ImageNet's 0.875); below 0.25 the crop would keep under 1/16 of the image and the resize would grow 16x in pixels
+# (0.002 once asked for a 112,000 px resize).
+MIN_CROP_PCT = 0.25
+
+
+def check_input_size(input_size: object) -> None:
+    """An integer input resolution in [MIN_INPUT_SIZE, MAX_INPUT_SIZE]."""
+    if isinstance(input_size, bool) or not isinstance(input_size, int) or not (
+            MIN_INPUT_SIZE <= input_size <= MAX_INPUT_SIZE):
+        raise UserError(f"input_size must be an integer >= {MIN_INPUT_SIZE} and <= {MAX_INPUT_SIZE} "
+                        f"(224 for photos, 32-64 for small images), got {input_size!r}")
+
+
+def check_crop_pct(crop_pct: object) -> None:
+    """A centre-crop ratio in [MIN_CROP_PCT, 1]."""
+    if isinstance(crop_pct, bool) or not isinstance(crop_pct, (int, float)) or not MIN_CROP_PCT <= crop_pct <= 1:
+        raise UserError(f"crop_pct must be a number in [{MIN_CROP_PCT}, 1] (the fraction of the resized image the "
+                        f"centre crop keeps: 0.875 for ImageNet, 1.0 = no crop), got {crop_pct!r}")
 
 
 @dataclass
@@ -27,13 +51,15 @@ class Preprocessing:
     resize_mode: str = "crop"
 
     def __post_init__(self) -> None:
-        from mobilenetv2.models.checks import check_choice, check_resolution
+        from mobilenetv2.models.checks import check_choice
 
-        check_resolution(int(self.input_size))
+        if isinstance(self.input_size, numbers.Integral) or getattr(self.input_size, "is_integer", lambda: False)():
+            self.input_size = int(self.input_size)  # numpy integers from TFLite headers, 224.0 from old JSON
+        check_input_size(self.input_size)
+        check_crop_pct(self.crop_pct)
+        self.crop_pct = float(self.crop_pct)
         check_choice("interpolation", self.interpolation, ["bilinear", "bicubic", "nearest"])
         check_choice("resize_mode", self.resize_mode, ["crop", "squash"])
-        if not 0 < self.crop_pct <= 1:
-            raise UserError(f"crop_pct must be in (0, 1], got {self.crop_pct}")
         self.mean, self.std = tuple(self.mean), tuple(self.std)
 
     @property
