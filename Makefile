@@ -8,7 +8,7 @@ $(VENV)/.done: pyproject.toml requirements.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
-	$(PY) -m pip install -q -e '.[interop,dev]'
+	$(PY) -m pip install -q -e '.[all,dev]'
 	touch $@
 
 setup: $(VENV)/.done
