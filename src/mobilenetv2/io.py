@@ -33,6 +33,23 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text)
 
 
+def check_writable(path: str | os.PathLike[str], *, folder: bool = False) -> None:
+    """One clear line, before any work, when ``path`` (a file, or a ``folder``) cannot be created or written there."""
+    from mobilenetv2.errors import UserError
+
+    target = Path(path)
+    if target.exists() and target.is_dir() != folder:
+        raise UserError(f"{target} is {'a file' if folder else 'a folder'}; give {'a folder' if folder else 'a file path'}")
+    existing = target if folder else target.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"cannot create {target}: {existing} is a file")
+    probe = target if target.exists() else existing
+    if not os.access(probe, os.W_OK | os.X_OK) or (target.is_file() and not os.access(target, os.W_OK)):
+        raise UserError(f"cannot write {target}: no write permission on {probe}")
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
