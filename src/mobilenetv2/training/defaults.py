@@ -1,16 +1,74 @@
-"""Options whose default depends on the data: input size, augmentation and crop (digits: small and light)."""
+"""Options whose default depends on the data: input size, augmentation and centre crop, chosen from a look at the
+images (``mobilenetv2.data.describe``) when the user leaves them unset; the built-in digits have their own."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
+from typing import Any
 
 from mobilenetv2.data import DIGITS_DEFAULTS
+from mobilenetv2.data.describe import DataSummary, describe_source
+from mobilenetv2.data.preprocessing import check_crop_pct, check_input_size
 from mobilenetv2.training.config import TrainConfig
 
-GENERAL_DEFAULTS = {"input_size": 224, "augment": "paper", "crop_pct": 0.875}
+GENERAL_DEFAULTS: dict[str, Any] = {"input_size": 224, "augment": "paper", "crop_pct": 0.875}  # ImageNet's recipe
+SMALL_SIDE = 64    # images up to this long side (digits, characters, icons, CIFAR) get the small-image defaults
+SMALL_SCALE = 2    # small images are upsampled ~2x: 28 px characters train at 64 (see data_defaults)
+FLAGS = {"input_size": "--input-size", "augment": "--augment", "crop_pct": "--crop-pct"}
+
+
+def data_defaults(summary: DataSummary | None) -> dict[str, Any]:
+    """Input size, augmentation and crop for data like ``summary`` (None: not inspected, ImageNet's recipe).
+
+    Small images (long side <= 64) train at about twice their size, rounded up to a multiple of 32 (28 -> 64: at 32
+    the network's last stages see a 1x1 map), with the "light" augmentation (no flip: a flipped character is another
+    symbol; no crop below 70%: the strokes reach the borders) and no centre crop. Medium images keep their size
+    (rounded up to a multiple of 32); photos of 224 px and more get the paper's recipe.
+    """
+    if summary is None:
+        return dict(GENERAL_DEFAULTS)
+    if summary.side <= SMALL_SIDE:
+        return {"input_size": 32 * math.ceil(SMALL_SCALE * summary.side / 32), "augment": "light", "crop_pct": 1.0}
+    return {**GENERAL_DEFAULTS, "input_size": min(224, 32 * math.ceil(summary.side / 32))}
+
+
+def _unset(cfg: TrainConfig) -> list[str]:
+    return [k for k in GENERAL_DEFAULTS if getattr(cfg, k) is None]
+
+
+def _choose(cfg: TrainConfig) -> tuple[dict[str, Any], DataSummary | None]:
+    if cfg.data == "digits":
+        return {**GENERAL_DEFAULTS, **{k: DIGITS_DEFAULTS[k] for k in GENERAL_DEFAULTS}}, None
+    summary = describe_source(cfg.data, cfg.data_root)
+    return data_defaults(summary), summary
 
 
 def resolve_defaults(cfg: TrainConfig) -> TrainConfig:
-    """``cfg`` with every data-dependent option the user left unset (None) filled in."""
-    defaults = {**GENERAL_DEFAULTS, **DIGITS_DEFAULTS} if cfg.data == "digits" else GENERAL_DEFAULTS
-    return replace(cfg, **{k: defaults[k] for k in GENERAL_DEFAULTS if getattr(cfg, k) is None})
+    """``cfg`` with every data-dependent option the user left unset (None) filled in from the data."""
+    unset = _unset(cfg)
+    if unset:
+        defaults, _ = _choose(cfg)
+        cfg = replace(cfg, **{k: defaults[k] for k in unset})
+    check_input_size(cfg.input_size)
+    check_crop_pct(cfg.crop_pct)
+    return cfg
+
+
+def describe_defaults(before: TrainConfig, after: TrainConfig) -> str:
+    """One line saying which options were chosen from the data and why ("" when the user set them all).
+
+    ``before`` is the config as the user gave it, ``after`` what ``resolve_defaults`` made of it.
+    """
+    unset = _unset(before)
+    if not unset:
+        return ""
+    if before.data == "digits":
+        why = "defaults for the built-in digits (8x8, upscaled to 32)"
+    else:
+        summary = describe_source(before.data, before.data_root)
+        why = f"defaults from the data: {summary}" if summary else "defaults (the data was not inspected)"
+    chosen = {"input_size": f"input {after.input_size}", "augment": f"augment {after.augment}",
+              "crop_pct": "no crop" if after.crop_pct == 1.0 else f"crop {after.crop_pct}"}
+    flags = "/".join(FLAGS[k] for k in unset)
+    return f"{why} -> {', '.join(chosen[k] for k in unset)} (set {flags} to override)"
