@@ -1,14 +1,17 @@
 """MobileNetV2: build, train, fine-tune, evaluate, compare, compress and deploy a lightweight image classifier."""
 
 from mobilenetv2.errors import UserError
-from mobilenetv2.models import create_model, list_models
 
 __version__ = "0.1.0"
 
 __all__ = ["Classifier", "UserError", "__version__", "create_model", "list_models", "load_model"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str):  # torch loads on first use, not for `mobilenetv2 --help`
+    if name in ("create_model", "list_models"):
+        from mobilenetv2 import models
+
+        return getattr(models, name)
     if name == "load_model":
         from mobilenetv2.weights import load_model
 

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from mobilenetv2.benchmarking import PATHS
 from mobilenetv2.errors import UserError
 from mobilenetv2.timing import restores_threads, time_interleaved
 from mobilenetv2.weights import CheckpointMeta
 
-PATHS = ("torchvision", "eager", "channels_last", "bn_folded", "compile", "onnx", "int8")
 REFERENCE = "torchvision"
 LABELS = {
     "torchvision": "torchvision eager fp32 (reference)", "eager": "eager fp32 NCHW",

@@ -9,7 +9,7 @@ from mobilenetv2.cli.common import add_model_args, model_kwargs, print_json
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from mobilenetv2.benchmarking.inference import PATHS
+    from mobilenetv2.benchmarking import PATHS
 
     p = sub.add_parser("benchmark", help="inference latency/throughput of eager, compiled, ONNX fp32 and int8 paths",
                        description="Time torchvision's eager mobilenet_v2 (the reference), our eager model (NCHW, "
