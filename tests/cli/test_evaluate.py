@@ -40,7 +40,7 @@ def test_report_files_and_agreement_with_predict(checkpoint, folder, tmp_path, c
     assert main(["evaluate", str(checkpoint), "--data", str(folder), "--split", "all", "--out", str(out),
                  "--batch-size", "5", "--workers", "0"]) == 0
     stdout = capsys.readouterr().out
-    assert "top-1 accuracy" in stdout and "| **macro avg**" in stdout and f"report written to {out}" in stdout
+    assert "top-1 accuracy" in stdout and "| **macro avg**" in stdout
     assert {p.name for p in out.iterdir()} >= {"report.json", "report.md", "confusion_matrix.csv",
                                                "confusion_matrix.png", "confusion_matrix_normalized.png", "reliability.png"}
     report = json.loads((out / "report.json").read_text())
@@ -75,7 +75,7 @@ def test_bad_input_one_line(checkpoint, folder, tmp_path, capsys):
     junk.write_bytes(np.random.default_rng(0).bytes(2000))
     (tmp_path / "empty").mkdir()
     cases = [
-        ([str(other), "--data", str(folder)], "only in the checkpoint ['cat', 'dog'], only in the dataset ['ant', 'bee']"),
+        ([str(other), "--data", str(folder)], "only in the checkpoint: cat, dog; only in the dataset: ant, bee"),
         ([str(junk), "--data", str(folder)], "junk.safetensors"),
         ([str(tmp_path / "missing.safetensors"), "--data", str(folder)], "not found"),
         ([str(checkpoint), "--data", str(tmp_path / "empty")], "empty"),
@@ -97,6 +97,33 @@ def test_real_photos_val_split(shared_data, tmp_path, capsys):
     assert report["num_samples"] == len(list((hymenoptera / "val").rglob("*.jpg")))
     assert [c["support"] for c in report["per_class"]] == [len(list((hymenoptera / "val" / c).glob("*.jpg")))
                                                             for c in ("ants", "bees")]
+
+
+def test_a_class_folder_is_evaluated_whole_unless_split_says(checkpoint, folder, tmp_path, capsys):
+    total = sum(1 for p in folder.rglob("*") if p.is_file())
+    assert main(["evaluate", str(checkpoint), "--data", str(folder), "--json", "--out", str(tmp_path / "r"),
+                 "--workers", "0"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["num_samples"] == total  # stdout is the JSON and nothing else, --out or not
+    assert "evaluated the all split" in captured.err and (tmp_path / "r" / "report.json").is_file()
+    assert main(["evaluate", str(checkpoint), "--data", str(folder), "--split", "val", "--json", "--workers", "0"]) == 0
+    assert json.loads(capsys.readouterr().out)["num_samples"] < total
+
+
+def test_a_class_mismatch_error_stays_short(folder, tmp_path, capsys):
+    names = [f"imagenet class number {i}" for i in range(1000)]
+    big = save_checkpoint(tmp_path / "big.safetensors", create_model("mobilenet_v2", width_mult=0.35, num_classes=1000),
+                          class_names=names, preprocessing=Preprocessing(input_size=32))
+    assert main(["evaluate", str(big), "--data", str(folder), "--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and len(err[0]) < 400 and "1000 vs 3 classes" in err[0], err
+
+
+def test_unwritable_out_is_one_line_before_any_work(checkpoint, folder, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["evaluate", str(checkpoint), "--data", str(folder), "--out", str(tmp_path / "file"), "--workers", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a file" in err[0], err
 
 
 @pytest.mark.slow

@@ -77,3 +77,17 @@ def test_real_photos(shared_data, checkpoint, capsys):
     assert main(["predict", str(checkpoint), str(ants / "*.jpg"), "--format", "jsonl", "--top-k", "1"]) == 0
     rows = capsys.readouterr().out.splitlines()
     assert len(rows) == len(list(ants.glob("*.jpg"))) > 10
+
+
+def test_out_writes_a_picture_per_image_and_the_predictions(checkpoint, images, tmp_path, capsys):
+    out = tmp_path / "pictures"
+    assert main(["predict", str(checkpoint), str(images / "*.png"), "--format", "jsonl", "--out", str(out)]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    pictures = sorted(out.glob("*.png"))
+    assert len(pictures) == len(printed) > 0
+    from PIL import Image
+
+    with Image.open(pictures[0]) as first:  # the image below a band with its top classes
+        assert first.height > 14 and first.mode == "RGB"
+    written = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [w["labels"] for w in written] == [p["labels"] for p in printed]

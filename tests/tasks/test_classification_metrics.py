@@ -10,9 +10,8 @@ import torch
 from sklearn import metrics as skm
 
 from mobilenetv2.errors import UserError
-from mobilenetv2.evaluation import evaluate_predictions
-from mobilenetv2.evaluation.metrics import calibration
-from mobilenetv2.evaluation.report import REPORT_FILES, staged_dir
+from mobilenetv2.tasks.classification.metrics import calibration
+from mobilenetv2.tasks.classification.report import REPORT_FILES, evaluate_predictions, staged_dir
 
 NAMES = [f"class{i}" for i in range(7)]
 

@@ -27,7 +27,7 @@ def test_two_processes_match_one_with_the_same_global_batch(tiny_folder, tmp_pat
            "--batch-size", "8", *flags]
     done = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    assert "x2 processes" in done.stdout
+    assert "x2 processes" in done.stderr
     single = train(TrainConfig(data=str(tiny_folder), out=str(tmp_path / "single"), batch_size=16, **OPTIONS))
     ddp, ref = load_file(str(tmp_path / "ddp" / "last.safetensors")), load_file(str(single.run_dir / "last.safetensors"))
     assert not torch.equal(ref["classifier.1.weight"], torch.zeros_like(ref["classifier.1.weight"]))

@@ -47,7 +47,8 @@ def test_finetuning_keeps_the_pretrained_normalisation(tmp_path):
     assert saved.class_names == ["0", "1"]
 
 
-def test_folded_tflite_batchnorm_is_calibrated_before_training(tmp_path, capsys):
+def test_folded_tflite_batchnorm_is_calibrated_before_training(tmp_path, caplog):
+    caplog.set_level("INFO")
     model = create_model("mobilenet_v2", width_mult=0.35, num_classes=3, tf_padding=True)
     for m in model.modules():  # what a TFLite conversion gives: BatchNorm folded to a bias
         if isinstance(m, torch.nn.BatchNorm2d):
@@ -59,6 +60,6 @@ def test_folded_tflite_batchnorm_is_calibrated_before_training(tmp_path, capsys)
     data = write_digits(tmp_path / "d", [0, 1], {"train": 8, "val": 2})
     result = train(TrainConfig(data=str(data), out=str(tmp_path / "run"), pretrained=str(ckpt), epochs=1,
                                batch_size=4, freeze="all", **{**COMMON, "width_mult": None}))
-    assert "BatchNorm statistics calibrated on 16 training images" in capsys.readouterr().out
+    assert "BatchNorm statistics calibrated on 16 training images" in caplog.text
     stem_bn = load_checkpoint(result.best_checkpoint).model.features[0][1]
     assert not torch.allclose(stem_bn.running_var, torch.full_like(stem_bn.running_var, 1 - stem_bn.eps))

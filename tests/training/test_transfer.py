@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from mobilenetv2.errors import UserError
-from mobilenetv2.training.loop import build_model, load_pretrained
+from mobilenetv2.tasks import get_task
+from mobilenetv2.training.finetune import load_pretrained, prepare_model
 from mobilenetv2.weights.pretrained import fetch_pretrained
 
 
@@ -23,7 +24,7 @@ def test_torchvision_weights_come_from_the_cache(tmp_path, monkeypatch, tiny):
     monkeypatch.setattr(torch.hub, "download_url_to_file", lambda *a, **k: pytest.fail("downloaded despite the cache"))
     assert fetch_pretrained("torchvision", "mobilenet_v2") == cached
     cfg = tiny(tmp_path, tmp_path / "run", width_mult=None, pretrained="torchvision")
-    model = build_model(cfg, 3, load_pretrained(cfg))
+    model = prepare_model(cfg, get_task("classification"), 3, load_pretrained(cfg))
     assert model.num_classes == 3 and model.classifier[-1].out_features == 3
     assert torch.equal(model.state_dict()["features.5.conv.1.0.weight"], reference["features.5.conv.1.0.weight"])
 

@@ -14,7 +14,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="our .safetensors checkpoint, a run folder, an .onnx file, or an ExecuTorch .pte program")
     p.add_argument("--data", required=True, help="a folder (class sub-folders, or train/ + val/), a CSV of path,label, "
                                                  "'digits', or a torchvision dataset name")
-    p.add_argument("--split", choices=["val", "train", "all"], default="val", help="which split (default val)")
+    p.add_argument("--split", choices=["val", "train", "all"], default=None,
+                   help="which images (default: val when the data has its own validation images — train/ + val/ "
+                        "folders, a CSV split column, a torchvision dataset, the built-in digits' held-out share — "
+                        "else all of them)")
     p.add_argument("--out", help="write report.md, report.json, confusion_matrix.csv and PNG plots to this folder")
     p.add_argument("--batch-size", type=int, default=64, help="images per batch (default 64)")
     p.add_argument("--workers", type=int, default=None, help="data loading processes (default: automatic)")
@@ -22,39 +25,63 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of that split (use the training run's)")
     p.add_argument("--data-root", default=None, help="where torchvision datasets live / CSV paths resolve")
     p.add_argument("--device", default="auto", help="auto (cuda if available; this process's GPU under torchrun), cpu, cuda:N")
-    p.add_argument("--json", action="store_true", help="print the full report as JSON instead of Markdown")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON (and nothing else) on stdout")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
+    import logging
+
     import torch
     import torch.distributed as dist
 
     from mobilenetv2.cli.common import print_json
+    from mobilenetv2.distributed import init_distributed, local_device
     from mobilenetv2.errors import UserError
     from mobilenetv2.evaluation import Classifier
     from mobilenetv2.evaluation.evaluate import evaluate
-    from mobilenetv2.training.distributed import init_distributed, local_device
+    from mobilenetv2.io import check_writable
 
+    log = logging.getLogger("mobilenetv2.evaluate")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.out:
+        check_writable(args.out, folder=True)
+    split = args.split or default_split(args.data, args.data_root)
     device = local_device(args.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     init_distributed(device.type)  # under torchrun: each process evaluates its share, predictions are gathered
     classifier = Classifier.load(args.checkpoint, device=device)
-    report = evaluate(classifier, args.data, split=args.split, batch_size=args.batch_size, workers=args.workers,
+    report = evaluate(classifier, args.data, split=split, batch_size=args.batch_size, workers=args.workers,
                       val_split=args.val_split, seed=args.seed, data_root=args.data_root, progress=True)
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return 0
     report.info["model"] = args.checkpoint
+    if args.split is None:
+        log.info("evaluated the %s split of %s (%s; --split val|train|all to choose)", split, args.data,
+                 "it has its own validation images" if split == "val" else "it has no separate validation folder")
     if args.out:
         report.write(args.out)
+        log.info("report written to %s/ (report.md, report.json, confusion_matrix.csv, PNG plots)", args.out)
     if args.json:
         print_json(report.to_dict())
     else:
         print(report.to_markdown())
         print(report.summary())
-    if args.out:
-        print(f"report written to {args.out}/ (report.md, report.json, confusion_matrix.csv, PNG plots)")
     return 0
+
+
+def default_split(data: str, data_root: str | None) -> str:
+    """"val" when the data brings its own validation images (train/ + val/ folders, a CSV split column, a
+    torchvision dataset's test split); "all" for a plain folder of class sub-folders, never a silent random share."""
+    from pathlib import Path
+
+    from mobilenetv2.data.datasets import VAL_FOLDER_NAMES, read_csv_samples, torchvision_class
+
+    root = Path(data)
+    if root.is_dir():
+        return "val" if (root / "train").is_dir() and any((root / n).is_dir() for n in VAL_FOLDER_NAMES) else "all"
+    if root.suffix.lower() == ".csv" and root.is_file():
+        return "val" if read_csv_samples(root, data_root)[1] else "all"
+    return "val" if data == "digits" or torchvision_class(data) is not None else "all"

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import typing
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from mobilenetv2.errors import UserError
-from mobilenetv2.training.config import TrainConfig, field_types, read_yaml
+from mobilenetv2.training.config import TrainConfig, read_yaml
+from mobilenetv2.training.flags import add_training_flags, given_training_flags
 
 EXAMPLES = """examples:
   mobilenetv2 train                                   # MobileNetV2 on the built-in digits, < 3 min on a laptop CPU
@@ -28,21 +27,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "last.safetensors, metrics.csv, tb/, curves.png, eval/ and config.yaml.",
                        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="YAML file of options (keys as below, with underscores)")
-    hints = typing.get_type_hints(TrainConfig)
-    for f in fields(TrainConfig):
-        base, _ = field_types(hints[f.name])
-        flag = "--" + f.name.replace("_", "-")
-        help_text = f"{f.metadata['help']} (default: {f.default})"
-        if base is bool:
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
-        else:
-            p.add_argument(flag, type=base, default=argparse.SUPPRESS, metavar=f.name.upper(), help=help_text)
+    add_training_flags(p)
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """YAML (``--config``, or the run's config.yaml with ``--resume``) overridden by the flags given."""
-    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)}
+    given = given_training_flags(args)
     base: dict[str, Any] = {}
     if args.config:
         base = read_yaml(args.config)

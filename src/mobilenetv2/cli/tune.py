@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import typing
-from dataclasses import fields
-from typing import Any
 
 EXAMPLES = """examples:
   mobilenetv2 tune --space examples/space.yaml --trials 12 --sampler random --epochs 3 --out runs/tune-digits
@@ -20,7 +17,7 @@ OWN = ("out", "resume", "seed")  # TrainConfig fields that tune sets itself
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from mobilenetv2.training.config import TrainConfig, field_types
+    from mobilenetv2.training.flags import add_training_flags
 
     p = sub.add_parser("tune", help="hyperparameter search (Optuna): grid, random or TPE, with pruning",
                        description="Search training options (any `mobilenetv2 train` option, model width and "
@@ -59,25 +56,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                              "`mobilenetv2 train` flag (e.g. --data photos/ --epochs 3 --limit-batches 20; "
                              "see `mobilenetv2 train --help`)")
     t.add_argument("--config", help="YAML of training options (as for `mobilenetv2 train --config`)")
-    hints = typing.get_type_hints(TrainConfig)
-    for f in fields(TrainConfig):
-        if f.name in OWN:
-            continue
-        base, _ = field_types(hints[f.name])
-        flag = "--" + f.name.replace("_", "-")
-        if base is bool:
-            t.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
-        else:
-            t.add_argument(flag, type=base, default=argparse.SUPPRESS, metavar=f.name.upper(), help=argparse.SUPPRESS)
+    add_training_flags(t, skip=OWN, show_help=False)
     return p
 
 
 def base_config(args: argparse.Namespace):
     """The training options every trial starts from: --config YAML overridden by the flags given."""
     from mobilenetv2.training.config import TrainConfig, read_yaml
+    from mobilenetv2.training.flags import given_training_flags
 
-    given: dict[str, Any] = {f.name: getattr(args, f.name) for f in fields(TrainConfig)
-                             if f.name not in OWN and hasattr(args, f.name)}
+    given = given_training_flags(args, skip=OWN)
     values = {**(read_yaml(args.config) if args.config else {}), **given, "progress": given.get("progress", False)}
     if args.seed is not None:
         values["seed"] = args.seed

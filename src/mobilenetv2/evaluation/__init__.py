@@ -1,9 +1,9 @@
-"""Evaluation: metrics and reports, the ``Classifier`` prediction API, and model comparison."""
+"""Evaluation: the ``Classifier`` prediction API and ``evaluate`` (a model on a dataset, through its task)."""
 
-from mobilenetv2.evaluation.classifier import Classifier, Prediction
-from mobilenetv2.evaluation.report import EvalReport, evaluate_predictions
+from mobilenetv2.evaluation.classifier import Classifier
+from mobilenetv2.tasks.classification import Prediction
 
-__all__ = ["Classifier", "EvalReport", "Prediction", "evaluate", "evaluate_predictions"]
+__all__ = ["Classifier", "Prediction", "evaluate"]
 
 
 def __getattr__(name: str):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,29 +14,10 @@ from PIL import Image
 from mobilenetv2.data.images import load_image, to_rgb
 from mobilenetv2.data.preprocessing import Preprocessing, eval_transform
 from mobilenetv2.errors import UserError
+from mobilenetv2.tasks import get_task
+from mobilenetv2.tasks.classification import Prediction
 
 ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
-
-
-@dataclass
-class Prediction:
-    """The ``top_k`` classes of one image, most probable first."""
-
-    labels: list[str]
-    indices: list[int]
-    probabilities: list[float]
-    source: str | None = None  # the file, when the image was given as a path
-
-    @property
-    def label(self) -> str:
-        return self.labels[0]
-
-    @property
-    def probability(self) -> float:
-        return self.probabilities[0]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def default_device() -> torch.device:
@@ -58,6 +38,7 @@ class Classifier:
         self.model = model.to(self.device).eval() if self.is_torch else model
         self.preprocessing = preprocessing or Preprocessing()
         self.transform = eval_transform(self.preprocessing)
+        self.task = get_task("classification")
         self._class_names = list(class_names) if class_names is not None else None
 
     @classmethod
@@ -135,16 +116,15 @@ class Classifier:
         if top_k < 1:
             raise UserError(f"top_k must be >= 1, got {top_k}")
         items = [images] if _is_single(images) else list(images)
-        k = min(top_k, self.num_classes or top_k)
-        names = self.class_names
         results: list[Prediction] = []
         for start in range(0, len(items), batch_size):
             chunk = items[start:start + batch_size]
             batch = torch.stack([self.preprocess(x) for x in chunk])
-            probs, idx = self.probabilities(batch, tta=tta).topk(k, dim=1)
-            for item, p, i in zip(chunk, probs.tolist(), idx.tolist()):
-                source = str(item) if isinstance(item, (str, os.PathLike)) else None
-                results.append(Prediction([names[j] for j in i], i, p, source))
+            # log-probabilities: the task's softmax of them gives back the (TTA-averaged) probabilities
+            predictions = self.task.postprocess(self.probabilities(batch, tta=tta).log(), self.class_names, top_k)
+            for item, prediction in zip(chunk, predictions):
+                prediction.source = str(item) if isinstance(item, (str, os.PathLike)) else None
+                results.append(prediction)
         return results
 
 

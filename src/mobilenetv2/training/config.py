@@ -35,14 +35,18 @@ def _opt(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's key
 class TrainConfig:
     """All options of a training run; each field is a flag ``--field-name`` and a YAML key ``field_name``."""
 
+    task: str = _opt("classification", "what the model learns (recorded in its checkpoints): classification")
     # data (mobilenetv2.data.DataConfig)
     data: str = _opt("digits", "built-in 'digits', an image folder, a CSV of path,label, or a torchvision dataset name")
     data_root: str | None = _opt(None, "where torchvision datasets live / CSV-relative paths resolve")
     val_split: float = _opt(0.2, "fraction held out for validation when there is no val/ folder")
     seed: int = _opt(0, "random seed (model init, data order, augmentation)")
-    input_size: int | None = _opt(None, "input resolution (default: 64 for digits, else 224)")
-    augment: str | None = _opt(None, f"training augmentation: {', '.join(AUGMENTS)} (default: light for digits, else paper)")
-    crop_pct: float | None = _opt(None, "evaluation centre-crop ratio (default: 1.0 for digits, else 0.875)")
+    input_size: int | None = _opt(None, "input resolution (default: chosen from the data: 32 for digits "
+                                               "and small images, 224 for photos)")
+    augment: str | None = _opt(None, f"training augmentation: {', '.join(AUGMENTS)} (default: chosen from "
+                                  "the data: light for digits and small images, paper for photos)")
+    crop_pct: float | None = _opt(None, "evaluation centre-crop ratio (default: chosen from the data: 1.0 for digits and small "
+                                        "images, 0.875 for photos)")
     interpolation: str = _opt("bilinear", "resize interpolation: bilinear, bicubic, nearest")
     batch_size: int = _opt(64, "batch size per process")
     workers: int | None = _opt(None, "data loader workers (default: automatic)")
@@ -92,13 +96,16 @@ class TrainConfig:
     deterministic: bool = _opt(False, "deterministic algorithms (torch.use_deterministic_algorithms)")
     out: str | None = _opt(None, "run folder (default runs/<data>-<timestamp>)")
     resume: str | None = _opt(None, "continue the interrupted run in this folder")
-    progress: bool = _opt(True, "progress bar")
+    progress: bool = _opt(True, "progress bar (shown only when stderr is a terminal)")
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
         """One clear UserError for the first value outside what is allowed."""
+        from mobilenetv2.tasks import list_tasks
+
+        _choice("task", self.task, list_tasks())
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("amp", self.amp, AMP_MODES)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from optuna.trial import TrialState
 
 from mobilenetv2.errors import UserError
 from mobilenetv2.training.config import TrainConfig
+from mobilenetv2.training.flags import training_flags
 from mobilenetv2.tuning import report
 from mobilenetv2.tuning.objective import METRICS, Fit, make_objective, train_trial, trial_config
 from mobilenetv2.tuning.space import SearchSpace
@@ -176,6 +178,7 @@ def finish(study: optuna.Study, cfg: TuneConfig, base: TrainConfig, out: Path, r
     log(f"best trial {best.number}: {cfg.objective} {best.value:.4f} with "
         + ", ".join(f"{k}={report.fmt(v)}" for k, v in best.params.items()))
     log(f"results: {table}, {out / 'trials.csv'}, {result.best_config}" + (f", plots in {out / 'plots'}" if plots else ""))
+    log("to train it: mobilenetv2 train " + " ".join(training_flags({k: best_cfg.to_dict()[k] for k in best.params})))
     if cfg.retrain_best:
         result.retrain = retrain_best(best_cfg, out, log)
         final = Path(result.retrain.run_dir) / "last.safetensors"
@@ -195,6 +198,9 @@ def retrain_best(best_cfg: TrainConfig, out: Path, log: Callable[[str], None]):
     from mobilenetv2.training import train
 
     cfg = dataclasses.replace(best_cfg, out=str(out / "best"), train_on_val=True)
+    if (out / "best").is_dir():  # this search's own earlier retraining: redone with the best config as it is now
+        shutil.rmtree(out / "best")
+        log(f"replacing the earlier retrained model in {cfg.out}")
     log(f"retraining the best config on train + val into {cfg.out} ...")
     result = train(cfg)
     log(f"retrained on train + val for {cfg.epochs} epoch(s)")

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mobilenetv2.evaluation import metrics as M
+import mobilenetv2.tasks.classification.metrics as M
 from mobilenetv2.reporting import format_table, pyplot, staged_dir
 
 REPORT_FILES = ("report.json", "report.md", "confusion_matrix.csv", "confusion_matrix.png",

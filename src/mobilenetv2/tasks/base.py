@@ -1,0 +1,95 @@
+"""The seam between the commands and a task: what ``train``, ``evaluate``, ``predict``, ``export`` and ``quantize``
+ask of classification, segmentation or detection. A new task is a new module implementing ``Task``."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from PIL import Image
+    from torch import nn
+    from torch.utils.data import DataLoader
+
+    from mobilenetv2.data import Data, DataConfig, Preprocessing
+
+
+class Meter(Protocol):
+    """Running figures of one pass (training or validation), reduced across processes by ``compute``."""
+
+    def update(self, outputs: torch.Tensor, targets: torch.Tensor, loss: float) -> None: ...
+
+    def compute(self, prefix: str, device: torch.device) -> dict[str, float]: ...
+
+
+class Report(Protocol):
+    """The full evaluation of a model on a dataset: ``write`` puts Markdown, JSON and PNGs in a folder."""
+
+    info: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+    def to_markdown(self) -> str: ...
+
+    def summary(self) -> str: ...
+
+    def write(self, out_dir: Any) -> Any: ...
+
+
+class Task(ABC):
+    """One task: its data, loss, metrics, post-processing and pictures."""
+
+    name: ClassVar[str]
+    monitor: ClassVar[str]  # the validation figure (higher is better) that picks the best checkpoint
+    output_names: ClassVar[list[str]]  # names of the model's outputs in exported graphs
+
+    # -- data ---------------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def build_data(self, cfg: DataConfig) -> Data:
+        """Training and validation loaders, class names and preprocessing for a training run."""
+
+    @abstractmethod
+    def eval_loader(self, data: str, preprocessing: Preprocessing, *, split: str, batch_size: int,
+                    workers: int | None, val_split: float, seed: int, data_root: str | None) -> tuple[DataLoader, list[str]]:
+        """A deterministic loader over one split of ``data`` and the dataset's class names."""
+
+    # -- model and loss -----------------------------------------------------------------------------------------------
+    @abstractmethod
+    def build_model(self, name: str, num_classes: int, **kwargs: Any) -> nn.Module:
+        """A fresh model of this task for ``num_classes`` classes."""
+
+    @abstractmethod
+    def criterion(self, data: Data, label_smoothing: float = 0.0) -> nn.Module:
+        """The training loss."""
+
+    @abstractmethod
+    def eval_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> float:
+        """The plain validation loss of a batch (mean), comparable across runs."""
+
+    # -- metrics ------------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def meter(self) -> Meter:
+        """A fresh running meter for one pass over the data."""
+
+    @abstractmethod
+    def report(self, targets: torch.Tensor, outputs: torch.Tensor, class_names: list[str]) -> Report:
+        """Every metric of ``outputs`` against ``targets``."""
+
+    @abstractmethod
+    def check_classes(self, model_names: list[str] | None, num_outputs: int | None, data_names: list[str]) -> None:
+        """Raise one line when a model's classes cannot be evaluated on a dataset's."""
+
+    # -- predictions --------------------------------------------------------------------------------------------------
+    @abstractmethod
+    def postprocess(self, outputs: torch.Tensor, class_names: list[str], top_k: int) -> list[Any]:
+        """Raw model outputs of a batch -> one prediction object per image."""
+
+    @abstractmethod
+    def visualise(self, image: Image.Image, prediction: Any) -> Image.Image:
+        """A picture of ``prediction`` drawn on ``image``."""
+
+    @abstractmethod
+    def compare_outputs(self, reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
+        """How far another runtime's outputs are from PyTorch's (agreement and largest difference)."""

@@ -1,0 +1,131 @@
+"""``ClassificationTask``: one label per image; logits out of the model, top-k predictions out of the task."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from torch import nn
+
+from mobilenetv2 import distributed as D
+from mobilenetv2.data import Data, DataConfig, Preprocessing, build_data, build_eval_loader
+from mobilenetv2.errors import UserError
+from mobilenetv2.models import create_model
+from mobilenetv2.tasks.base import Task
+from mobilenetv2.tasks.classification.report import EvalReport, evaluate_predictions
+
+
+@dataclass
+class Prediction:
+    """The ``top_k`` classes of one image, most probable first."""
+
+    labels: list[str]
+    indices: list[int]
+    probabilities: list[float]
+    source: str | None = None  # the file, when the image was given as a path
+
+    @property
+    def label(self) -> str:
+        return self.labels[0]
+
+    @property
+    def probability(self) -> float:
+        return self.probabilities[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class AccuracyMeter:
+    """Mean loss and top-1 accuracy of a pass (accuracy against hard labels; mixed targets count for the loss only)."""
+
+    def __init__(self) -> None:
+        self.loss_sum = self.correct = self.count = self.scored = 0.0
+
+    def update(self, outputs: torch.Tensor, targets: torch.Tensor, loss: float) -> None:
+        n = outputs.shape[0]
+        self.loss_sum += loss * n
+        self.count += n
+        if targets.ndim == 1:
+            self.correct += (outputs.argmax(1).cpu() == targets.cpu()).sum().item()
+            self.scored += n
+
+    def compute(self, prefix: str, device: torch.device) -> dict[str, float]:
+        loss_sum, correct, count, scored = D.all_reduce_sum([self.loss_sum, self.correct, self.count, self.scored], device)
+        return {f"{prefix}loss": loss_sum / max(count, 1), f"{prefix}acc": correct / max(scored, 1)}
+
+
+class ClassificationTask(Task):
+    name = "classification"
+    monitor = "val_acc"
+    output_names = ["logits"]
+
+    def build_data(self, cfg: DataConfig) -> Data:
+        return build_data(cfg)
+
+    def eval_loader(self, data, preprocessing: Preprocessing, *, split, batch_size, workers, val_split, seed, data_root):
+        return build_eval_loader(data, preprocessing, split=split, batch_size=batch_size, workers=workers,
+                                 val_split=val_split, seed=seed, data_root=data_root)
+
+    def build_model(self, name: str, num_classes: int, **kwargs: Any) -> nn.Module:
+        return create_model(name, num_classes=num_classes, **kwargs)
+
+    def criterion(self, data: Data, label_smoothing: float = 0.0) -> nn.Module:
+        weights = data.class_weights
+        return nn.CrossEntropyLoss(weight=weights, label_smoothing=label_smoothing)
+
+    def eval_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> float:
+        return nn.functional.cross_entropy(outputs.float(), targets).item()
+
+    def meter(self) -> AccuracyMeter:
+        return AccuracyMeter()
+
+    def report(self, targets: torch.Tensor, outputs: torch.Tensor, class_names: list[str]) -> EvalReport:
+        return evaluate_predictions(targets, outputs, class_names)
+
+    def check_classes(self, model_names: list[str] | None, num_outputs: int | None, data_names: list[str]) -> None:
+        if model_names is not None:
+            check_class_names(model_names, data_names)
+        elif num_outputs is not None and num_outputs != len(data_names):
+            raise UserError(f"the model has {num_outputs} outputs but the dataset has {len(data_names)} classes "
+                            f"({_few(data_names)})")
+
+    def postprocess(self, outputs: torch.Tensor, class_names: list[str], top_k: int) -> list[Prediction]:
+        probs, idx = outputs.float().softmax(dim=1).topk(min(top_k, outputs.shape[1]), dim=1)
+        return [Prediction([class_names[j] for j in i], i, p) for p, i in zip(probs.tolist(), idx.tolist())]
+
+    def visualise(self, image: Image.Image, prediction: Prediction) -> Image.Image:
+        """The image with its top classes and probabilities written in a band above it."""
+        lines = [f"{label}  {prob:.1%}" for label, prob in zip(prediction.labels, prediction.probabilities)]
+        band = 14 * len(lines) + 8
+        canvas = Image.new("RGB", (max(image.width, 200), image.height + band), "white")
+        canvas.paste(image.convert("RGB"), (0, band))
+        draw = ImageDraw.Draw(canvas)
+        for row, text in enumerate(lines):
+            draw.text((4, 4 + 14 * row), text, fill="black")
+        return canvas
+
+    def compare_outputs(self, reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
+        return {"top1_agreement": float((reference.argmax(1) == other.argmax(1)).mean()),
+                "max_abs_diff": float(np.abs(reference - other).max())}
+
+
+def check_class_names(model_names: list[str], data_names: list[str]) -> None:
+    """The checkpoint's classes must be the dataset's, in the same order; the error names at most a few of each."""
+    if list(model_names) == list(data_names):
+        return
+    if sorted(model_names) == sorted(data_names):
+        raise UserError(f"the checkpoint's classes are in a different order than the dataset's "
+                        f"(checkpoint: {_few(model_names)}; dataset: {_few(data_names)})")
+    only_model = [n for n in model_names if n not in data_names]
+    only_data = [n for n in data_names if n not in model_names]
+    raise UserError(f"the dataset's classes do not match the checkpoint's ({len(model_names)} vs {len(data_names)} "
+                    f"classes; only in the checkpoint: {_few(only_model)}; only in the dataset: {_few(only_data)})")
+
+
+def _few(names: list[str], count: int = 5) -> str:
+    shown = ", ".join(names[:count])
+    return shown + (f", ... ({len(names) - count} more)" if len(names) > count else "") if names else "none"
