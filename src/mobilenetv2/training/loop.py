@@ -30,7 +30,7 @@ from mobilenetv2.export.qat import finalize_qat, prepare_qat
 from mobilenetv2.io import atomic_path, check_writable
 from mobilenetv2.tasks import get_task
 from mobilenetv2.training.config import TrainConfig
-from mobilenetv2.training.defaults import resolve_defaults
+from mobilenetv2.training.defaults import describe_defaults, resolve_defaults
 from mobilenetv2.training.finetune import load_pretrained, prepare_model
 from mobilenetv2.training.freeze import frozen_stages, keep_frozen_bn, set_frozen
 from mobilenetv2.training.logs import TensorBoard, plot_curves, write_metrics_csv
@@ -68,7 +68,10 @@ class Trainer:
         if cfg.sync_bn and self.distributed and self.device.type != "cuda":
             raise UserError("--sync-bn needs CUDA (PyTorch's SyncBatchNorm does not run on CPU/gloo)")
         self.state = load_state(cfg.resume) if cfg.resume else None
-        self.cfg = cfg = resolve_defaults(cfg)
+        self.cfg, self.defaults_note = resolve_defaults(cfg), ""
+        if D.is_main():
+            self.defaults_note = describe_defaults(cfg, self.cfg)
+        cfg = self.cfg
         self.task = get_task(cfg.task)
         self.run_dir = run_folder(cfg)
         seed_everything(cfg.seed, cfg.deterministic)
@@ -116,6 +119,8 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             cfg.to_yaml(self.run_dir / "config.yaml")
             self.tb = TensorBoard(self.run_dir / "tb")
+            if self.defaults_note:
+                log.info("%s", self.defaults_note)
             log.info("training %s for %s on %s (%d classes, %d training images, %dpx, augment %s) on %s%s; run folder %s",
                      self.model.arch["name"] if hasattr(self.model, "arch") else type(self.model).__name__, cfg.task,
                      cfg.data, len(self.class_names), len(self.data.train_loader.dataset), cfg.input_size, cfg.augment,
