@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import logging
+import sys
 from types import ModuleType
 
 from mobilenetv2.errors import UserError
@@ -10,7 +13,7 @@ from mobilenetv2.errors import UserError
 # Extra -> what it brings (see pyproject.toml's optional-dependencies).
 EXTRAS = {
     "deploy": "ONNX export, onnxruntime inference and int8 quantization",
-    "tune": "hyperparameter search with Optuna (and PostgreSQL storage)",
+    "tune": "hyperparameter search with Optuna, PostgreSQL storage",
     "plots": "PNG plots (confusion matrix, curves, Pareto front)",
     "tensorboard": "TensorBoard event files during training",
     "interop": "TFLite/Keras/timm weights and ExecuTorch programs",
@@ -23,17 +26,37 @@ class MissingExtraError(UserError):
 
 
 def require(module: str, extra: str) -> ModuleType:
-    """Import ``module``, or raise one line naming ``pip install 'mobilenetv2[extra]'``."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        if exc.name is None or exc.name.split(".")[0] != module.split(".")[0]:
-            raise  # the module is there but broken: show the real error
-        raise MissingExtraError(
-            f"{module} is not installed; it comes with the [{extra}] extra ({EXTRAS[extra]}): "
-            f"pip install 'mobilenetv2[{extra}]'") from None
+    """Import ``module``, or raise one line naming ``pip install 'mobilenetv2[extra]'`` if its package is missing.
+
+    A package that is installed but broken or too old raises its own ImportError.
+    """
+    top = module.split(".")[0]
+    if not available(top):
+        raise MissingExtraError(f"{top} is not installed; it comes with the [{extra}] extra ({EXTRAS[extra]}): "
+                                f"pip install 'mobilenetv2[{extra}]'")
+    return importlib.import_module(module)
 
 
 def available(module: str) -> bool:
     """Whether ``module`` can be imported (without importing it)."""
-    return importlib.util.find_spec(module.split(".")[0]) is not None
+    top = module.split(".")[0]
+    if top in sys.modules:
+        return sys.modules[top] is not None  # None: imports of it are blocked
+    return importlib.util.find_spec(top) is not None
+
+
+_noted: set[tuple[str, str]] = set()
+
+
+def optional(module: str, extra: str, skipped: str) -> bool:
+    """Whether ``module`` is installed; if not, log once: what is ``skipped`` and the extra that brings it.
+
+    For outputs a run can do without (plots, TensorBoard files), where a missing package must not stop it.
+    """
+    if available(module):
+        return True
+    if (module, skipped) not in _noted:
+        _noted.add((module, skipped))
+        logging.getLogger(__name__).info("%s skipped: %s is not installed (pip install 'mobilenetv2[%s]')",
+                                         skipped, module.split(".")[0], extra)
+    return False

@@ -34,7 +34,7 @@ def test_tune_end_to_end_through_train(tmp_path, tiny_folder, capsys):
             "--out", str(out), "--epochs", "1", "--width-mult", "0.35", "--input-size", "32", "--batch-size", "8",
             "--workers", "0", "--val-split", "0.5", "--no-plots"]
     assert main(argv) == 0
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err  # progress lines are logged to stderr
     assert "trial 0: complete" in printed and "trial 1: complete" in printed and "best trial" in printed
     rows = (out / "trials.csv").read_text().splitlines()
     assert len(rows) == 3
@@ -45,7 +45,7 @@ def test_tune_end_to_end_through_train(tmp_path, tiny_folder, capsys):
     test = shutil.copytree(tiny_folder, tmp_path / "test")  # stands in for held-out images
     # resumed: 2 trials already finished, so only the retraining (on train + val) and the test evaluation run
     assert main([*argv, "--retrain-best", "--test", str(test)]) == 0
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err  # progress lines are logged to stderr
     assert "2 of 2 trials already finished" in printed and "retraining the best config on train + val" in printed
     assert "(2 classes, 16 training images" in printed  # the trials trained on 8 (--val-split 0.5)
     assert "test on" in printed and "16 images: top-1" in printed

@@ -23,6 +23,7 @@ from mobilenetv2.data.preprocessing import Preprocessing
 from mobilenetv2.errors import UserError
 from mobilenetv2.export.fuse import fuse_bn
 from mobilenetv2.export.onnx import first_line
+from mobilenetv2.extras import require
 
 
 def _require_executorch() -> None:
@@ -31,9 +32,7 @@ def _require_executorch() -> None:
     level = pytree_log.level
     pytree_log.setLevel(logging.ERROR)
     try:
-        import executorch.backends.xnnpack.partition.xnnpack_partitioner  # noqa: F401
-    except ImportError:
-        raise UserError("ExecuTorch (.pte) programs need ExecuTorch: pip install executorch (or the [interop] extra)") from None
+        require("executorch.backends.xnnpack.partition.xnnpack_partitioner", "interop")
     finally:
         pytree_log.setLevel(level)
 

@@ -17,6 +17,7 @@ from torch import nn
 from mobilenetv2.errors import UserError
 from mobilenetv2.export.fuse import fuse_bn
 from mobilenetv2.export.runtime import META_ARCHITECTURE, META_CLASS_NAMES, META_PREPROCESSING, META_TASK
+from mobilenetv2.extras import require
 from mobilenetv2.weights import CheckpointMeta
 
 DEFAULT_OPSET = 18
@@ -38,7 +39,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str], *, opset: int = 
 
     Not atomic by itself: callers write to ``io.atomic_path`` and verify before the file takes its final name.
     """
-    import onnx
+    onnx = require("onnx", "deploy")
+    require("onnxscript", "deploy")  # torch.onnx.export(dynamo=True) needs it
 
     if not 13 <= opset <= 23:
         raise UserError(f"--opset must be between 13 and 23, got {opset}")

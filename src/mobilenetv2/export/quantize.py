@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mobilenetv2.errors import UserError
+from mobilenetv2.extras import require
 
 METHODS = ("minmax", "percentile", "entropy")
 FORMATS = ("qdq", "qoperator")
@@ -35,7 +36,8 @@ def quantize_onnx(fp32_path: str | os.PathLike[str], out: str | os.PathLike[str]
     ``preprocess`` runs onnxruntime's ``quant_pre_process`` (shape inference and graph optimisation) first.
     Metadata props of the fp32 model are copied. Writes ``out`` directly (callers wrap it in ``atomic_path``).
     """
-    import onnx
+    onnx = require("onnx", "deploy")
+    require("onnxruntime", "deploy")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from mobilenetv2.data.preprocessing import Preprocessing
 from mobilenetv2.errors import UserError
+from mobilenetv2.extras import require
 
 # Keys of the ONNX model's metadata_props written by `export_onnx` (values are JSON).
 META_CLASS_NAMES = "mobilenetv2.class_names"
@@ -25,7 +26,7 @@ def session_options(threads: int | None = None, spin: bool = True):
     ``spin=False`` stops idle worker threads from busy-waiting, which would steal the CPU from whatever runs next
     (benchmarks that interleave onnxruntime with PyTorch use it).
     """
-    import onnxruntime as ort
+    ort = require("onnxruntime", "deploy")
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -42,7 +43,7 @@ class OnnxBackend:
     """An onnxruntime session for a classifier exported by ``mobilenetv2 export`` (or any 1-input ONNX classifier)."""
 
     def __init__(self, path: str | os.PathLike[str], threads: int | None = None, *, spin: bool = True) -> None:
-        import onnxruntime as ort
+        ort = require("onnxruntime", "deploy")
 
         self.path = Path(path)
         if not self.path.is_file():

@@ -1,4 +1,4 @@
-"""Run logs: metrics.csv, TensorBoard and a PNG of the learning curves."""
+"""Run logs: metrics.csv, TensorBoard and a PNG of the learning curves (the last two skipped without their extras)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import csv
 import io
 from pathlib import Path
 
-from mobilenetv2.io import atomic_write_text
+from mobilenetv2.extras import optional
+from mobilenetv2.io import atomic_path, atomic_write_text
+from mobilenetv2.reporting import pyplot
 
 
 def write_metrics_csv(path: Path, history: list[dict]) -> None:
@@ -19,15 +21,11 @@ def write_metrics_csv(path: Path, history: list[dict]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def plot_curves(path: Path, history: list[dict]) -> None:
-    """Loss (train, val) and val accuracy per epoch, side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from mobilenetv2.io import atomic_path
-
+def plot_curves(path: Path, history: list[dict]) -> bool:
+    """Loss (train, val) and val accuracy per epoch, side by side; False (and one log line) without matplotlib."""
+    if not optional("matplotlib", "plots", f"the learning curves ({Path(path).name})"):
+        return False
+    plt = pyplot()
     epochs = [row["epoch"] for row in history]
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     ax_loss.plot(epochs, [row["train_loss"] for row in history], label="train")
@@ -42,21 +40,27 @@ def plot_curves(path: Path, history: list[dict]) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
+    return True
 
 
 class TensorBoard:
-    """Scalars per epoch under run_dir/tb."""
+    """Scalars per epoch under run_dir/tb; does nothing (after one log line) without the tensorboard package."""
 
     def __init__(self, log_dir: Path):
-        from torch.utils.tensorboard import SummaryWriter
+        self.writer = None
+        if optional("tensorboard", "tensorboard", f"TensorBoard logs ({Path(log_dir).name}/)"):
+            from torch.utils.tensorboard import SummaryWriter
 
-        self.writer = SummaryWriter(str(log_dir))
+            self.writer = SummaryWriter(str(log_dir))
 
     def log(self, epoch: int, metrics: dict) -> None:
+        if self.writer is None:
+            return
         for key, value in metrics.items():
             if key != "epoch" and isinstance(value, (int, float)):
                 self.writer.add_scalar(key, value, epoch)
         self.writer.flush()
 
     def close(self) -> None:
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()

@@ -6,11 +6,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import optuna
-
 from mobilenetv2.errors import UserError
+from mobilenetv2.extras import require
 from mobilenetv2.training.config import TrainConfig
 from mobilenetv2.tuning.space import SearchSpace
+
+optuna = require("optuna", "tune")
 
 METRICS = {"accuracy": ("val_acc", "maximize"), "loss": ("val_loss", "minimize")}
 

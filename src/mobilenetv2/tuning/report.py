@@ -8,10 +8,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import optuna
-from optuna.trial import FrozenTrial, TrialState
-
+from mobilenetv2.extras import require
 from mobilenetv2.io import atomic_path, atomic_write_text
+
+optuna = require("optuna", "tune")
+FrozenTrial, TrialState = optuna.trial.FrozenTrial, optuna.trial.TrialState
 
 STATE_ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING: 2, TrialState.FAIL: 3}
 
@@ -65,11 +66,13 @@ def write_table(study: optuna.Study, out: Path) -> tuple[Path, Path]:
 
 
 def write_plots(study: optuna.Study, out: Path) -> dict[str, str]:
-    """PNG plots in ``out/plots``; returns {name: path or the reason it was skipped}."""
-    import matplotlib
+    """PNG plots in ``out/plots``; returns {name: path or the reason it was skipped} ({} without matplotlib)."""
+    from mobilenetv2.extras import optional
+    from mobilenetv2.reporting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    if not optional("matplotlib", "plots", "the tune plots"):
+        return {}
+    plt = pyplot()
     from optuna.visualization import matplotlib as ovm
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

@@ -10,10 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import optuna
-from optuna.trial import TrialState
-
 from mobilenetv2.errors import UserError
+from mobilenetv2.extras import require
 from mobilenetv2.training.config import TrainConfig
 from mobilenetv2.training.flags import training_flags
 from mobilenetv2.tuning import report
@@ -30,6 +28,10 @@ from mobilenetv2.tuning.study import (
     run_trials,
     storage_url,
 )
+
+optuna = require("optuna", "tune")
+TrialState = optuna.trial.TrialState
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -130,7 +132,7 @@ def log_trial(log: Callable[[str], None]) -> Callable[[optuna.Study, optuna.tria
 
 
 def tune(cfg: TuneConfig, base: TrainConfig | None = None, fit: Fit = train_trial,
-         log: Callable[[str], None] = print) -> TuneResult:
+         log: Callable[[str], None] = _log.info) -> TuneResult:
     """Run (or resume, or join) the search in ``cfg.out`` and write its results there.
 
     ``fit(trial, train_config, metric) -> value`` trains one trial; the default trains with per-epoch pruning."""

@@ -10,12 +10,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import optuna
-from optuna.trial import TrialState
-
 from mobilenetv2.errors import UserError
 from mobilenetv2.extras import MissingExtraError, available, require
 from mobilenetv2.tuning.space import SearchSpace
+
+optuna = require("optuna", "tune")
+TrialState = optuna.trial.TrialState
 
 SAMPLERS = ("grid", "random", "tpe")
 PRUNERS = ("median", "halving", "none")

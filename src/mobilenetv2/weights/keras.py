@@ -21,6 +21,7 @@ import torch
 
 from mobilenetv2.data.preprocessing import Preprocessing
 from mobilenetv2.errors import UserError
+from mobilenetv2.extras import require
 from mobilenetv2.models import model_from_arch
 from mobilenetv2.weights.checkpoint import Checkpoint, CheckpointMeta
 from mobilenetv2.weights.convert import infer_arch, load_state_dict_strict
@@ -55,7 +56,7 @@ def convert_keras(path: str | os.PathLike[str], labels: str | os.PathLike[str] |
 
 def _read_keras_file(path: Path) -> tuple[dict[str, list[np.ndarray]], dict[str, Any] | None]:
     """Layer name -> its variables in Keras order (kernel[, bias] or gamma, beta, moving mean, moving variance)."""
-    import h5py
+    h5py = require("h5py", "interop")
 
     _check_file_size(path)
     try:

@@ -6,6 +6,7 @@ from pathlib import Path
 from urllib.error import URLError
 
 from mobilenetv2.errors import UserError
+from mobilenetv2.extras import require
 
 SOURCES = ["torchvision", "timm"]
 
@@ -65,11 +66,10 @@ def _fetch_torchvision(url: str) -> Path:
 
 
 def _fetch_timm(repo: str) -> Path:
-    try:
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import LocalEntryNotFoundError
-    except ImportError:
-        raise UserError("--pretrained timm needs the huggingface_hub package (pip install timm)") from None
+    require("huggingface_hub", "interop")
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
     try:
         return Path(hf_hub_download(repo, "model.safetensors", local_files_only=True))
     except LocalEntryNotFoundError:

@@ -17,6 +17,7 @@ import torch
 
 from mobilenetv2.data.preprocessing import Preprocessing
 from mobilenetv2.errors import UserError
+from mobilenetv2.extras import require
 from mobilenetv2.models import model_from_arch
 from mobilenetv2.weights.checkpoint import Checkpoint, CheckpointMeta
 from mobilenetv2.weights.convert import infer_arch, load_state_dict_strict
@@ -132,6 +133,7 @@ def _calibration_batch(sources: list[str], pre: Preprocessing, limit: int) -> to
 
 
 def _open(path: Path) -> tuple[Any, Any]:
+    require("ai_edge_litert", "interop")
     from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 import mobilenetv2.tasks.classification.metrics as M
+from mobilenetv2.extras import optional
 from mobilenetv2.reporting import format_table, pyplot, staged_dir
 
 REPORT_FILES = ("report.json", "report.md", "confusion_matrix.csv", "confusion_matrix.png",
@@ -109,9 +110,10 @@ class EvalReport:
         with staged_dir(out_dir) as tmp:
             (tmp / "report.md").write_text(self.to_markdown())
             (tmp / "confusion_matrix.csv").write_text(self.confusion_csv())
-            plot_confusion(self.confusion, self.class_names, tmp / "confusion_matrix.png", normalize=False)
-            plot_confusion(self.confusion, self.class_names, tmp / "confusion_matrix_normalized.png", normalize=True)
-            plot_reliability(self.calibration_bins, self.ece, tmp / "reliability.png")
+            if optional("matplotlib", "plots", "the report's PNG plots"):
+                plot_confusion(self.confusion, self.class_names, tmp / "confusion_matrix.png", normalize=False)
+                plot_confusion(self.confusion, self.class_names, tmp / "confusion_matrix_normalized.png", normalize=True)
+                plot_reliability(self.calibration_bins, self.ece, tmp / "reliability.png")
             (tmp / "report.json").write_text(json.dumps(self.to_dict(), indent=2))
         return Path(out_dir)
 
