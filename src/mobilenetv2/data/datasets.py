@@ -165,7 +165,7 @@ def drop_empty_classes(splits: dict[str, list[tuple[Path, int]]], class_names: l
     """Remove classes without any training image (renumbering labels in place); returns the kept class names."""
     counts = np.bincount([y for _, y in splits["train"]], minlength=len(class_names))
     empty = [name for name, n in zip(class_names, counts) if n == 0]
-    if empty:
+    if empty and len(empty) < len(class_names):  # all empty: the caller's one-line error says it
         log.warning("warning: %s: ignoring %d class(es) with no usable training images: %s", where, len(empty), ", ".join(empty))
     keep = [c for c, n in enumerate(counts) if n > 0]
     new_label = {old: new for new, old in enumerate(keep)}
