@@ -71,6 +71,13 @@ def test_load_model_from_pth_and_timm_safetensors(tmp_path):
     theirs = randomise_bn(timm.create_model("mobilenetv2_050"))
     save_file(theirs.state_dict(), str(tmp_path / "model.safetensors"))
     assert_same_logits(theirs, load_model(tmp_path / "model.safetensors"))
+    from mobilenetv2.weights import load_checkpoint
+
+    # each source's weights come with the preprocessing they were measured with: timm's bicubic, torchvision's bilinear
+    timm_pre = load_checkpoint(tmp_path / "model.safetensors").preprocessing
+    assert timm_pre.interpolation == theirs.pretrained_cfg["interpolation"] == "bicubic"
+    assert timm_pre.crop_pct == pytest.approx(theirs.pretrained_cfg["crop_pct"])
+    assert load_checkpoint(tmp_path / "tv.pth").preprocessing.interpolation == "bilinear"
 
 
 def test_wrong_width_names_keys_and_shapes():
