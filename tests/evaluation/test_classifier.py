@@ -62,3 +62,21 @@ def test_bad_inputs(tiny_checkpoint, tmp_path):
     truncated.write_bytes(tiny_checkpoint.read_bytes()[:5000])
     with pytest.raises(UserError, match="truncated.safetensors"):
         Classifier.load(truncated)
+
+
+def test_a_pil_photo_in_memory_is_turned_by_its_exif_orientation(tiny_checkpoint, tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    classifier = Classifier.load(tiny_checkpoint, device="cpu")
+    pixels = np.zeros((40, 80, 3), np.uint8)
+    pixels[:, :40] = (255, 0, 0)  # stored sideways: left half red, right half blue
+    pixels[:, 40:] = (0, 0, 255)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    Image.fromarray(pixels).save(tmp_path / "tagged.jpg", exif=exif, quality=95)
+    with Image.open(tmp_path / "tagged.jpg") as tagged:
+        from_memory = classifier.preprocess(tagged)
+    upright = Image.fromarray(pixels).rotate(-90, expand=True)
+    assert (from_memory - classifier.preprocess(upright)).abs().mean() < 0.1
+    assert (from_memory - classifier.preprocess(Image.fromarray(pixels))).abs().mean() > 0.5

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from mobilenetv2.data.images import load_image, to_rgb
+from mobilenetv2.data.images import load_image, to_rgb, upright
 from mobilenetv2.data.preprocessing import Preprocessing, eval_transform
 from mobilenetv2.errors import UserError
 from mobilenetv2.tasks import get_task
@@ -98,7 +98,7 @@ class Classifier:
         if isinstance(image, (str, os.PathLike)):
             image = load_image(image)
         elif isinstance(image, Image.Image):
-            image = to_rgb(image)
+            image = to_rgb(upright(image))
         elif isinstance(image, np.ndarray):
             image = _array_to_pil(image)
         elif isinstance(image, torch.Tensor):
