@@ -66,9 +66,11 @@ def test_small_grayscale_images_get_a_small_input_light_augmentation_and_no_crop
     before = TrainConfig(data=str(characters))
     after = resolve_defaults(before)
     assert (after.input_size, after.augment, after.crop_pct) == (64, "light", 1.0)
+    assert (after.batch_size, after.warmup_epochs) == (32, 0.3)
     assert describe_defaults(before, after) == (
-        "defaults from the data: 60 28x28 grayscale images in 10 classes -> input 64, augment light, no crop "
-        "(set --input-size/--augment/--crop-pct to override)")
+        "defaults from the data: 60 28x28 grayscale images in 10 classes -> input 64, augment light, no crop, "
+        "batch 32, warm-up 0.3 epoch(s) (set --input-size/--augment/--crop-pct/--batch-size/--warmup-epochs "
+        "to override)")
 
 
 def test_large_photos_get_the_paper_recipe_and_medium_images_keep_their_size(tmp_path):
@@ -87,11 +89,11 @@ def test_real_photos_get_the_paper_recipe():
 
 
 def test_options_the_user_sets_are_kept_and_not_described(characters):
-    before = TrainConfig(data=str(characters), input_size=96, augment="none")
+    before = TrainConfig(data=str(characters), input_size=96, augment="none", batch_size=16, warmup_epochs=0.0)
     after = resolve_defaults(before)
-    assert (after.input_size, after.augment, after.crop_pct) == (96, "none", 1.0)
+    assert (after.input_size, after.augment, after.crop_pct, after.batch_size, after.warmup_epochs) == (96, "none", 1.0, 16, 0)
     assert describe_defaults(before, after).endswith("-> no crop (set --crop-pct to override)")
-    full = TrainConfig(data=str(characters), input_size=96, augment="none", crop_pct=0.9)
+    full = TrainConfig(data=str(characters), input_size=96, augment="none", crop_pct=0.9, batch_size=16, warmup_epochs=1)
     assert resolve_defaults(full) == full and describe_defaults(full, full) == ""
 
 
@@ -116,10 +118,10 @@ def test_out_of_range_options_fail_before_training(option, value, message):
 @pytest.mark.slow
 def test_small_grayscale_characters_train_well_with_the_defaults(tmp_path):
     """The foundation issue's case: 28x28 handwritten characters with every default, 5 epochs. The ImageNet recipe
-    stalled at 78%; the data's defaults (64, light, no crop) give 96.7% with seed 0 (32 px: 94.7%). The issue's 98%
-    needs more than these three options: the other defaults (batch 64, 1 warm-up epoch) leave 110 steps in 5 epochs."""
+    stalled at 78%; the data's defaults (64 px, light, no crop, batch 32, 0.3 warm-up epochs) give 98.9% with seed 0
+    (batch 64 and 1 warm-up epoch: 96.7%, too few steps in 5 epochs; 32 px: 94.7%)."""
     from mobilenetv2.training import train
 
     folder = write_characters(tmp_path / "chars")  # all 1797 digits, 28x28 grayscale PNGs
     result = train(TrainConfig(data=str(folder), epochs=5, out=str(tmp_path / "run"), progress=False))
-    assert result.best_metric >= 0.95, result.history
+    assert result.best_metric >= 0.98, result.history

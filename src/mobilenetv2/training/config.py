@@ -48,7 +48,8 @@ class TrainConfig:
     crop_pct: float | None = _opt(None, "evaluation centre-crop ratio (default: chosen from the data: 1.0 for digits and small "
                                         "images, 0.875 for photos)")
     interpolation: str = _opt("bilinear", "resize interpolation: bilinear, bicubic, nearest")
-    batch_size: int = _opt(64, "batch size per process")
+    batch_size: int | None = _opt(None, "batch size per process (default: chosen from the data: 32 for small "
+                                         "images, 64 otherwise)")
     workers: int | None = _opt(None, "data loader workers (default: automatic)")
     balance: str = _opt("none", f"class imbalance: {', '.join(BALANCE_MODES)}")
     mixup: float = _opt(0.0, "mixup alpha (0: off)")
@@ -79,7 +80,8 @@ class TrainConfig:
     eps: float | None = _opt(None, "epsilon (default: 1e-3 for RMSprop, TensorFlow-like; 1e-8 for AdamW)")
     weight_decay: float = _opt(4e-5, "weight decay (not applied to biases and BatchNorm)")
     schedule: str = _opt("cosine", f"lr schedule after warm-up: {', '.join(SCHEDULES)}")
-    warmup_epochs: float = _opt(1.0, "linear warm-up epochs (fractions allowed)")
+    warmup_epochs: float | None = _opt(None, "linear warm-up epochs, fractions allowed (default: chosen from the "
+                                             "data: 0.3 for small images, 1 otherwise)")
     gamma: float = _opt(0.98, "lr factor per epoch (exponential) or per --step-epochs (step)")
     step_epochs: int = _opt(30, "epochs between lr drops (step schedule)")
     label_smoothing: float = _opt(0.1, "label smoothing of the cross-entropy loss")
@@ -116,12 +118,16 @@ class TrainConfig:
             _choice("recipe", self.recipe, RECIPES)
         if self.freeze is not None:
             _choice("freeze", self.freeze, FREEZE_CHOICES)
-        for name in ("lr", "epochs", "batch_size", "step_epochs", "gamma", "backbone_lr_mult", "layer_decay"):
+        for name in ("lr", "epochs", "step_epochs", "gamma", "backbone_lr_mult", "layer_decay"):
             _positive(name, getattr(self, name))
+        if self.batch_size is not None:
+            _positive("batch_size", self.batch_size)
+        if self.warmup_epochs is not None:
+            _non_negative("warmup_epochs", self.warmup_epochs)
         for name in ("width_mult", "eps"):
             if getattr(self, name) is not None:
                 _positive(name, getattr(self, name))
-        for name in ("weight_decay", "momentum", "warmup_epochs", "clip_grad", "mixup", "cutmix", "head_epochs",
+        for name in ("weight_decay", "momentum", "clip_grad", "mixup", "cutmix", "head_epochs",
                      "early_stop", "limit_batches"):
             _non_negative(name, getattr(self, name))
         for name in ("label_smoothing", "ema", "alpha"):
