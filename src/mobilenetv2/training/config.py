@@ -41,8 +41,8 @@ class TrainConfig:
     data_root: str | None = _opt(None, "where torchvision datasets live / CSV-relative paths resolve")
     val_split: float = _opt(0.2, "fraction held out for validation when there is no val/ folder")
     seed: int = _opt(0, "random seed (model init, data order, augmentation)")
-    input_size: int | None = _opt(None, "input resolution (default: chosen from the data: 32 for digits "
-                                               "and small images, 224 for photos)")
+    input_size: int | None = _opt(None, "input resolution (default: chosen from the data: 32 for the "
+                                               "built-in digits, ~2x the size of small images, 224 for photos)")
     augment: str | None = _opt(None, f"training augmentation: {', '.join(AUGMENTS)} (default: chosen from "
                                   "the data: light for digits and small images, paper for photos)")
     crop_pct: float | None = _opt(None, "evaluation centre-crop ratio (default: chosen from the data: 1.0 for digits and small "

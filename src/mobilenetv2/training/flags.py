@@ -18,7 +18,9 @@ def add_training_flags(p: argparse.ArgumentParser | Any, *, skip: tuple[str, ...
             continue
         base, _ = field_types(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
-        help_text = f"{f.metadata['help']} (default: {f.default})" if show_help else argparse.SUPPRESS
+        own = "(default" in f.metadata["help"]  # the help names a default chosen at run time
+        help_text = (f.metadata["help"] if own else f"{f.metadata['help']} (default: {f.default})") if show_help \
+            else argparse.SUPPRESS
         if base is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=argparse.SUPPRESS, help=help_text)
         else:
