@@ -15,7 +15,7 @@ def test_benchmark_times_every_path_but_compile(capsys):
         assert p["size_mb"] > 0
     sizes = {p["name"]: p["size_mb"] for p in report["paths"]}
     assert sizes["int8"] < sizes["onnx"] / 2
-    assert report["gflops"] > 0 and report["macs"] > 0
+    assert report["gflops"] > 0 and report["macs"] > 0 and report["cpu"].startswith("CPU: ")
 
 
 def test_benchmark_table_has_ratios(capsys):
@@ -23,6 +23,8 @@ def test_benchmark_table_has_ratios(capsys):
                  "--batch", "1", "--formats", "torchvision", "bn_folded"]) == 0
     out = capsys.readouterr().out
     assert "b1 vs torchvision" in out and "1.00x" in out and "compute limit" in out
+    cpu, runtimes = out.splitlines()[:2]
+    assert cpu.startswith("CPU: ") and "int8" in cpu and runtimes.startswith("runtimes: torch") and "XNNPACK" in runtimes
 
 
 def test_benchmark_rejects_bad_threads(capsys):
