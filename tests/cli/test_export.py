@@ -19,6 +19,8 @@ def test_export_onnx_verifies_on_real_images(checkpoint, shared_data, capsys):
     assert not any(n.op_type == "BatchNormalization" for n in proto.graph.node)
     assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch
     assert {p.key for p in proto.metadata_props} >= {"mobilenetv2.class_names", "mobilenetv2.preprocessing"}
+    # the weights are inside the file: no external-data (.data) or temporary file beside it
+    assert sorted(p.name for p in out.parent.iterdir()) == ["model.onnx", "tiny.safetensors"]
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "pt2"])
@@ -39,3 +41,14 @@ def test_export_errors_are_one_line_and_leave_no_file(checkpoint, tmp_path, caps
     broken.write_bytes(b"\x00" * 10)
     assert main(["export", str(broken)]) == 2
     assert "mobilenetv2 export: error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case", ["folder", "under_a_file"])
+def test_export_refuses_an_unwritable_out_before_loading(tmp_path, capsys, case):
+    blocker = tmp_path / "blocker"
+    blocker.write_text("")
+    out = tmp_path if case == "folder" else blocker / "model.onnx"
+    missing = tmp_path / "missing.safetensors"  # never read: the output is checked first
+    assert main(["export", str(missing), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("mobilenetv2 export: error:") and err.count("\n") == 1 and "missing" not in err

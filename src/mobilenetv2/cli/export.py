@@ -23,10 +23,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from mobilenetv2.export.exporter import default_output, export_model
+    from mobilenetv2.io import check_writable
     from mobilenetv2.weights import load_checkpoint
 
-    ckpt = load_checkpoint(args.checkpoint)
     out = args.out or default_output(args.checkpoint, args.format)
+    check_writable(out)
+    ckpt = load_checkpoint(args.checkpoint)
     check = export_model(ckpt.model, out, args.format, meta=ckpt.meta, opset=args.opset,
                          verify_images=args.verify_images)
     print(check.summary())

@@ -50,8 +50,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str], *, opset: int = 
     try:
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
+            # external_data=False: weights inside the file, no "<name>.data" left beside it (models here are < 2 GB)
             torch.onnx.export(fused, (example,), str(path), dynamo=True, opset_version=opset, optimize=True,
-                              input_names=["images"], output_names=["logits"],
+                              external_data=False, input_names=["images"], output_names=["logits"],
                               dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},), verbose=False)
     except UserError:
         raise
