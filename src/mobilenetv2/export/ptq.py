@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import glob
+import math
 import os
+import statistics
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,44 +20,80 @@ RUNTIMES = {"onnxruntime": "onnx", "executorch": "pte"}  # runtime -> the file f
 
 
 @dataclass
+class Speed:
+    """fp32 vs int8 batch-1 latency timed interleaved: medians and the spread of the per-round speed-up."""
+
+    fp32_ms: float
+    int8_ms: float
+    speedup: float          # median over rounds of fp32 time / int8 time within the same round
+    speedup_p10: float
+    speedup_p90: float
+    rounds: int
+
+
+@dataclass
 class QuantizeReport:
-    """fp32 vs int8 (ONNX or ExecuTorch) on the same validation images, plus sizes and batch-1 latency."""
+    """fp32 vs int8 (ONNX or ExecuTorch): accuracy on labelled validation images when given, agreement and logit
+    differences on the compared images, sizes and batch-1 latency."""
 
     out: str
     runtime: str
     method: str
     calibration_images: int
-    val_images: int
-    fp32_top1: float
-    int8_top1: float
-    agreement: float         # fraction of validation images where fp32 and int8 predict the same class
+    val_images: int          # labelled validation images (0: no accuracy measured)
+    compared_on: str         # "validation" or "calibration" images: where agreement and logit differences come from
+    compared_images: int
+    fp32_top1: float | None
+    int8_top1: float | None
+    agreement: float         # fraction of compared images where fp32 and int8 predict the same class
+    max_logit_diff: float
+    mean_logit_diff: float
     fp32_mb: float
     int8_mb: float
     fp32_ms: float
     int8_ms: float
+    speedup: float
+    speedup_p10: float
+    speedup_p90: float
+    speed_rounds: int
     threads: int
+    no_accuracy: str = ""    # why no accuracy was measured ("" when it was)
+    cpu: str = ""
 
     @property
-    def drop_points(self) -> float:
-        return (self.fp32_top1 - self.int8_top1) * 100
+    def drop_points(self) -> float | None:
+        return None if self.fp32_top1 is None or self.int8_top1 is None else (self.fp32_top1 - self.int8_top1) * 100
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "drop_points": round(self.drop_points, 3)}
+        drop = self.drop_points
+        return {**asdict(self), "drop_points": None if drop is None else round(drop, 3)}
 
     def table(self) -> str:
         from mobilenetv2.reporting import format_table
 
         fmt = RUNTIMES[self.runtime]
+
+        def top1(value: float | None) -> str:
+            return "-" if value is None else f"{value:.2%}"
+
         return format_table(
-            ["model", "top-1", "size (MB)", f"batch-1 latency (ms, {self.threads} threads)"],
-            [[f"{fmt} fp32", f"{self.fp32_top1:.2%}", f"{self.fp32_mb:.2f}", f"{self.fp32_ms:.2f}"],
-             [f"{fmt} int8 ({self.method})", f"{self.int8_top1:.2%}", f"{self.int8_mb:.2f}", f"{self.int8_ms:.2f}"]])
+            ["model", "top-1", "size (MB)", f"batch-1 latency (ms, median, {self.threads} threads)"],
+            [[f"{fmt} fp32", top1(self.fp32_top1), f"{self.fp32_mb:.2f}", f"{self.fp32_ms:.2f}"],
+             [f"{fmt} int8 ({self.method})", top1(self.int8_top1), f"{self.int8_mb:.2f}", f"{self.int8_ms:.2f}"]])
 
     def verdict(self) -> str:
-        summary = (f"int8 vs fp32 on {self.val_images} validation images: top-1 drop {self.drop_points:+.2f} points, "
-                   f"same prediction on {self.agreement:.1%}, {self.fp32_mb / self.int8_mb:.1f}x smaller, "
-                   f"{self.fp32_ms / self.int8_ms:.1f}x faster")
-        if self.drop_points <= MAX_DROP_POINTS:
+        speed = (f"{self.speedup:.2f}x faster (median of {self.speed_rounds} interleaved rounds, "
+                 f"p10-p90 {self.speedup_p10:.2f}-{self.speedup_p90:.2f}x)")
+        agree = (f"same prediction on {self.agreement:.1%} of {self.compared_images} {self.compared_on} images, "
+                 f"|logit diff| max {self.max_logit_diff:.3g} mean {self.mean_logit_diff:.3g}")
+        size = f"{self.fp32_mb / self.int8_mb:.1f}x smaller"
+        drop = self.drop_points
+        if drop is None:
+            return (f"int8 vs fp32: {agree}; {size}, {speed}\nno accuracy measured: {self.no_accuracy} "
+                    f"(agreement on the calibration images themselves is an optimistic check)")
+        summary = f"int8 vs fp32 on {self.val_images} validation images: top-1 drop {drop:+.2f} points, {agree}; " \
+                  f"{size}, {speed}"
+        if drop <= MAX_DROP_POINTS:
             return summary
         method = "another --method (percentile, entropy), " if self.runtime == "onnxruntime" else ""
         return (f"{summary}\nwarning: the drop exceeds {MAX_DROP_POINTS:g} point; try more calibration images "
@@ -76,6 +115,43 @@ def predict_logits(backend, loader) -> tuple[np.ndarray, np.ndarray]:
     if not logits:
         raise UserError("no usable validation images")
     return np.concatenate(logits), np.concatenate(targets)
+
+
+def is_labelled(calib: list[str]) -> bool:
+    """True for one labelled data spec (a folder of class sub-folders or with train/ and val/, a CSV, ``digits``, a
+    dataset name); False for photos: image files, globs, or a folder with images directly inside."""
+    from mobilenetv2.data.images import is_image_file
+
+    if len(calib) != 1 or glob.has_magic(calib[0]):
+        return False
+    path = Path(calib[0])
+    if path.is_file():
+        return path.suffix.lower() == ".csv"
+    if path.is_dir():
+        entries = list(path.iterdir())
+        return any(e.is_dir() for e in entries) and not any(e.is_file() and is_image_file(e) for e in entries)
+    return True  # digits or a dataset name; resolve_source names what is wrong otherwise
+
+
+def time_speedup(fp32, int8, one: np.ndarray, rounds: int, round_ms: float = 10.0) -> Speed:
+    """Batch-1 latency of both models, interleaved round by round (order alternating), and the per-round speed-up.
+
+    Each round runs each model for about ``round_ms``, so that sub-millisecond models are not timed call by call.
+    """
+    from mobilenetv2.timing import percentile, time_interleaved
+
+    candidates = {"fp32": lambda: fp32(one), "int8": lambda: int8(one)}
+    warm = time_interleaved(candidates, rounds=1, warmup=3)
+    iters = max(1, math.ceil(round_ms / max(warm["fp32"].median_ms, 1e-3)))
+    fp32_ms, int8_ms = [], []
+    for r in range(max(rounds, 1)):
+        ordered = dict(reversed(candidates.items())) if r % 2 else candidates
+        stats = time_interleaved(ordered, rounds=1, warmup=0, iters_per_round=iters)
+        fp32_ms.append(stats["fp32"].median_ms)
+        int8_ms.append(stats["int8"].median_ms)
+    ratios = [f / i for f, i in zip(fp32_ms, int8_ms, strict=True)]
+    return Speed(statistics.median(fp32_ms), statistics.median(int8_ms), statistics.median(ratios),
+                 percentile(ratios, 10), percentile(ratios, 90), len(ratios))
 
 
 def _check_options(runtime: str, method: str | None, quant_format: str, reduce_range: bool) -> str:
@@ -117,39 +193,84 @@ def default_quantized_output(checkpoint: str | os.PathLike[str], runtime: str = 
     return checkpoint / f"model{suffix}" if checkpoint.is_dir() else checkpoint.with_suffix(suffix)
 
 
-def quantize_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], calib: str, *,
+def compare_outputs(fp32: np.ndarray, int8: np.ndarray) -> dict[str, float]:
+    """Top-1 agreement and max/mean absolute logit difference of int8 against fp32."""
+    diff = np.abs(fp32 - int8)
+    return {"agreement": float((fp32.argmax(1) == int8.argmax(1)).mean()), "max_logit_diff": float(diff.max()),
+            "mean_logit_diff": float(diff.mean())}
+
+
+def _calibration(calib: list[str], labelled: bool, val: str | None, pre, num_calib: int) -> list[np.ndarray]:
+    from mobilenetv2.export.quantize import calibration_batches, image_batches
+
+    if not labelled:
+        return image_batches(calib, pre, num_calib)
+    # Without --val, calibration draws from the training split only, so the two never share an image.
+    return calibration_batches(calib[0], pre, num_calib, split="train" if val is None else _split(calib[0], "train"))
+
+
+def _names(classes: list[str]) -> str:
+    return ", ".join(classes[:5]) + (f", ... ({len(classes)} classes)" if len(classes) > 5 else "")
+
+
+def _val_loader(ckpt, data: str, split: str, *, strict: bool = True):
+    """The labelled validation loader of ``data``; classes other than the checkpoint's are an error (None if not
+    ``strict``)."""
+    from mobilenetv2.data import build_eval_loader
+
+    loader, classes = build_eval_loader(data, ckpt.preprocessing, split=split, batch_size=32, workers=0)
+    if ckpt.class_names and list(ckpt.class_names) != list(classes):
+        if not strict:
+            return None
+        raise UserError(f"the validation classes ({_names(classes)}) differ from the checkpoint's classes "
+                        f"({_names(ckpt.class_names)})")
+    return loader
+
+
+def _evaluation(ckpt, calib: list[str], val: str | None):
+    """(validation loader or None, whether --calib is used as labelled data, why no accuracy is measured)."""
+    if val:
+        return _val_loader(ckpt, val, _split(val, "val")), is_labelled(calib), ""
+    if not is_labelled(calib):
+        return None, False, "no labelled --val given"
+    loader = _val_loader(ckpt, calib[0], "val", strict=False)
+    if loader is None:  # labelled, but not with the checkpoint's classes: its images still calibrate
+        return None, False, "the classes of --calib are not the checkpoint's and no labelled --val was given"
+    return loader, True, ""
+
+
+def quantize_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], calib: str | list[str], *,
                         val: str | None = None, num_calib: int = 128, method: str | None = None,
                         quant_format: str = "qdq", per_channel: bool = True, reduce_range: bool = False,
                         threads: int = 2, speed_rounds: int = 20, runtime: str = "onnxruntime") -> QuantizeReport:
-    """Quantize ``checkpoint`` to an int8 file at ``out`` and report fp32 vs int8 accuracy, size and speed.
+    """Quantize ``checkpoint`` to an int8 file at ``out``; report fp32 vs int8 sizes, speed, agreement and (with
+    labelled validation data) accuracy.
 
-    ``runtime="onnxruntime"`` writes a QDQ ONNX model; ``"executorch"`` an XNNPACK ``.pte`` program with its
-    metadata JSON beside it.
+    ``calib``: labelled data (its validation split is used when ``val`` is None) or unlabelled photos (files,
+    folders, globs). ``runtime="onnxruntime"`` writes a QDQ ONNX model; ``"executorch"`` an XNNPACK ``.pte``
+    program with its metadata JSON beside it.
     """
-    from mobilenetv2.data import build_eval_loader
-    from mobilenetv2.export.quantize import calibration_batches
-    from mobilenetv2.timing import time_interleaved
+    from mobilenetv2.benchmarking.cpu import describe
     from mobilenetv2.weights import load_checkpoint
 
+    calib = [calib] if isinstance(calib, str) else list(calib)
     method = _check_options(runtime, method, quant_format, reduce_range)
     ckpt = load_checkpoint(checkpoint)
-    model, pre = ckpt.model, ckpt.preprocessing
-    val_loader, val_classes = build_eval_loader(val or calib, pre, split=_split(val, "val"), batch_size=32, workers=0)
-    model_classes = ckpt.class_names
-    if model_classes and list(model_classes) != list(val_classes):
-        raise UserError(f"the validation classes {val_classes} differ from the checkpoint's classes {model_classes}")
-    # Without --val, calibration draws from the training split only, so the two never share an image.
-    batches = calibration_batches(calib, pre, num_calib, split="train" if val is None else _split(calib, "train"))
+    val_loader, labelled, no_accuracy = _evaluation(ckpt, calib, val)
+    batches = _calibration(calib, labelled, val, ckpt.preprocessing, num_calib)
     with tempfile.TemporaryDirectory(prefix="mobilenetv2-quant-") as tmp:
         fp32_path = Path(tmp) / f"fp32.{RUNTIMES[runtime]}"
         with atomic_path(out) as int8_path:
-            fp32, int8 = _int8_pair(runtime, model, ckpt.meta, fp32_path, int8_path, batches, method=method,
+            fp32, int8 = _int8_pair(runtime, ckpt.model, ckpt.meta, fp32_path, int8_path, batches, method=method,
                                     quant_format=quant_format, per_channel=per_channel, reduce_range=reduce_range,
                                     threads=threads)
-            fp32_logits, targets = predict_logits(fp32, val_loader)
-            int8_logits, _ = predict_logits(int8, val_loader)
-            one = np.ascontiguousarray(batches[0][:1])
-            speed = time_interleaved({"fp32": lambda: fp32(one), "int8": lambda: int8(one)}, rounds=speed_rounds)
+            if val_loader is not None:
+                fp32_logits, targets = predict_logits(fp32, val_loader)
+                int8_logits, _ = predict_logits(int8, val_loader)
+            else:
+                fp32_logits = np.concatenate([fp32(b) for b in batches])
+                int8_logits = np.concatenate([int8(b) for b in batches])
+            speed = time_speedup(fp32, int8, np.ascontiguousarray(batches[0][:1]), speed_rounds)
             fp32_mb, int8_mb = fp32_path.stat().st_size / 1e6, int8_path.stat().st_size / 1e6
     if runtime == "executorch":  # .pte has no metadata field: class names and preprocessing go beside it
         from mobilenetv2.export.executorch import sidecar_path
@@ -157,9 +278,13 @@ def quantize_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLi
         from mobilenetv2.io import atomic_write_text
 
         atomic_write_text(sidecar_path(out), metadata_json(ckpt.meta))
+    top1 = (None, None) if val_loader is None else (
+        float((fp32_logits.argmax(1) == targets).mean()), float((int8_logits.argmax(1) == targets).mean()))
     return QuantizeReport(
         out=str(out), runtime=runtime, method=method, calibration_images=sum(len(b) for b in batches),
-        val_images=len(targets), fp32_top1=float((fp32_logits.argmax(1) == targets).mean()),
-        int8_top1=float((int8_logits.argmax(1) == targets).mean()),
-        agreement=float((fp32_logits.argmax(1) == int8_logits.argmax(1)).mean()), fp32_mb=fp32_mb, int8_mb=int8_mb,
-        fp32_ms=speed["fp32"].median_ms, int8_ms=speed["int8"].median_ms, threads=threads)
+        val_images=0 if val_loader is None else len(targets),
+        compared_on="calibration" if val_loader is None else "validation", compared_images=len(fp32_logits),
+        fp32_top1=top1[0], int8_top1=top1[1], **compare_outputs(fp32_logits, int8_logits), fp32_mb=fp32_mb,
+        int8_mb=int8_mb, fp32_ms=speed.fp32_ms, int8_ms=speed.int8_ms, speedup=speed.speedup,
+        speedup_p10=speed.speedup_p10, speedup_p90=speed.speedup_p90, speed_rounds=speed.rounds, threads=threads,
+        no_accuracy=no_accuracy, cpu=describe())

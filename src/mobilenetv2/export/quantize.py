@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -11,6 +12,8 @@ import numpy as np
 
 from mobilenetv2.errors import UserError
 from mobilenetv2.extras import require
+
+log = logging.getLogger("mobilenetv2.export")
 
 METHODS = ("minmax", "percentile", "entropy")
 FORMATS = ("qdq", "qoperator")
@@ -89,3 +92,34 @@ def calibration_batches(data: str, preprocessing, num_images: int = 128, batch_s
     if not batches:
         raise UserError(f"--calib {data}: none of the calibration images could be read")
     return batches
+
+
+def image_batches(inputs: list[str], preprocessing, num_images: int = 128, batch_size: int = 16,
+                  seed: int = 0) -> list[np.ndarray]:
+    """``num_images`` unlabelled photos (files, folders or globs) drawn at random (seeded), preprocessed for eval.
+
+    Unreadable files are skipped with one warning line; none readable is an error.
+    """
+    import torch
+
+    from mobilenetv2.data.images import BadImageError, find_images, load_image
+    from mobilenetv2.data.preprocessing import eval_transform
+
+    if num_images < 1:
+        raise UserError(f"--num-calib must be >= 1, got {num_images}")
+    paths = find_images(list(inputs))
+    if not paths:
+        raise UserError(f"--calib {' '.join(inputs)}: no images found (give photos, a folder of photos, or a glob)")
+    order = torch.randperm(len(paths), generator=torch.Generator().manual_seed(seed))[:num_images].tolist()
+    transform, images, skipped = eval_transform(preprocessing), [], []
+    for i in order:
+        try:
+            images.append(transform(load_image(paths[i])))
+        except BadImageError:
+            skipped.append(paths[i].name)
+    if skipped:
+        log.warning("warning: --calib: skipped %d unreadable image file(s): %s", len(skipped), ", ".join(skipped[:3]))
+    if not images:
+        raise UserError(f"--calib {' '.join(inputs)}: none of the calibration images could be read")
+    stacked = torch.stack(images).numpy()
+    return [stacked[i:i + batch_size] for i in range(0, len(stacked), batch_size)]
