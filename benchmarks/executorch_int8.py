@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from mobilenetv2.benchmarking.cpu import describe
 from mobilenetv2.data.preprocessing import Preprocessing
 from mobilenetv2.export.executorch import ExecuTorchBackend, export_executorch, quantize_executorch
 from mobilenetv2.export.exporter import export_model
@@ -62,6 +63,7 @@ def main() -> None:
         stats = time_interleaved({name: (lambda run=run: run(x)) for name, run in runners.items()},
                                  rounds=args.rounds, iters_per_round=10)
     reference = stats["onnxruntime fp32"].median_ms
+    print(describe())  # int8 speed depends on the CPU's VNNI / dot-product instructions
     print(f"MobileNetV2 1.0 at {args.resolution}, batch 1, {args.threads} threads, {args.rounds} interleaved rounds of 10 runs")
     print(format_table(["path", "size MB", "median ms", "p90 ms", "speed vs onnxruntime fp32"],
                        [[name, f"{sizes[name]:.2f}", f"{s.median_ms:.2f}", f"{s.p90_ms:.2f}", f"{reference / s.median_ms:.2f}x"]

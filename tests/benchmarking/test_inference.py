@@ -26,3 +26,9 @@ def test_a_path_faster_than_the_limit_is_reported_not_hidden():
 def test_matmul_gflops_is_positive_and_consistent_with_its_timing():
     assert matmul_gflops(1, n=128, seconds=0.05) > 0
     assert gflops_from_ms(1.0, n=1000) == 2.0 * 1000**3 / 1e-3 / 1e9
+
+
+def test_int8_paths_are_not_held_to_the_fp32_limit():
+    report = _report(8.0)
+    report.paths.append(PathResult("int8", 3.7, 10, {1: 2.0}, {1: 2.5}))  # VNNI int8 may beat an fp32 limit
+    assert report.below_limit() == [] and "- (int8)" in report.table() and "warning" not in report.table()
