@@ -45,9 +45,11 @@ def check_writable(path: str | os.PathLike[str], *, folder: bool = False) -> Non
         existing = existing.parent
     if not existing.is_dir():
         raise UserError(f"cannot create {target}: {existing} is a file")
-    probe = target if target.exists() else existing
-    if not os.access(probe, os.W_OK | os.X_OK) or (target.is_file() and not os.access(target, os.W_OK)):
-        raise UserError(f"cannot write {target}: no write permission on {probe}")
+    # The folder must take new files (write + search); an existing file must be writable (not its execute bit).
+    blocked = existing if not os.access(existing, os.W_OK | os.X_OK) else (
+        target if target.is_file() and not os.access(target, os.W_OK) else None)
+    if blocked is not None:
+        raise UserError(f"cannot write {target}: no write permission on {blocked}")
 
 
 def _umask() -> int:

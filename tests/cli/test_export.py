@@ -21,6 +21,8 @@ def test_export_onnx_verifies_on_real_images(checkpoint, shared_data, capsys):
     assert {p.key for p in proto.metadata_props} >= {"mobilenetv2.class_names", "mobilenetv2.preprocessing"}
     # the weights are inside the file: no external-data (.data) or temporary file beside it
     assert sorted(p.name for p in out.parent.iterdir()) == ["model.onnx", "tiny.safetensors"]
+    assert main(["export", str(checkpoint), "--out", str(out)]) == 0  # an existing output is replaced
+    assert sorted(p.name for p in out.parent.iterdir()) == ["model.onnx", "tiny.safetensors"]
 
 
 @pytest.mark.parametrize("fmt", ["torchscript", "pt2"])
