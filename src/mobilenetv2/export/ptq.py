@@ -14,6 +14,7 @@ import numpy as np
 
 from mobilenetv2.errors import UserError
 from mobilenetv2.io import atomic_path
+from mobilenetv2.tasks import get_task
 
 MAX_DROP_POINTS = 1.0
 RUNTIMES = {"onnxruntime": "onnx", "executorch": "pte"}  # runtime -> the file format it runs
@@ -179,7 +180,8 @@ def _int8_pair(runtime: str, model, meta, fp32_path: Path, int8_path: Path, batc
         export_model(model, fp32_path, "onnx", meta=meta)
         quantize_onnx(fp32_path, int8_path, batches, method=method, quant_format=quant_format,
                       per_channel=per_channel, reduce_range=reduce_range)
-        return OnnxBackend(fp32_path, threads), OnnxBackend(int8_path, threads)
+        # no spinning: one session's idle threads would steal the cores from the other one timed beside it
+        return OnnxBackend(fp32_path, threads, spin=False), OnnxBackend(int8_path, threads, spin=False)
     from mobilenetv2.export.executorch import ExecuTorchBackend, export_executorch, quantize_executorch
 
     export_executorch(model, fp32_path, input_size=meta.input_size)
@@ -209,21 +211,18 @@ def _calibration(calib: list[str], labelled: bool, val: str | None, pre, num_cal
     return calibration_batches(calib[0], pre, num_calib, split="train" if val is None else _split(calib[0], "train"))
 
 
-def _names(classes: list[str]) -> str:
-    return ", ".join(classes[:5]) + (f", ... ({len(classes)} classes)" if len(classes) > 5 else "")
-
-
 def _val_loader(ckpt, data: str, split: str, *, strict: bool = True):
     """The labelled validation loader of ``data``; classes other than the checkpoint's are an error (None if not
     ``strict``)."""
     from mobilenetv2.data import build_eval_loader
 
     loader, classes = build_eval_loader(data, ckpt.preprocessing, split=split, batch_size=32, workers=0)
-    if ckpt.class_names and list(ckpt.class_names) != list(classes):
+    try:
+        get_task(ckpt.task).check_classes(ckpt.class_names, ckpt.meta.num_classes, classes)
+    except UserError as exc:
         if not strict:
             return None
-        raise UserError(f"the validation classes ({_names(classes)}) differ from the checkpoint's classes "
-                        f"({_names(ckpt.class_names)})")
+        raise UserError(f"validation data {data}: {exc}") from None
     return loader
 
 
@@ -250,7 +249,7 @@ def quantize_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLi
     folders, globs). ``runtime="onnxruntime"`` writes a QDQ ONNX model; ``"executorch"`` an XNNPACK ``.pte``
     program with its metadata JSON beside it.
     """
-    from mobilenetv2.benchmarking.cpu import describe
+    from mobilenetv2.hardware import describe
     from mobilenetv2.weights import load_checkpoint
 
     calib = [calib] if isinstance(calib, str) else list(calib)
