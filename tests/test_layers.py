@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "mobilenetv2"
 # or above. The README's "Project layout" draws the same stack.
 LAYERS: list[tuple[str, ...]] = [
     ("errors",),
-    ("io", "extras", "timing", "console"),
+    ("io", "extras", "timing", "console", "hardware"),
     ("reporting", "distributed"),
     ("models",),
     ("data", "analysis"),

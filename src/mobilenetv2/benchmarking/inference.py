@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from mobilenetv2.benchmarking import PATHS
-from mobilenetv2.benchmarking.cpu import describe
 from mobilenetv2.errors import UserError
+from mobilenetv2.hardware import describe
 from mobilenetv2.timing import restores_threads, time_interleaved
 from mobilenetv2.weights import CheckpointMeta
 
@@ -58,7 +58,7 @@ class BenchmarkReport:
     batches: list[int]
     rounds: int
     paths: list[PathResult]
-    cpu: str = ""                                         # `benchmarking.cpu.describe()`: features and runtimes
+    cpu: str = ""                                         # `hardware.describe()`: features and runtimes
 
     def limit_ms(self, batch: int) -> float:
         return 2 * self.macs * batch / (self.gflops * 1e9) * 1e3

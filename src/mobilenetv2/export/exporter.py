@@ -14,6 +14,7 @@ from torch import nn
 from mobilenetv2.data.preprocessing import Preprocessing, eval_transform
 from mobilenetv2.errors import UserError
 from mobilenetv2.io import atomic_path, atomic_write_text
+from mobilenetv2.tasks import Task, get_task
 from mobilenetv2.weights import CheckpointMeta
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript.pt", "pt2": ".pt2", "pte": ".pte"}
@@ -65,11 +66,11 @@ def verification_batch(preprocessing: Preprocessing, images: list[str] | None = 
     return torch.randn(count, in_chans, size, size, generator=generator), "synthetic images"
 
 
-def compare_logits(reference: np.ndarray, candidate: np.ndarray, source: str,
-                   tolerance: float = FP32_TOLERANCE) -> Verification:
-    diff = float(np.abs(reference - candidate).max())
-    agreement = float((reference.argmax(1) == candidate.argmax(1)).mean())
-    return Verification(len(reference), source, diff, agreement, tolerance)
+def compare_outputs(task: Task, reference: np.ndarray, candidate: np.ndarray, source: str,
+                    tolerance: float = FP32_TOLERANCE) -> Verification:
+    """The task's comparison (largest difference, agreement of the predictions) as a pass/fail verification."""
+    found = task.compare_outputs(reference, candidate)
+    return Verification(len(reference), source, found["max_abs_diff"], found["top1_agreement"], tolerance)
 
 
 def run_exported(path: Path, fmt: str, batch: torch.Tensor) -> np.ndarray:
@@ -99,7 +100,7 @@ def export_model(model: nn.Module, out: str | os.PathLike[str], fmt: str = "onnx
 
     if fmt not in FORMATS:
         raise UserError(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
-    model = model.eval()
+    model, task = model.eval(), get_task(meta.task)
     preprocessing = meta.preprocessing
     metadata = model_metadata(meta)
     batch, source = verification_batch(preprocessing, verify_images, in_chans=model.in_chans)
@@ -107,14 +108,15 @@ def export_model(model: nn.Module, out: str | os.PathLike[str], fmt: str = "onnx
         reference = model(batch).numpy()
     with atomic_path(out) as tmp:
         if fmt == "onnx":
-            export_onnx(model, tmp, opset=opset or DEFAULT_OPSET, input_size=preprocessing.input_size, metadata=metadata)
+            export_onnx(model, tmp, opset=opset or DEFAULT_OPSET, input_size=preprocessing.input_size, metadata=metadata,
+                        output_names=task.output_names)
         elif fmt == "torchscript":
             export_torchscript(model, tmp, input_size=preprocessing.input_size, metadata=metadata)
         elif fmt == "pte":
             export_executorch(model, tmp, input_size=preprocessing.input_size)
         else:
             export_pt2(model, tmp, input_size=preprocessing.input_size, metadata=metadata)
-        check = compare_logits(reference, run_exported(tmp, fmt, batch), source)
+        check = compare_outputs(task, reference, run_exported(tmp, fmt, batch), source)
         if not check.passed:
             raise UserError(f"the exported model does not match PyTorch, nothing written: {check.summary()}")
         if fmt == "pte":  # ExecuTorch programs have no metadata field: class names and preprocessing go beside it

@@ -34,7 +34,7 @@ def model_metadata(meta: CheckpointMeta) -> dict[str, str]:
 
 
 def export_onnx(model: nn.Module, path: str | os.PathLike[str], *, opset: int = DEFAULT_OPSET,
-                input_size: int, metadata: dict[str, str]) -> Path:
+                input_size: int, metadata: dict[str, str], output_names: list[str] | None = None) -> Path:
     """Write ``model`` (BatchNorm folded, eval mode) to ``path`` as ONNX with a dynamic batch dimension.
 
     Not atomic by itself: callers write to ``io.atomic_path`` and verify before the file takes its final name.
@@ -52,7 +52,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike[str], *, opset: int = 
             warnings.simplefilter("ignore")
             # external_data=False: weights inside the file, no "<name>.data" left beside it (models here are < 2 GB)
             torch.onnx.export(fused, (example,), str(path), dynamo=True, opset_version=opset, optimize=True,
-                              external_data=False, input_names=["images"], output_names=["logits"],
+                              external_data=False, input_names=["images"], output_names=output_names or ["logits"],
                               dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},), verbose=False)
     except UserError:
         raise

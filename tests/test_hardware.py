@@ -1,4 +1,4 @@
-from mobilenetv2.benchmarking.cpu import cpu_info, describe, features_line, int8_expectation, parse_cpuinfo
+from mobilenetv2.hardware import cpu_info, describe, features_line, int8_expectation, parse_cpuinfo
 
 SAPPHIRE_RAPIDS = """processor\t: 0
 vendor_id\t: GenuineIntel
