@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     import torch.distributed as dist
 
     from mobilenetv2.cli.common import print_json
+    from mobilenetv2.data.datasets import default_eval_split
     from mobilenetv2.distributed import init_distributed, local_device
     from mobilenetv2.errors import UserError
     from mobilenetv2.evaluation import Classifier
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.out:
         check_writable(args.out, folder=True)
-    split = args.split or default_split(args.data, args.data_root)
+    split = args.split or default_eval_split(args.data, args.data_root)
     device = local_device(args.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -70,18 +71,3 @@ def run(args: argparse.Namespace) -> int:
         print(report.to_markdown())
         print(report.summary())
     return 0
-
-
-def default_split(data: str, data_root: str | None) -> str:
-    """"val" when the data brings its own validation images (train/ + val/ folders, a CSV split column, a
-    torchvision dataset's test split); "all" for a plain folder of class sub-folders, never a silent random share."""
-    from pathlib import Path
-
-    from mobilenetv2.data.datasets import VAL_FOLDER_NAMES, read_csv_samples, torchvision_class
-
-    root = Path(data)
-    if root.is_dir():
-        return "val" if (root / "train").is_dir() and any((root / n).is_dir() for n in VAL_FOLDER_NAMES) else "all"
-    if root.suffix.lower() == ".csv" and root.is_file():
-        return "val" if read_csv_samples(root, data_root)[1] else "all"
-    return "val" if data == "digits" or torchvision_class(data) is not None else "all"

@@ -371,3 +371,14 @@ def report_source(source: Source, data: str) -> None:
     if missing:
         log.warning("warning: %s: %d class(es) have no validation images: %s", data, len(missing),
                     ", ".join(source.class_names[c] for c in missing[:10]))
+
+
+def default_eval_split(data: str, data_root: str | None) -> str:
+    """"val" when the data brings its own validation images (train/ + val/ folders, a CSV split column, a
+    torchvision dataset's test split); "all" for a plain folder of class sub-folders, never a silent random share."""
+    root = Path(data)
+    if root.is_dir():
+        return "val" if (root / "train").is_dir() and any((root / n).is_dir() for n in VAL_FOLDER_NAMES) else "all"
+    if root.suffix.lower() == ".csv" and root.is_file():
+        return "val" if read_csv_samples(root, data_root)[1] else "all"
+    return "val" if data == "digits" or torchvision_class(data) is not None else "all"

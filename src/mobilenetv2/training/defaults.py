@@ -54,13 +54,13 @@ def _choose(cfg: TrainConfig) -> tuple[dict[str, Any], DataSummary | None]:
 
 def resolve_defaults(cfg: TrainConfig) -> TrainConfig:
     """``cfg`` with every data-dependent option the user left unset (None) filled in from the data."""
-    unset = _unset(cfg)
-    if unset:
-        defaults, _ = _choose(cfg)
-        cfg = replace(cfg, **{k: defaults[k] for k in unset})
-    check_input_size(cfg.input_size)
-    check_crop_pct(cfg.crop_pct)
-    return cfg
+    return _resolve(cfg)[0]
+
+
+def resolve_and_describe(cfg: TrainConfig) -> tuple[TrainConfig, str]:
+    """``resolve_defaults`` and ``describe_defaults`` in one look at the data."""
+    after, summary = _resolve(cfg)
+    return after, _describe(cfg, after, summary)
 
 
 def describe_defaults(before: TrainConfig, after: TrainConfig) -> str:
@@ -68,13 +68,27 @@ def describe_defaults(before: TrainConfig, after: TrainConfig) -> str:
 
     ``before`` is the config as the user gave it, ``after`` what ``resolve_defaults`` made of it.
     """
+    looked = _unset(before) and before.data != "digits"
+    return _describe(before, after, describe_source(before.data, before.data_root) if looked else None)
+
+
+def _resolve(cfg: TrainConfig) -> tuple[TrainConfig, DataSummary | None]:
+    unset, summary = _unset(cfg), None
+    if unset:
+        defaults, summary = _choose(cfg)
+        cfg = replace(cfg, **{k: defaults[k] for k in unset})
+    check_input_size(cfg.input_size)
+    check_crop_pct(cfg.crop_pct)
+    return cfg, summary
+
+
+def _describe(before: TrainConfig, after: TrainConfig, summary: DataSummary | None) -> str:
     unset = _unset(before)
     if not unset:
         return ""
     if before.data == "digits":
         why = "defaults for the built-in digits (8x8, upscaled to 32)"
     else:
-        summary = describe_source(before.data, before.data_root)
         why = f"defaults from the data: {summary}" if summary else "defaults (the data was not inspected)"
     chosen = {"input_size": f"input {after.input_size}", "augment": f"augment {after.augment}",
               "crop_pct": "no crop" if after.crop_pct == 1.0 else f"crop {after.crop_pct}",

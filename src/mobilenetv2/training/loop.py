@@ -30,7 +30,7 @@ from mobilenetv2.export.qat import finalize_qat, prepare_qat
 from mobilenetv2.io import atomic_path, check_writable
 from mobilenetv2.tasks import get_task
 from mobilenetv2.training.config import TrainConfig
-from mobilenetv2.training.defaults import describe_defaults, resolve_defaults
+from mobilenetv2.training.defaults import resolve_and_describe
 from mobilenetv2.training.finetune import load_pretrained, prepare_model
 from mobilenetv2.training.freeze import frozen_stages, keep_frozen_bn, set_frozen
 from mobilenetv2.training.logs import TensorBoard, plot_curves, write_metrics_csv
@@ -68,9 +68,7 @@ class Trainer:
         if cfg.sync_bn and self.distributed and self.device.type != "cuda":
             raise UserError("--sync-bn needs CUDA (PyTorch's SyncBatchNorm does not run on CPU/gloo)")
         self.state = load_state(cfg.resume) if cfg.resume else None
-        self.cfg, self.defaults_note = resolve_defaults(cfg), ""
-        if D.is_main():
-            self.defaults_note = describe_defaults(cfg, self.cfg)
+        self.cfg, self.defaults_note = resolve_and_describe(cfg)  # one look at the data for both
         cfg = self.cfg
         self.task = get_task(cfg.task)
         self.run_dir = run_folder(cfg)

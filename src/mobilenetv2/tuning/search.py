@@ -211,12 +211,10 @@ def retrain_best(best_cfg: TrainConfig, out: Path, log: Callable[[str], None]):
 
 def evaluate_retrained(checkpoint: Path, test: str, log: Callable[[str], None]):
     """The retrained model on held-out ``test`` data: every image of a class folder, or the val/test split of one."""
-    from mobilenetv2.data.datasets import VAL_FOLDER_NAMES
+    from mobilenetv2.data.datasets import default_eval_split
     from mobilenetv2.evaluation.evaluate import evaluate
 
-    folder = Path(test)
-    split = "all" if folder.is_dir() and not any((folder / name).is_dir() for name in VAL_FOLDER_NAMES) else "val"
-    report = evaluate(checkpoint, test, split=split)
+    report = evaluate(checkpoint, test, split=default_eval_split(test, None))
     written = report.write(checkpoint.parent / "test")
     log(f"test on {test}: {report.summary()}; report in {written}")
     return report
