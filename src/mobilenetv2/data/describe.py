@@ -52,9 +52,14 @@ def describe_source(data: str, data_root: str | None = None, sample: int = SAMPL
         return None
     picks = np.unique(np.linspace(0, len(files) - 1, min(sample, len(files))).round().astype(int))
     looks = [look for look in map(_look, (files[i] for i in picks)) if look is not None]
+    return _summary(len(files), num_classes, looks)
+
+
+def _summary(count: int, num_classes: int, looks: list[tuple[int, int, bool]]) -> DataSummary | None:
+    """Medians and the grayscale fraction of the sampled (width, height, grayscale) looks; None without any."""
     if not looks:
         return None
-    return DataSummary(count=len(files), num_classes=num_classes,
+    return DataSummary(count=count, num_classes=num_classes,
                        width=int(statistics.median(w for w, _, _ in looks)),
                        height=int(statistics.median(h for _, h, _ in looks)),
                        grayscale=sum(g for _, _, g in looks) / len(looks), sampled=len(looks))
@@ -102,12 +107,7 @@ def _describe_torchvision(name: str, data_root: str | None, sample: int) -> Data
     except (UserError, OSError, ValueError, TypeError, IndexError, RuntimeError):
         return None
     looks = [(im.width, im.height, im.mode in GRAY_MODES) for im in images if isinstance(im, Image.Image)]
-    if not looks:
-        return None
-    return DataSummary(count=len(ds), num_classes=len(getattr(ds, "classes", None) or []),
-                       width=int(statistics.median(w for w, _, _ in looks)),
-                       height=int(statistics.median(h for _, h, _ in looks)),
-                       grayscale=sum(g for _, _, g in looks) / len(looks), sampled=len(looks))
+    return _summary(len(ds), len(getattr(ds, "classes", None) or []), looks)
 
 
 def _look(path: Path) -> tuple[int, int, bool] | None:
