@@ -23,6 +23,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "mobilenet_v2:se_expansion4": ("mobilenet_v2", {"se_ratio": 0.25, "expansion": 4}),
     "mobilenet_v2:width2.0": ("mobilenet_v2", {"width_mult": 2.0}),
     "mobilenet_v3_small:width0.5": ("mobilenet_v3_small", {"width_mult": 0.5}),
+    "deeplabv3_mobilenet_v2:os8_aspp_aux": ("deeplabv3_mobilenet_v2", {"output_stride": 8, "head": "aspp", "aux_loss": True}),
 }
 
 

@@ -133,12 +133,10 @@ def profile(model: MobileNet, resolution: int = 224) -> ModelProfile:
             blocks.append(LayerRow(name, _size(shapes[name][0]), type(block).__name__, stage.t,
                                    shapes[name][1][1], 1, stride, _params(block), prefix_macs(name),
                                    _size(shapes[name][1]), _numel(shapes[name][1])))
-    pooled = shapes["features"][1]
-    rows.append(LayerRow("pool", _size(pooled), f"avgpool {pooled[2]}x{pooled[3]}", None, None, 1, None, 0, 0,
-                         f"1x1x{pooled[1]}", pooled[1]))
-    out = shapes["classifier"][1]
-    rows.append(LayerRow("classifier", f"1x1x{pooled[1]}", "linear (conv2d 1x1)", None, out[-1], None, None,
-                         _params(model.classifier), prefix_macs("classifier"), f"1x1x{out[-1]}", out[-1]))
+    if any(isinstance(m, nn.Linear) for m in model.classifier.modules()):
+        rows += _classifier_rows(model, shapes, prefix_macs)
+    else:
+        rows += _dense_head_rows(model, shapes, prefix_macs)
     total_macs = sum(macs.values())
     return ModelProfile(
         model=model.arch["name"], arch=model.arch, resolution=resolution, params=params,
@@ -146,6 +144,31 @@ def profile(model: MobileNet, resolution: int = 224) -> ModelProfile:
         size_fp32_mb=round(params * 4 / 1e6, 3), size_int8_mb=round(params / 1e6, 3),
         rows=rows, blocks=blocks, activation_memory=activation_memory(model, shapes),
     )
+
+
+def _classifier_rows(model: MobileNet, shapes: dict, prefix_macs) -> list[LayerRow]:
+    pooled = shapes["features"][1]
+    out = shapes["classifier"][1]
+    return [LayerRow("pool", _size(pooled), f"avgpool {pooled[2]}x{pooled[3]}", None, None, 1, None, 0, 0,
+                     f"1x1x{pooled[1]}", pooled[1]),
+            LayerRow("classifier", f"1x1x{pooled[1]}", "linear (conv2d 1x1)", None, out[-1], None, None,
+                     _params(model.classifier), prefix_macs("classifier"), f"1x1x{out[-1]}", out[-1])]
+
+
+def _dense_head_rows(model: MobileNet, shapes: dict, prefix_macs) -> list[LayerRow]:
+    """A segmentation head: one row per part of ``classifier`` that ran, then the upsampling to the input size."""
+    rows = []
+    for name, module in model.classifier.named_modules():
+        if name.count(".") > 1 or not name or isinstance(module, nn.ModuleList) or f"classifier.{name}" not in shapes:
+            continue
+        if name.count(".") == 1 and not name.startswith("branches."):
+            continue
+        shape_in, shape_out = shapes[f"classifier.{name}"]
+        rows.append(LayerRow(f"head.{name}", _size(shape_in), type(module).__name__, None, shape_out[1], None, None,
+                             _params(module), prefix_macs(f"classifier.{name}"), _size(shape_out), _numel(shape_out)))
+    out = shapes[""][1]
+    rows.append(LayerRow("upsample", rows[-1].output, "bilinear resize", None, out[1], None, None, 0, 0, _size(out), _numel(out)))
+    return rows
 
 
 def activation_memory(model: MobileNet, shapes: dict[str, tuple[tuple[int, ...], tuple[int, ...]]]) -> list[dict[str, Any]]:

@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
         ckpt = load_checkpoint(args.checkpoint)
         model, resolution, resolution_from = ckpt.model, ckpt.preprocessing.input_size, "the checkpoint's input size"
     else:
-        model, resolution, resolution_from = create_model(args.model, **model_kwargs(args)), DEFAULT_RESOLUTION, "default"
+        model = create_model(args.model, **model_kwargs(args))
+        resolution, resolution_from = getattr(model, "default_input_size", DEFAULT_RESOLUTION), "default"
     if args.resolution is not None:
         resolution, resolution_from = args.resolution, "--resolution"
     prof = profile(model, resolution)

@@ -5,25 +5,17 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 
-import torch
-
 from mobilenetv2 import console
-from mobilenetv2.distributed import gather_across_processes, shard_loader
-from mobilenetv2.errors import UserError
+from mobilenetv2.distributed import shard_loader
 from mobilenetv2.evaluation.classifier import Classifier
-from mobilenetv2.tasks import Report
+from mobilenetv2.tasks import Evaluator, Report
 
 
-def collect(classifier: Classifier, loader: Iterable, progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Targets [N] and logits [N, C] of every batch of ``loader`` (this process's share under torchrun)."""
-    targets, logits = [], []
+def run_evaluator(classifier: Classifier, loader: Iterable, evaluator: Evaluator, progress: bool = False) -> None:
+    """Feed every batch of ``loader`` (this process's share under torchrun) through the model into ``evaluator``."""
     bar = console.progress(loader, desc="evaluate", unit="batch", enabled=progress and console.progress_enabled())
-    for images, labels in bar:
-        logits.append(classifier.logits(images))
-        targets.append(labels.cpu())
-    if not targets:
-        raise UserError("the dataset split has no images")
-    return torch.cat(targets), torch.cat(logits)
+    for images, targets in bar:
+        evaluator.update(classifier.logits(images), targets, images)
 
 
 def evaluate(model: str | os.PathLike[str] | Classifier, data: str, split: str = "val", batch_size: int = 64,
@@ -35,9 +27,9 @@ def evaluate(model: str | os.PathLike[str] | Classifier, data: str, split: str =
     loader, data_names = task.eval_loader(data, classifier.preprocessing, split=split, batch_size=batch_size,
                                           workers=workers, val_split=val_split, seed=seed, data_root=data_root)
     task.check_classes(classifier.class_names if classifier.has_class_names else None, classifier.num_classes, data_names)
-    targets, logits = collect(classifier, shard_loader(loader), progress)
-    targets, logits = gather_across_processes(targets, logits, len(loader.dataset))
-    report = task.report(targets, logits, data_names)
+    evaluator = task.evaluator(classifier.preprocessing)
+    run_evaluator(classifier, shard_loader(loader), evaluator, progress)
+    report = evaluator.finish(data_names, len(loader.dataset))
     report.info.update({"model": str(model) if not isinstance(model, Classifier) else "(in memory)",
                         "data": data, "split": split, "input_size": classifier.preprocessing.input_size})
     return report

@@ -54,12 +54,13 @@ def _same_pad(size: int, kernel: int, stride: int, dilation: int) -> int:
 
 def make_conv(
     in_chs: int, out_chs: int, kernel_size: int, stride: int = 1, groups: int = 1, bias: bool = False,
-    tf_padding: bool = False,
+    tf_padding: bool = False, dilation: int = 1,
 ) -> nn.Conv2d:
     """A Conv2d with PyTorch's symmetric padding, or TF "SAME" padding where it differs (stride > 1)."""
     if tf_padding and stride > 1:
-        return Conv2dSame(in_chs, out_chs, kernel_size, stride, 0, groups=groups, bias=bias)
-    return nn.Conv2d(in_chs, out_chs, kernel_size, stride, (kernel_size - 1) // 2, groups=groups, bias=bias)
+        return Conv2dSame(in_chs, out_chs, kernel_size, stride, 0, dilation, groups=groups, bias=bias)
+    padding = dilation * (kernel_size - 1) // 2
+    return nn.Conv2d(in_chs, out_chs, kernel_size, stride, padding, dilation, groups=groups, bias=bias)
 
 
 class ConvBNAct(nn.Sequential):
@@ -68,10 +69,10 @@ class ConvBNAct(nn.Sequential):
     def __init__(
         self, in_chs: int, out_chs: int, kernel_size: int = 3, stride: int = 1, groups: int = 1,
         activation: str | None = "relu6", bn_eps: float = 1e-5, bn_momentum: float = 0.1,
-        tf_padding: bool = False,
+        tf_padding: bool = False, dilation: int = 1,
     ) -> None:
         layers: list[nn.Module] = [
-            make_conv(in_chs, out_chs, kernel_size, stride, groups, tf_padding=tf_padding),
+            make_conv(in_chs, out_chs, kernel_size, stride, groups, tf_padding=tf_padding, dilation=dilation),
             nn.BatchNorm2d(out_chs, eps=bn_eps, momentum=bn_momentum),
         ]
         if activation is not None:

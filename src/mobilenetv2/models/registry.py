@@ -11,6 +11,7 @@ from mobilenetv2.models.base import MobileNet
 from mobilenetv2.models.mobilenet_v1 import MobileNetV1
 from mobilenetv2.models.mobilenet_v2 import MobileNetV2
 from mobilenetv2.models.mobilenet_v3 import MobileNetV3
+from mobilenetv2.models.segmentation import LRASPP, DeepLabV3
 
 _REGISTRY: dict[str, Callable[..., MobileNet]] = {}
 
@@ -54,6 +55,9 @@ register_model("mobilenet_v3_large", _with_defaults(MobileNetV3, variant="large"
 register_model("mobilenet_v3_small", _with_defaults(MobileNetV3, variant="small"))
 register_model("mobilenet_v3_large_075", _with_defaults(MobileNetV3, variant="large", width_mult=0.75))
 register_model("mobilenet_v3_small_075", _with_defaults(MobileNetV3, variant="small", width_mult=0.75))
+register_model("deeplabv3_mobilenet_v2", DeepLabV3)
+register_model("deeplabv3_mobilenet_v2_050", _with_defaults(DeepLabV3, width_mult=0.5))
+register_model("lraspp_mobilenet_v2", LRASPP)
 
 
 def model_from_arch(arch: dict[str, Any]) -> MobileNet:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 
 from mobilenetv2.errors import UserError
-from mobilenetv2.tasks.base import Meter, Report, Task
+from mobilenetv2.tasks.base import Evaluator, Meter, Report, Task
 
 # Task name -> "module:Class", imported on first use so that one task's dependencies never load for another.
 _TASKS: dict[str, str] = {"classification": "mobilenetv2.tasks.classification:ClassificationTask"}
@@ -32,4 +32,4 @@ def get_task(name: str) -> Task:
     return _INSTANCES[name]
 
 
-__all__ = ["Meter", "Report", "Task", "get_task", "list_tasks", "register_task"]
+__all__ = ["Evaluator", "Meter", "Report", "Task", "get_task", "list_tasks", "register_task"]

@@ -38,12 +38,23 @@ class Report(Protocol):
     def write(self, out_dir: Any) -> Any: ...
 
 
+class Evaluator(Protocol):
+    """Streams over a whole evaluation batch by batch, then gives the report (gathered across processes)."""
+
+    def update(self, outputs: torch.Tensor, targets: Any, images: torch.Tensor | None = None) -> None: ...
+
+    def finish(self, class_names: list[str], total: int, gather: bool = True) -> Report:
+        """The report of everything seen; with ``gather`` (under torchrun) of every process's share."""
+        ...
+
+
 class Task(ABC):
     """One task: its data, loss, metrics, post-processing and pictures."""
 
     name: ClassVar[str]
     monitor: ClassVar[str]  # the validation figure (higher is better) that picks the best checkpoint
     output_names: ClassVar[list[str]]  # names of the model's outputs in exported graphs
+    default_model: ClassVar[str]  # what `train --task NAME` builds without --model
 
     # -- data ---------------------------------------------------------------------------------------------------------
     @abstractmethod
@@ -55,14 +66,28 @@ class Task(ABC):
                     workers: int | None, val_split: float, seed: int, data_root: str | None) -> tuple[DataLoader, list[str]]:
         """A deterministic loader over one split of ``data`` and the dataset's class names."""
 
+    def training_defaults(self, data: str, data_root: str | None) -> tuple[dict[str, Any], str] | None:
+        """Input size, augmentation, crop, batch size and warm-up for ``data`` and why; None: the general rule."""
+        return None
+
     # -- model and loss -----------------------------------------------------------------------------------------------
     @abstractmethod
     def build_model(self, name: str, num_classes: int, **kwargs: Any) -> nn.Module:
         """A fresh model of this task for ``num_classes`` classes."""
 
+    def adapt_pretrained(self, model: nn.Module, name: str, num_classes: int, **kwargs: Any) -> nn.Module:
+        """A pretrained model made ready to fine-tune as ``name`` on ``num_classes`` classes (default: a new head)."""
+        if model.num_classes != num_classes:
+            model.reset_classifier(num_classes)
+        return model
+
     @abstractmethod
     def criterion(self, data: Data, label_smoothing: float = 0.0) -> nn.Module:
         """The training loss."""
+
+    def main_output(self, outputs: Any) -> torch.Tensor:
+        """The outputs that metrics read, when the training forward returns more (e.g. auxiliary logits)."""
+        return outputs
 
     @abstractmethod
     def eval_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> float:
@@ -74,8 +99,8 @@ class Task(ABC):
         """A fresh running meter for one pass over the data."""
 
     @abstractmethod
-    def report(self, targets: torch.Tensor, outputs: torch.Tensor, class_names: list[str]) -> Report:
-        """Every metric of ``outputs`` against ``targets``."""
+    def evaluator(self, preprocessing: Preprocessing) -> Evaluator:
+        """A fresh evaluator: feed it every batch, then ``finish`` gives the full report."""
 
     @abstractmethod
     def check_classes(self, model_names: list[str] | None, num_outputs: int | None, data_names: list[str]) -> None:

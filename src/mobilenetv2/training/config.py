@@ -58,7 +58,8 @@ class TrainConfig:
     train_on_val: bool = _opt(False, "also train on the validation images (a final model once the options are chosen; "
                                      "validation metrics then no longer measure generalisation)")
     # model
-    model: str = _opt("mobilenet_v2", "model name (see `mobilenetv2 info --list`)")
+    model: str | None = _opt(None, "model name (see `mobilenetv2 info --list`; default: the task's, mobilenet_v2 for "
+                                   "classification, deeplabv3_mobilenet_v2 for segmentation)")
     width_mult: float | None = _opt(None, "width multiplier (default: the model's, 1.0 for mobilenet_v2)")
     dropout: float | None = _opt(None, "dropout before the classifier (default: the model's, 0.2)")
     bn_momentum: float | None = _opt(None, "BatchNorm momentum of every layer (default: the model's: 0.1, 0.01 for "
@@ -108,6 +109,10 @@ class TrainConfig:
         from mobilenetv2.tasks import list_tasks
 
         _choice("task", self.task, list_tasks())
+        if self.model is None:
+            from mobilenetv2.tasks import get_task
+
+            self.model = get_task(self.task).default_model
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("amp", self.amp, AMP_MODES)

@@ -41,11 +41,9 @@ def prepare_model(cfg: TrainConfig, task: Task, num_classes: int, pretrained: Ch
     if pretrained is None:
         model = task.build_model(cfg.model, num_classes, **model_kwargs(cfg))
     else:
-        model = pretrained.model
+        model = task.adapt_pretrained(pretrained.model, cfg.model, num_classes, **model_kwargs(cfg))
         if folded_batchnorm(pretrained) and train_loader is not None:
             calibrate_folded_batchnorm(model, train_loader)
-        if model.num_classes != num_classes:
-            model.reset_classifier(num_classes)
     if cfg.bn_momentum is not None:
         set_bn_momentum(model, cfg.bn_momentum)
     return model.train()

@@ -12,7 +12,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -179,7 +179,7 @@ class Trainer:
             if self.data.batch_transform is not None:
                 images, targets = self.data.batch_transform(images, targets)
             loss, outputs = self.train_step(images, targets)
-            meter.update(outputs, hard, loss)
+            meter.update(self.task.main_output(outputs), hard, loss)
             seen += images.shape[0]
             bar.update(images.shape[0])
             bar.set_postfix(loss=f"{loss:.3f}", lr=f"{base_lr(self.optimizer):.3g}")
@@ -191,8 +191,8 @@ class Trainer:
         images = images.to(self.device, non_blocking=True, memory_format=self.memory_format)
         targets = targets.to(self.device, non_blocking=True)
         with autocast(self.device, self.cfg.amp):
-            outputs = self.ddp_model(images)
-            loss = self.criterion(outputs.float(), targets)
+            outputs = as_float(self.ddp_model(images))
+            loss = self.criterion(outputs, targets)
         if not torch.isfinite(loss):
             raise UserError(f"the loss became {loss.item()} (diverged); lower --lr (now {self.cfg.lr}) or use --clip-grad")
         self.optimizer.zero_grad(set_to_none=True)
@@ -205,26 +205,24 @@ class Trainer:
         self.scheduler.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
-        return loss.item(), outputs.detach()
+        return loss.item(), detach(outputs)
 
     def eval_model(self) -> nn.Module:
         return self.ema.module if self.ema is not None else self.model
 
     @torch.no_grad()
-    def predict(self, model: nn.Module, loader) -> tuple[torch.Tensor, torch.Tensor]:
-        """(outputs, targets) over ``loader``."""
+    def batches(self, model: nn.Module, loader) -> Iterator[tuple[torch.Tensor, Any, torch.Tensor]]:
+        """(outputs, targets, images) of each batch of ``loader``, outputs as float32 on the CPU."""
         model.eval()
-        outputs, targets = [], []
-        for images, labels in loader:
+        for images, targets in loader:
             with autocast(self.device, self.cfg.amp):
-                outputs.append(model(images.to(self.device, memory_format=self.memory_format)).float().cpu())
-            targets.append(labels)
-        return torch.cat(outputs), torch.cat(targets)
+                outputs = model(images.to(self.device, memory_format=self.memory_format)).float().cpu()
+            yield outputs, targets, images
 
     def validate(self) -> dict[str, float]:
         meter = self.task.meter()
-        outputs, targets = self.predict(self.eval_model(), self.data.val_loader)
-        meter.update(outputs, targets, self.task.eval_loss(outputs, targets))
+        for outputs, targets, _ in self.batches(self.eval_model(), self.data.val_loader):
+            meter.update(outputs, targets, self.task.eval_loss(outputs, targets))
         return meter.compute("val_", self.device)
 
     # -- saving ----------------------------------------------------------------------------------------------------------
@@ -298,8 +296,10 @@ class Trainer:
             cfg = self.cfg
             loader, _ = self.task.eval_loader(cfg.data, self.data.preprocessing, split="val", batch_size=cfg.batch_size,
                                               workers=0, val_split=cfg.val_split, seed=cfg.seed, data_root=cfg.data_root)
-        outputs, targets = self.predict(model, loader)
-        report = self.task.report(targets, outputs, self.class_names)
+        evaluator = self.task.evaluator(self.data.preprocessing)
+        for outputs, targets, images in self.batches(model, loader):
+            evaluator.update(outputs, targets, images)
+        report = evaluator.finish(self.class_names, len(loader.dataset), gather=False)  # main process, whole set
         report.write(self.run_dir / "eval")
         if self.history:
             plot_curves(self.run_dir / "curves.png", self.history)
@@ -372,6 +372,15 @@ def autocast(device: torch.device, amp: str):
     if amp == "none":
         return contextlib.nullcontext()
     return torch.autocast(device.type, dtype=torch.bfloat16 if amp == "bf16" else torch.float16)
+
+
+def as_float(outputs: Any) -> Any:
+    """Float32 outputs for the loss (a tuple when the model also gives auxiliary outputs)."""
+    return tuple(o.float() for o in outputs) if isinstance(outputs, tuple) else outputs.float()
+
+
+def detach(outputs: Any) -> Any:
+    return tuple(o.detach() for o in outputs) if isinstance(outputs, tuple) else outputs.detach()
 
 
 def base_lr(optimizer: torch.optim.Optimizer) -> float:

@@ -58,10 +58,31 @@ class AccuracyMeter:
         return {f"{prefix}loss": loss_sum / max(count, 1), f"{prefix}acc": correct / max(scored, 1)}
 
 
+class LogitsCollector:
+    """Keeps every logit and label of an evaluation (small: one row per image) for the full report."""
+
+    def __init__(self) -> None:
+        self.targets: list[torch.Tensor] = []
+        self.logits: list[torch.Tensor] = []
+
+    def update(self, outputs: torch.Tensor, targets: torch.Tensor, images: torch.Tensor | None = None) -> None:
+        self.logits.append(outputs.detach().float().cpu())
+        self.targets.append(targets.cpu())
+
+    def finish(self, class_names: list[str], total: int, gather: bool = True) -> EvalReport:
+        if not self.targets:
+            raise UserError("the dataset split has no images")
+        targets, logits = torch.cat(self.targets), torch.cat(self.logits)
+        if gather:
+            targets, logits = D.gather_across_processes(targets, logits, total)
+        return evaluate_predictions(targets, logits, class_names)
+
+
 class ClassificationTask(Task):
     name = "classification"
     monitor = "val_acc"
     output_names = ["logits"]
+    default_model = "mobilenet_v2"
 
     def build_data(self, cfg: DataConfig) -> Data:
         return build_data(cfg)
@@ -85,6 +106,9 @@ class ClassificationTask(Task):
 
     def report(self, targets: torch.Tensor, outputs: torch.Tensor, class_names: list[str]) -> EvalReport:
         return evaluate_predictions(targets, outputs, class_names)
+
+    def evaluator(self, preprocessing: Preprocessing) -> LogitsCollector:
+        return LogitsCollector()
 
     def check_classes(self, model_names: list[str] | None, num_outputs: int | None, data_names: list[str]) -> None:
         if model_names is not None:
