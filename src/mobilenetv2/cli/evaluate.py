@@ -6,11 +6,14 @@ import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("evaluate", help="top-1/top-5, per-class scores, confusion matrix and calibration on a dataset",
-                       description="Evaluate a checkpoint on a dataset with the checkpoint's own preprocessing: top-1 "
-                                   "and top-5 accuracy, per-class precision/recall/F1, macro and weighted averages, "
-                                   "confusion matrix, most confused pairs and expected calibration error. Works under "
-                                   "torchrun (predictions are gathered across processes).")
+    p = sub.add_parser("evaluate", help="a checkpoint's full report on a dataset (classification: top-1/top-5, per-class "
+                                        "scores, calibration; segmentation: mIoU, per-class IoU, pixel accuracy)",
+                       description="Evaluate a checkpoint on a dataset with the checkpoint's own preprocessing and task. "
+                                   "Classification: top-1 and top-5 accuracy, per-class precision/recall/F1, macro and "
+                                   "weighted averages, confusion matrix, most confused pairs and expected calibration "
+                                   "error. Segmentation: mIoU, per-class IoU, pixel accuracy, frequency-weighted IoU and "
+                                   "the confusion matrix on full-resolution masks (255 ignored), and the worst-predicted "
+                                   "images. Works under torchrun (results are gathered across processes).")
     p.add_argument("checkpoint", help="our .safetensors checkpoint, a run folder, an .onnx file, or an ExecuTorch .pte program")
     p.add_argument("--data", required=True, help="a folder (class sub-folders, or train/ + val/), a CSV of path,label, "
                                                  "'digits', or a torchvision dataset name")
@@ -36,10 +39,9 @@ def run(args: argparse.Namespace) -> int:
     import torch.distributed as dist
 
     from mobilenetv2.cli.common import print_json
-    from mobilenetv2.data.datasets import default_eval_split
     from mobilenetv2.distributed import init_distributed, local_device
     from mobilenetv2.errors import UserError
-    from mobilenetv2.evaluation import Classifier
+    from mobilenetv2.evaluation import load_predictor
     from mobilenetv2.evaluation.evaluate import evaluate
     from mobilenetv2.io import check_writable
 
@@ -48,12 +50,12 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.out:
         check_writable(args.out, folder=True)
-    split = args.split or default_eval_split(args.data, args.data_root)
     device = local_device(args.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     init_distributed(device.type)  # under torchrun: each process evaluates its share, predictions are gathered
-    classifier = Classifier.load(args.checkpoint, device=device)
+    classifier = load_predictor(args.checkpoint, device=device)
+    split = args.split or classifier.task.default_split(args.data, args.data_root)
     report = evaluate(classifier, args.data, split=split, batch_size=args.batch_size, workers=args.workers,
                       val_split=args.val_split, seed=args.seed, data_root=args.data_root, progress=True)
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:

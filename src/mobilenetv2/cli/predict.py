@@ -11,28 +11,31 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("predict", help="classify images with a checkpoint (top-k labels and probabilities)",
-                       description="Classify image files, folders (recursive) and glob patterns with a checkpoint, using "
-                                   "its own preprocessing. Unreadable files are reported on stderr and skipped; the exit "
-                                   "code is 1 if any file failed.")
+    p = sub.add_parser("predict", help="predict with a checkpoint: top-k labels, or masks for segmentation",
+                       description="Run a checkpoint on image files, folders (recursive) and glob patterns, using its own "
+                                   "preprocessing and task: a classifier gives the top-k labels and probabilities; a "
+                                   "segmentation model gives each image's mask (at the image's size) and the share of "
+                                   "pixels in each class, and with --out writes the mask PNG (PASCAL palette) and an "
+                                   "overlay. Unreadable files are reported on stderr and skipped; the exit code is 1 if "
+                                   "any file failed.")
     p.add_argument("checkpoint", help="our .safetensors checkpoint, a run folder, an .onnx file, or an ExecuTorch .pte program")
     p.add_argument("images", nargs="+", help="image files, folders or glob patterns (quote globs)")
-    p.add_argument("--top-k", type=int, default=5, help="how many labels per image (default 5)")
+    p.add_argument("--top-k", type=int, default=5, help="how many labels per image (segmentation: classes listed) (default 5)")
     p.add_argument("--format", choices=["table", "jsonl", "csv"], default="table", help="output format (default table)")
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: average with the horizontally flipped image")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
-    p.add_argument("--out", metavar="DIR", help="also write each image with its prediction drawn on it, and "
-                                                "predictions.jsonl, to this folder")
+    p.add_argument("--out", metavar="DIR", help="also write each image's pictures (the prediction drawn on it; for "
+                                                "segmentation the mask and the overlay), predictions.jsonl and "
+                                                "predictions.csv, to this folder")
     return p
 
 
 def run(args: argparse.Namespace) -> int:
     from mobilenetv2.data.images import BadImageError, find_images, load_image
     from mobilenetv2.errors import UserError
-    from mobilenetv2.evaluation import Classifier
+    from mobilenetv2.evaluation import load_predictor
     from mobilenetv2.io import check_writable
-    from mobilenetv2.reporting import format_table
 
     if args.top_k < 1 or args.batch_size < 1:
         raise UserError(f"--top-k and --batch-size must be >= 1, got {args.top_k} and {args.batch_size}")
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     paths = find_images(args.images)
     if not paths:
         raise UserError(f"no images found in {' '.join(args.images)} (extensions: .jpg, .png, .bmp, .webp, ...)")
-    classifier = Classifier.load(args.checkpoint, device=args.device)
+    predictor = load_predictor(args.checkpoint, device=args.device)
     predictions, failed = [], 0
     for start in range(0, len(paths), args.batch_size):
         images, names = [], []
@@ -52,40 +55,48 @@ def run(args: argparse.Namespace) -> int:
             except BadImageError as exc:
                 failed += 1
                 print(f"mobilenetv2 predict: error: {exc}", file=sys.stderr)
-        for image, name, pred in zip(images, names, classifier.predict(images, top_k=args.top_k, tta=args.tta) if images else []):
+        for image, name, pred in zip(images, names, predictor.predict(images, top_k=args.top_k, tta=args.tta) if images else []):
             pred.source = name
             predictions.append(pred)
             if args.out:
-                write_picture(classifier, image, pred, Path(args.out), len(predictions))
-    if args.format == "jsonl":
-        for p in predictions:
-            print(json.dumps({"image": p.source, "labels": p.labels, "indices": p.indices,
-                              "probabilities": [round(x, 6) for x in p.probabilities]}))
-    elif args.format == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(["image", "rank", "label", "index", "probability"])
-        for p in predictions:
-            for rank, (label, index, prob) in enumerate(zip(p.labels, p.indices, p.probabilities), 1):
-                writer.writerow([p.source, rank, label, index, f"{prob:.6f}"])
-    elif predictions:
-        print(format_table(["image", "label", "probability", f"top {len(predictions[0].labels)}"],
-                           [[p.source, p.label, f"{p.probability:.4f}",
-                             ", ".join(f"{lab} {prob:.3f}" for lab, prob in zip(p.labels, p.probabilities))]
-                            for p in predictions]))
+                predictor.task.save_prediction(image, pred, Path(args.out), f"{len(predictions):04d}_{Path(name).stem}")
+    print_predictions(predictor.task, predictions, args.format)
     if args.out and predictions:
-        from mobilenetv2.io import atomic_write_text
-
-        atomic_write_text(Path(args.out) / "predictions.jsonl", "".join(json.dumps(p.to_dict()) + "\n" for p in predictions))
-        logging.getLogger("mobilenetv2.predict").info("pictures and predictions.jsonl written to %s/", args.out)
+        write_prediction_files(predictor.task, predictions, Path(args.out))
     if failed:
         print(f"mobilenetv2 predict: {failed} of {len(paths)} files could not be read", file=sys.stderr)
     return 1 if failed else 0
 
 
-def write_picture(classifier, image, prediction, out: Path, number: int) -> None:
-    """The task's picture of ``prediction`` on ``image``, as OUT/NNNN_<name>.png (numbered: names may repeat)."""
-    from mobilenetv2.io import atomic_path
+def print_predictions(task, predictions: list, fmt: str) -> None:
+    """The predictions on stdout as a table, JSON lines or CSV (columns from the task)."""
+    from mobilenetv2.reporting import format_table
 
-    picture = classifier.task.visualise(image, prediction)
-    with atomic_path(out / f"{number:04d}_{Path(prediction.source).stem}.png") as tmp:
-        picture.save(tmp, format="PNG")
+    if fmt == "jsonl":
+        for p in predictions:
+            print(json.dumps(p.to_json()))
+    elif fmt == "csv":
+        rows = [row for p in predictions for row in task.prediction_rows(p)]
+        if rows:
+            writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]), lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+    elif predictions:
+        rows = [task.prediction_summary(p) for p in predictions]
+        print(format_table(list(rows[0]), [list(r.values()) for r in rows]))
+
+
+def write_prediction_files(task, predictions: list, out: Path) -> None:
+    """OUT/predictions.jsonl and OUT/predictions.csv beside the pictures."""
+    import io
+
+    from mobilenetv2.io import atomic_write_text
+
+    atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(p.to_dict()) + "\n" for p in predictions))
+    rows = [row for p in predictions for row in task.prediction_rows(p)]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["image"], lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out / "predictions.csv", buffer.getvalue())
+    logging.getLogger("mobilenetv2.predict").info("pictures, predictions.jsonl and predictions.csv written to %s/", out)

@@ -1,10 +1,12 @@
-"""Evaluation: the ``Classifier`` prediction API and ``evaluate`` (a model on a dataset, through its task)."""
+"""Evaluation: predictors (``Classifier``, ``Segmenter``; ``load_predictor`` picks by the file's task) and ``evaluate``."""
+
+from __future__ import annotations
 
 from mobilenetv2.evaluation.classifier import Classifier
+from mobilenetv2.evaluation.predictor import load_predictor
 from mobilenetv2.tasks.classification import Prediction
 
-__all__ = ["Classifier", "Prediction", "evaluate"]
-
+__all__ = ["Classifier", "Prediction", "evaluate", "load_predictor"]
 
 def __getattr__(name: str):
     if name == "evaluate":

@@ -25,11 +25,13 @@ def default_device() -> torch.device:
 
 
 class Classifier:
-    """A model with its class names and preprocessing.
+    """A model with its class names and preprocessing (the task's predictor for classification).
 
     ``predict`` takes paths, PIL images, HWC uint8 arrays, or tensors. A tensor is taken as an RGB image in [0, 1]
     (CHW float, or uint8 in [0, 255]), not yet resized or normalised; the checkpoint's own preprocessing is applied.
     """
+
+    TASK = "classification"
 
     def __init__(self, model: torch.nn.Module | Any, class_names: Sequence[str] | None = None,
                  preprocessing: Preprocessing | None = None, device: str | torch.device | None = None):
@@ -38,7 +40,7 @@ class Classifier:
         self.model = model.to(self.device).eval() if self.is_torch else model
         self.preprocessing = preprocessing or Preprocessing()
         self.transform = eval_transform(self.preprocessing)
-        self.task = get_task("classification")
+        self.task = get_task(self.TASK)
         self._class_names = list(class_names) if class_names is not None else None
 
     @classmethod
@@ -46,21 +48,8 @@ class Classifier:
              threads: int | None = None) -> Classifier:
         """Our checkpoint (a ``.safetensors`` file or a run folder), a torchvision/timm state dict, an ``.onnx`` file
         (run by onnxruntime) or an ExecuTorch ``.pte`` program (with its ``.pte.json`` metadata beside it)."""
-        suffix = Path(path).suffix.lower()
-        if suffix == ".onnx":
-            from mobilenetv2.export.runtime import OnnxBackend
-
-            backend = OnnxBackend(path, threads=threads)
-            return cls(backend, backend.class_names, backend.preprocessing)
-        if suffix == ".pte":
-            from mobilenetv2.export.executorch import ExecuTorchBackend
-
-            backend = ExecuTorchBackend(path, threads=threads)
-            return cls(backend, backend.class_names, backend.preprocessing)
-        from mobilenetv2.weights import load_checkpoint
-
-        ckpt = load_checkpoint(path)
-        return cls(ckpt.model, ckpt.class_names, ckpt.preprocessing, device=device)
+        model, class_names, preprocessing, _ = load_parts(path, threads)
+        return cls(model, class_names, preprocessing, device=device)
 
     @property
     def num_classes(self) -> int | None:
@@ -126,6 +115,22 @@ class Classifier:
                 prediction.source = str(item) if isinstance(item, (str, os.PathLike)) else None
                 results.append(prediction)
         return results
+
+
+def load_parts(path: str | os.PathLike[str], threads: int | None = None) -> tuple[Any, list[str] | None, Preprocessing, str]:
+    """(model or runtime backend, class names, preprocessing, task) of a checkpoint, ``.onnx`` or ``.pte`` file."""
+    suffix = Path(path).suffix.lower()
+    if suffix in (".onnx", ".pte"):
+        if suffix == ".onnx":
+            from mobilenetv2.export.runtime import OnnxBackend as Backend
+        else:
+            from mobilenetv2.export.executorch import ExecuTorchBackend as Backend
+        backend = Backend(path, threads=threads)
+        return backend, backend.class_names, backend.preprocessing, getattr(backend, "task", "classification")
+    from mobilenetv2.weights import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    return ckpt.model, ckpt.class_names, ckpt.preprocessing, ckpt.task
 
 
 def _is_single(images: Any) -> bool:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from mobilenetv2 import console
 from mobilenetv2.distributed import shard_loader
 from mobilenetv2.evaluation.classifier import Classifier
+from mobilenetv2.evaluation.predictor import load_predictor
 from mobilenetv2.tasks import Evaluator, Report
 
 
@@ -22,7 +23,7 @@ def evaluate(model: str | os.PathLike[str] | Classifier, data: str, split: str =
              workers: int | None = None, val_split: float = 0.2, seed: int = 0, data_root: str | None = None,
              progress: bool = False) -> Report:
     """Evaluate a checkpoint (or a ``Classifier``) on ``data`` with the checkpoint's own preprocessing."""
-    classifier = model if isinstance(model, Classifier) else Classifier.load(model)
+    classifier = model if isinstance(model, Classifier) else load_predictor(model)
     task = classifier.task
     loader, data_names = task.eval_loader(data, classifier.preprocessing, split=split, batch_size=batch_size,
                                           workers=workers, val_split=val_split, seed=seed, data_root=data_root)

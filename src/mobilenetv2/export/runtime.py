@@ -60,6 +60,7 @@ class OnnxBackend:
         meta = self.session.get_modelmeta().custom_metadata_map
         self.architecture: dict[str, Any] | None = _json(meta.get(META_ARCHITECTURE))
         self.class_names: list[str] | None = _json(meta.get(META_CLASS_NAMES))
+        self.task: str = _json(meta.get(META_TASK)) or "classification"
         stored = _json(meta.get(META_PREPROCESSING))
         self.preprocessing = Preprocessing.from_dict(stored) if stored else Preprocessing(input_size=self._static_size())
 

@@ -7,6 +7,8 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import numpy as np
     import torch
     from PIL import Image
@@ -70,6 +72,12 @@ class Task(ABC):
         """Input size, augmentation, crop, batch size and warm-up for ``data`` and why; None: the general rule."""
         return None
 
+    def default_split(self, data: str, data_root: str | None) -> str:
+        """The split ``evaluate`` uses without ``--split``: "val" when the data has its own validation images."""
+        from mobilenetv2.data.datasets import default_eval_split
+
+        return default_eval_split(data, data_root)
+
     # -- model and loss -----------------------------------------------------------------------------------------------
     @abstractmethod
     def build_model(self, name: str, num_classes: int, **kwargs: Any) -> nn.Module:
@@ -114,6 +122,23 @@ class Task(ABC):
     @abstractmethod
     def visualise(self, image: Image.Image, prediction: Any) -> Image.Image:
         """A picture of ``prediction`` drawn on ``image``."""
+
+    def save_prediction(self, image: Image.Image, prediction: Any, out_dir: Path, stem: str) -> list[Path]:
+        """Write the pictures of one prediction to ``out_dir`` (STEM.png: ``visualise``'s); return their paths."""
+        from mobilenetv2.io import atomic_path
+
+        path = out_dir / f"{stem}.png"
+        with atomic_path(path) as tmp:
+            self.visualise(image, prediction).save(tmp, format="PNG")
+        return [path]
+
+    @abstractmethod
+    def prediction_rows(self, prediction: Any) -> list[dict[str, Any]]:
+        """The CSV rows of one prediction (column -> value)."""
+
+    @abstractmethod
+    def prediction_summary(self, prediction: Any) -> dict[str, Any]:
+        """One table row summing up one prediction (column -> value)."""
 
     @abstractmethod
     def compare_outputs(self, reference: np.ndarray, other: np.ndarray) -> dict[str, float]:

@@ -10,6 +10,7 @@ from typing import Any
 from mobilenetv2.data import DIGITS_DEFAULTS
 from mobilenetv2.data.describe import DataSummary, describe_source
 from mobilenetv2.data.preprocessing import check_crop_pct, check_input_size
+from mobilenetv2.tasks import get_task
 from mobilenetv2.training.config import TrainConfig
 
 # ImageNet's recipe; small images change all five (see data_defaults)
@@ -45,7 +46,10 @@ def _unset(cfg: TrainConfig) -> list[str]:
     return [k for k in GENERAL_DEFAULTS if getattr(cfg, k) is None]
 
 
-def _choose(cfg: TrainConfig) -> tuple[dict[str, Any], DataSummary | None]:
+def _choose(cfg: TrainConfig) -> tuple[dict[str, Any], DataSummary | str | None]:
+    chosen = get_task(cfg.task).training_defaults(cfg.data, cfg.data_root)
+    if chosen is not None:  # the task's own rule (e.g. segmentation), with the reason as the summary
+        return {**GENERAL_DEFAULTS, **chosen[0]}, chosen[1]
     if cfg.data == "digits":
         return {**GENERAL_DEFAULTS, **{k: v for k, v in DIGITS_DEFAULTS.items() if k in GENERAL_DEFAULTS}}, None
     summary = describe_source(cfg.data, cfg.data_root)
@@ -68,11 +72,10 @@ def describe_defaults(before: TrainConfig, after: TrainConfig) -> str:
 
     ``before`` is the config as the user gave it, ``after`` what ``resolve_defaults`` made of it.
     """
-    looked = _unset(before) and before.data != "digits"
-    return _describe(before, after, describe_source(before.data, before.data_root) if looked else None)
+    return _describe(before, after, _choose(before)[1] if _unset(before) else None)
 
 
-def _resolve(cfg: TrainConfig) -> tuple[TrainConfig, DataSummary | None]:
+def _resolve(cfg: TrainConfig) -> tuple[TrainConfig, DataSummary | str | None]:
     unset, summary = _unset(cfg), None
     if unset:
         defaults, summary = _choose(cfg)
@@ -82,11 +85,13 @@ def _resolve(cfg: TrainConfig) -> tuple[TrainConfig, DataSummary | None]:
     return cfg, summary
 
 
-def _describe(before: TrainConfig, after: TrainConfig, summary: DataSummary | None) -> str:
+def _describe(before: TrainConfig, after: TrainConfig, summary: DataSummary | str | None) -> str:
     unset = _unset(before)
     if not unset:
         return ""
-    if before.data == "digits":
+    if isinstance(summary, str):
+        why = summary
+    elif before.data == "digits":
         why = "defaults for the built-in digits (8x8, upscaled to 32)"
     else:
         why = f"defaults from the data: {summary}" if summary else "defaults (the data was not inspected)"

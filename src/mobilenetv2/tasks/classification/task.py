@@ -38,6 +38,11 @@ class Prediction:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def to_json(self) -> dict[str, Any]:
+        """The record that ``predict --format jsonl`` prints."""
+        return {"image": self.source, "labels": self.labels, "indices": self.indices,
+                "probabilities": [round(x, 6) for x in self.probabilities]}
+
 
 class AccuracyMeter:
     """Mean loss and top-1 accuracy of a pass (accuracy against hard labels; mixed targets count for the loss only)."""
@@ -131,6 +136,16 @@ class ClassificationTask(Task):
         for row, text in enumerate(lines):
             draw.text((4, 4 + 14 * row), text, fill="black")
         return canvas
+
+    def prediction_rows(self, prediction: Prediction) -> list[dict[str, Any]]:
+        return [{"image": prediction.source, "rank": rank, "label": label, "index": index, "probability": f"{prob:.6f}"}
+                for rank, (label, index, prob) in enumerate(zip(prediction.labels, prediction.indices,
+                                                                prediction.probabilities), 1)]
+
+    def prediction_summary(self, prediction: Prediction) -> dict[str, Any]:
+        return {"image": prediction.source, "label": prediction.label, "probability": f"{prediction.probability:.4f}",
+                f"top {len(prediction.labels)}": ", ".join(f"{lab} {prob:.3f}" for lab, prob in
+                                                           zip(prediction.labels, prediction.probabilities))}
 
     def compare_outputs(self, reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
         return {"top1_agreement": float((reference.argmax(1) == other.argmax(1)).mean()),
