@@ -8,7 +8,8 @@ from mobilenetv2.errors import UserError
 from mobilenetv2.tasks.base import Evaluator, Meter, Report, Task
 
 # Task name -> "module:Class", imported on first use so that one task's dependencies never load for another.
-_TASKS: dict[str, str] = {"classification": "mobilenetv2.tasks.classification:ClassificationTask"}
+_TASKS: dict[str, str] = {"classification": "mobilenetv2.tasks.classification:ClassificationTask",
+                          "segmentation": "mobilenetv2.tasks.segmentation.task:SegmentationTask"}
 _INSTANCES: dict[str, Task] = {}
 
 

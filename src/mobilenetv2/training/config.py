@@ -35,9 +35,12 @@ def _opt(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's key
 class TrainConfig:
     """All options of a training run; each field is a flag ``--field-name`` and a YAML key ``field_name``."""
 
-    task: str = _opt("classification", "what the model learns (recorded in its checkpoints): classification")
+    task: str = _opt("classification", "what the model learns (recorded in its checkpoints): classification or "
+                                       "segmentation (a class per pixel; data: images/ + masks/, PASCAL VOC, ...)")
     # data (mobilenetv2.data.DataConfig)
-    data: str = _opt("digits", "built-in 'digits', an image folder, a CSV of path,label, or a torchvision dataset name")
+    data: str = _opt("digits", "built-in 'digits' (for segmentation: digit scenes with exact masks), an image folder, a "
+                               "CSV of path,label, or a torchvision dataset name; for segmentation a folder of images/ + "
+                               "masks/, a PASCAL VOC root, VOCSegmentation or OxfordIIITPet")
     data_root: str | None = _opt(None, "where torchvision datasets live / CSV-relative paths resolve")
     val_split: float = _opt(0.2, "fraction held out for validation when there is no val/ folder")
     seed: int = _opt(0, "random seed (model init, data order, augmentation)")

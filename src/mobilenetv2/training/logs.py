@@ -21,8 +21,9 @@ def write_metrics_csv(path: Path, history: list[dict]) -> None:
     atomic_write_text(path, buf.getvalue())
 
 
-def plot_curves(path: Path, history: list[dict]) -> bool:
-    """Loss (train, val) and val accuracy per epoch, side by side; False (and one log line) without matplotlib."""
+def plot_curves(path: Path, history: list[dict], monitor: str = "val_acc") -> bool:
+    """Loss (train, val) and the task's validation figure (``monitor``) per epoch, side by side; False (and one log
+    line) without matplotlib."""
     if not optional("matplotlib", "plots", f"the learning curves ({Path(path).name})"):
         return False
     plt = pyplot()
@@ -32,8 +33,9 @@ def plot_curves(path: Path, history: list[dict]) -> bool:
     ax_loss.plot(epochs, [row["val_loss"] for row in history], label="val")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_loss.legend()
-    ax_acc.plot(epochs, [100 * row["val_acc"] for row in history], color="tab:green")
-    ax_acc.set(xlabel="epoch", ylabel="top-1 (%)", title="validation accuracy")
+    ax_acc.plot(epochs, [100 * row[monitor] for row in history], color="tab:green")
+    label = {"val_acc": "top-1", "val_miou": "mIoU"}.get(monitor, monitor)
+    ax_acc.set(xlabel="epoch", ylabel=f"{label} (%)", title=f"validation {label}")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
     fig.tight_layout()

@@ -302,7 +302,7 @@ class Trainer:
         report = evaluator.finish(self.class_names, len(loader.dataset), gather=False)  # main process, whole set
         report.write(self.run_dir / "eval")
         if self.history:
-            plot_curves(self.run_dir / "curves.png", self.history)
+            plot_curves(self.run_dir / "curves.png", self.history, self.task.monitor)
         log.info("best epoch %d: %s; report in %s, weights %s", self.best_epoch + 1, report.summary(),
                  self.run_dir / "eval", best)
         D.barrier()

@@ -1,0 +1,422 @@
+"""Segmentation data: images with class-index masks (255 = ignore), joint augmentation, loaders.
+
+Sources (``data``): the built-in ``digits`` scenes (sklearn's bundled digits on generated backgrounds, exact
+masks); a folder with ``images/`` + ``masks/`` (same stem, masks PNG of class indices, "L" or "P"), directly or
+under ``train/`` and ``val/``, class names from ``classes.txt`` or ``labels.txt``; the PASCAL VOC layout
+(``JPEGImages/``, ``SegmentationClass/``, ``ImageSets/Segmentation/{train,val}.txt``); torchvision's
+``VOCSegmentation`` and ``OxfordIIITPet`` under ``data_root``. Pairs are checked when the source is built (a
+missing mask, a size mismatch, an RGB mask or a class outside the list is one error naming the file), so a run
+never starts on bad data; unreadable images are errors too (a mask without its image cannot be trained on).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from mobilenetv2.data.images import load_image
+from mobilenetv2.data.loaders import (
+    Data,
+    DataConfig,
+    EpochLoader,
+    ShardSampler,
+    check_config,
+    default_workers,
+    distributed_rank,
+)
+from mobilenetv2.data.preprocessing import Preprocessing
+from mobilenetv2.data.transforms import sample_seed
+from mobilenetv2.errors import UserError
+
+IGNORE = 255
+SPLITS = ("val", "train", "all")
+PASCAL_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+                  "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
+DIGIT_CLASSES = ["background", *(str(d) for d in range(10))]
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
+TORCHVISION = ("VOCSegmentation", "OxfordIIITPet")
+LAYOUTS = "images/ + masks/ (optionally under train/ and val/), a PASCAL VOC root (JPEGImages/, SegmentationClass/, " \
+          "ImageSets/Segmentation/), 'digits', or VOCSegmentation / OxfordIIITPet with --data-root"
+
+
+# -- datasets ----------------------------------------------------------------------------------------------------------
+class SegmentationImages(Dataset):
+    """(image, mask) pairs: ``reader(item)`` gives a PIL image and an HxW uint8 mask; ``transform`` makes tensors."""
+
+    def __init__(self, items: list[Any], reader: Callable[[Any], tuple[Image.Image, np.ndarray]]) -> None:
+        self.items, self.reader = list(items), reader
+        self.transform: Callable | None = None
+        self.seed, self.epoch = 0, 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        image, mask = self.reader(self.items[index])
+        if self.transform is None:
+            return image, mask
+        with torch.random.fork_rng(devices=[]):  # augmentation depends only on (seed, epoch, image)
+            torch.default_generator.manual_seed(sample_seed(self.seed, self.epoch, index))
+            return self.transform(image, mask)
+
+    def subset(self, indices: list[int]) -> SegmentationImages:
+        return SegmentationImages([self.items[i] for i in indices], self.reader)
+
+
+@dataclass
+class SegmentationSource:
+    splits: dict[str, SegmentationImages]
+    class_names: list[str]
+    in_memory: bool = False
+
+
+def read_pair(pair: tuple[Path, Path]) -> tuple[Image.Image, np.ndarray]:
+    return load_image(pair[0]), np.asarray(Image.open(pair[1]))
+
+
+def check_pairs(pairs: list[tuple[Path, Path]], class_names: list[str] | None) -> list[str]:
+    """Every mask single-channel, of its image's size, with values in the classes or 255; the class names."""
+    largest = 0
+    for image_path, mask_path in pairs:
+        with Image.open(mask_path) as mask_image:
+            if mask_image.mode not in ("L", "P", "I;16", "I"):
+                raise UserError(f"{mask_path}: a mask must be single-channel class indices (PNG mode L or P), "
+                                f"not {mask_image.mode}")
+            mask = np.asarray(mask_image)
+        try:
+            with Image.open(image_path) as image:
+                size = image.size
+        except Exception:  # noqa: BLE001 - PIL raises many types for a broken file
+            raise UserError(f"{image_path}: not a readable image (its mask is {mask_path})") from None
+        if size != (mask.shape[1], mask.shape[0]):
+            raise UserError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {image_path.name} is "
+                            f"{size[0]}x{size[1]}")
+        values = np.unique(mask)
+        values = values[values != IGNORE]
+        if class_names is not None and len(values) and values.max() >= len(class_names):
+            bad = [int(v) for v in values if v >= len(class_names)]
+            raise UserError(f"{mask_path}: mask values {bad[:5]} are outside the {len(class_names)} classes "
+                            f"(0-{len(class_names) - 1}; 255 = ignore)")
+        largest = max(largest, int(values.max()) if len(values) else 0)
+    return class_names if class_names is not None else [str(i) for i in range(largest + 1)]
+
+
+def pair_folder(folder: Path) -> list[tuple[Path, Path]]:
+    """(image, mask) of folder/images/* and folder/masks/<stem>.png; an image without a mask is an error."""
+    masks = {p.stem: p for p in (folder / "masks").iterdir() if p.suffix.lower() in MASK_SUFFIXES}
+    pairs = []
+    for image in sorted(p for p in (folder / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+        if image.stem not in masks:
+            raise UserError(f"{image}: no mask (expected {folder / 'masks' / (image.stem + '.png')})")
+        pairs.append((image, masks[image.stem]))
+    if not pairs:
+        raise UserError(f"{folder / 'images'}: no images ({', '.join(IMAGE_SUFFIXES)})")
+    return pairs
+
+
+def read_class_names(root: Path) -> list[str] | None:
+    for name in ("classes.txt", "labels.txt"):
+        if (root / name).is_file():
+            return [line.strip() for line in (root / name).read_text().splitlines() if line.strip()]
+    return None
+
+
+def seeded_split(n: int, val_split: float, seed: int) -> tuple[list[int], list[int]]:
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+    n_val = max(1, round(n * val_split)) if n > 1 else 0
+    return sorted(order[n_val:]), sorted(order[:n_val])
+
+
+def from_pairs(split_pairs: dict[str, list[tuple[Path, Path]]], names: list[str] | None, val_split: float,
+               seed: int) -> SegmentationSource:
+    everything = [p for pairs in split_pairs.values() for p in pairs]
+    names = check_pairs(everything, names)
+    if "val" in split_pairs:
+        splits = {s: SegmentationImages(p, read_pair) for s, p in split_pairs.items()}
+    else:
+        train, val = seeded_split(len(everything), val_split, seed)
+        splits = {"train": SegmentationImages([everything[i] for i in train], read_pair),
+                  "val": SegmentationImages([everything[i] for i in val], read_pair)}
+    splits["all"] = SegmentationImages(everything, read_pair)
+    return SegmentationSource(splits, names)
+
+
+def folder_source(root: Path, val_split: float, seed: int) -> SegmentationSource:
+    if (root / "images").is_dir() and (root / "masks").is_dir():
+        return from_pairs({"all": pair_folder(root)}, read_class_names(root), val_split, seed)
+    return from_pairs({s: pair_folder(root / s) for s in ("train", "val")}, read_class_names(root), val_split, seed)
+
+
+def find_voc_root(root: Path) -> Path | None:
+    """The folder holding JPEGImages/, SegmentationClass/ and ImageSets/Segmentation/ (root or below it)."""
+    for candidate in [root, *sorted(root.glob("*")), *sorted(root.glob("*/*"))]:
+        if all((candidate / p).is_dir() for p in ("JPEGImages", "SegmentationClass", "ImageSets/Segmentation")):
+            return candidate
+    return None
+
+
+def voc_source(root: Path) -> SegmentationSource:
+    split_pairs = {}
+    for split in ("train", "val"):
+        listing = root / "ImageSets" / "Segmentation" / f"{split}.txt"
+        if not listing.is_file():
+            raise UserError(f"{listing}: missing (the PASCAL VOC layout lists its {split} images there)")
+        pairs = []
+        for stem in listing.read_text().split():
+            image, mask = root / "JPEGImages" / f"{stem}.jpg", root / "SegmentationClass" / f"{stem}.png"
+            if not image.is_file() or not mask.is_file():
+                raise UserError(f"{listing}: {stem} has no {'image' if not image.is_file() else 'mask'} "
+                                f"({image if not image.is_file() else mask})")
+            pairs.append((image, mask))
+        split_pairs[split] = pairs
+    return from_pairs(split_pairs, read_class_names(root) or PASCAL_CLASSES, 0.2, 0)
+
+
+class TorchvisionPairs:
+    """Reads (image, mask) from torchvision datasets; Oxford pet trimaps become background 0, pet 1, border 255."""
+
+    def __init__(self, sets: dict[str, Any], trimap: bool) -> None:
+        self.sets, self.trimap = sets, trimap
+
+    def __call__(self, item: tuple[str, int]) -> tuple[Image.Image, np.ndarray]:
+        image, mask = self.sets[item[0]][item[1]]
+        mask = np.asarray(mask, dtype=np.uint8)
+        if self.trimap:
+            mask = np.select([mask == 1, mask == 2], [1, 0], IGNORE).astype(np.uint8)
+        return image.convert("RGB"), mask
+
+
+def torchvision_source(name: str, data_root: str | None, download: bool) -> SegmentationSource:
+    import torchvision.datasets as tvd
+
+    root = Path(data_root or Path.home() / ".cache" / "mobilenetv2" / "datasets").expanduser()
+    splits = {"train": "train", "val": "val"} if name == "VOCSegmentation" else {"train": "trainval", "val": "test"}
+    try:
+        if name == "VOCSegmentation":
+            sets = {s: tvd.VOCSegmentation(root, image_set=v, download=download) for s, v in splits.items()}
+        else:
+            sets = {s: tvd.OxfordIIITPet(root, split=v, target_types="segmentation", download=download)
+                    for s, v in splits.items()}
+    except Exception as exc:  # noqa: BLE001 - torchvision raises RuntimeError when absent, URLError offline
+        how = "the download failed" if download else "downloads are off (--download needs a network)"
+        raise UserError(f"{name}: dataset not found in {root} and {how} ({str(exc).splitlines()[0][:80]}); "
+                        f"point --data-root at a copy") from None
+    reader = TorchvisionPairs(sets, trimap=name == "OxfordIIITPet")
+    parts = {s: SegmentationImages([(s, i) for i in range(len(ds))], reader) for s, ds in sets.items()}
+    parts["all"] = SegmentationImages(parts["train"].items + parts["val"].items, reader)
+    return SegmentationSource(parts, PASCAL_CLASSES if name == "VOCSegmentation" else ["background", "pet"])
+
+
+# -- the built-in digit scenes -----------------------------------------------------------------------------------------
+DIGIT_CANVAS = 96
+DIGIT_SCENES = {"train": 480, "val": 120}
+
+
+class DigitScenes:
+    """Canvases of 1-3 handwritten digits (sklearn's bundled 8x8 digits, upscaled) on generated backgrounds."""
+
+    def __init__(self, split: str, seed: int = 0) -> None:
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        order = np.random.default_rng(1234).permutation(len(digits.target))
+        cut = int(0.8 * len(order))  # validation scenes use digits never seen in training
+        self.pool = order[:cut] if split == "train" else order[cut:]
+        self.images, self.labels = digits.images / 16.0, digits.target
+        self.split, self.seed = split, seed
+
+    def __call__(self, index: int) -> tuple[Image.Image, np.ndarray]:
+        rng = np.random.default_rng([self.seed, index, 0 if self.split == "train" else 1])
+        canvas = background(rng, DIGIT_CANVAS)
+        mask = np.zeros((DIGIT_CANVAS, DIGIT_CANVAS), dtype=np.uint8)
+        for _ in range(rng.integers(1, 4)):
+            k = self.pool[rng.integers(len(self.pool))]
+            side = int(rng.integers(30, 52))
+            stroke = np.asarray(Image.fromarray((self.images[k] * 255).astype(np.uint8)).resize((side, side), Image.BILINEAR))
+            drawn = stroke > 90
+            y, x = rng.integers(0, DIGIT_CANVAS - side, 2)
+            colour = contrasting(rng, canvas[y:y + side, x:x + side].mean(axis=(0, 1)))
+            canvas[y:y + side, x:x + side][drawn] = colour
+            mask[y:y + side, x:x + side][drawn] = self.labels[k] + 1
+        return Image.fromarray(canvas), mask
+
+
+def background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A smooth two-colour gradient at a random angle, sometimes striped, with noise (uint8 HxWx3)."""
+    a, b = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    yy, xx = np.mgrid[:size, :size] / size
+    angle = rng.uniform(0, np.pi)
+    t = (np.cos(angle) * xx + np.sin(angle) * yy)[..., None]
+    t = (t - t.min()) / max(t.max() - t.min(), 1e-6)
+    image = a * (1 - t) + b * t
+    if rng.random() < 0.3:
+        image = image + 25 * np.sign(np.sin(xx * rng.uniform(10, 40)))[..., None]
+    image = image + rng.normal(0, 12, image.shape)
+    return image.clip(0, 255).astype(np.uint8)
+
+
+def contrasting(rng: np.random.Generator, under: np.ndarray) -> np.ndarray:
+    """A random colour whose brightness is far from ``under``'s."""
+    colour = rng.uniform(0, 255, 3)
+    if abs(colour.mean() - under.mean()) < 80:
+        colour = np.clip(colour + (110 if under.mean() < 128 else -110), 0, 255)
+    return colour.astype(np.uint8)
+
+
+def digits_source(seed: int) -> SegmentationSource:
+    parts = {s: SegmentationImages(list(range(n)), DigitScenes(s, seed)) for s, n in DIGIT_SCENES.items()}
+    parts["all"] = SegmentationImages([("train", i) for i in range(DIGIT_SCENES["train"])]
+                                      + [("val", i) for i in range(DIGIT_SCENES["val"])], BothScenes(seed))
+    return SegmentationSource(parts, list(DIGIT_CLASSES), in_memory=True)
+
+
+class BothScenes:
+    def __init__(self, seed: int) -> None:
+        self.scenes = {s: DigitScenes(s, seed) for s in DIGIT_SCENES}
+
+    def __call__(self, item: tuple[str, int]) -> tuple[Image.Image, np.ndarray]:
+        return self.scenes[item[0]](item[1])
+
+
+# -- resolving a data string -------------------------------------------------------------------------------------------
+def resolve_segmentation_source(data: str, data_root: str | None = None, val_split: float = 0.2, seed: int = 0,
+                                download: bool = False) -> SegmentationSource:
+    """The source that ``data`` names (see the module docstring); one error line when it is none of them."""
+    if data == "digits":
+        return digits_source(seed)
+    if data in TORCHVISION:
+        return torchvision_source(data, data_root, download)
+    root = Path(data).expanduser()
+    if not root.is_dir():
+        raise UserError(f"segmentation data {data!r} not found; expected {LAYOUTS}")
+    if (root / "images").is_dir() and (root / "masks").is_dir() or (root / "train" / "images").is_dir():
+        return folder_source(root, val_split, seed)
+    voc = find_voc_root(root)
+    if voc is not None:
+        return voc_source(voc)
+    raise UserError(f"{root}: not a segmentation dataset; expected {LAYOUTS}")
+
+
+def segmentation_default_split(data: str, data_root: str | None = None) -> str:
+    """"val" when the data has its own validation images, else "all"."""
+    root = Path(data).expanduser()
+    if data == "digits" or data in TORCHVISION or (root / "val" / "images").is_dir():
+        return "val"
+    return "val" if root.is_dir() and find_voc_root(root) is not None else "all"
+
+
+def typical_side(data: str, data_root: str | None = None, sample: int = 16) -> int | None:
+    """The median long side of a few of the images (None when they are not files to look at)."""
+    if data == "digits":
+        return DIGIT_CANVAS
+    if data in TORCHVISION or not Path(data).is_dir():
+        return None
+    root = Path(data)
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and "masks" not in p.parts
+                   and "SegmentationClass" not in p.parts)[:sample]
+    sides = []
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                sides.append(max(image.size))
+        except Exception:  # noqa: BLE001
+            continue
+    return int(np.median(sides)) if sides else None
+
+
+# -- transforms --------------------------------------------------------------------------------------------------------
+SCALES = {"paper": (0.5, 2.0), "randaugment": (0.5, 2.0), "trivialaugment": (0.5, 2.0), "light": (0.75, 1.25),
+          "none": (1.0, 1.0)}
+
+
+class JointTrain:
+    """Random scale, crop to input_size (image padded with 0, mask with 255), flip, colour jitter, normalise."""
+
+    def __init__(self, pre: Preprocessing, augment: str, flip: bool) -> None:
+        low, high = SCALES[augment]
+        size = pre.input_size
+        ops: list[Any] = [v2.ToImage()]
+        if augment == "none":
+            ops.append(v2.Resize((size, size), antialias=True))
+        else:
+            ops += [v2.RandomResize(int(low * size), int(high * size) + 1, antialias=True),
+                    v2.RandomCrop(size, pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: IGNORE})]
+            if flip and augment != "light":
+                ops.append(v2.RandomHorizontalFlip())
+            if augment in ("paper", "randaugment", "trivialaugment"):
+                ops.append(v2.ColorJitter(0.3, 0.3, 0.3, 0.02))
+        ops += [v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True), v2.Normalize(pre.mean, pre.std)]
+        self.transform = v2.Compose(ops)
+
+    def __call__(self, image: Image.Image, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        image, mask = self.transform(image, tv_tensors.Mask(torch.from_numpy(np.array(mask, dtype=np.uint8))))
+        return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor).long()
+
+
+class JointEval:
+    """The image resized to input_size x input_size and normalised; the mask kept at full resolution."""
+
+    def __init__(self, pre: Preprocessing) -> None:
+        self.transform = v2.Compose([v2.ToImage(), v2.Resize((pre.input_size, pre.input_size), antialias=True),
+                                     v2.ToDtype(torch.float32, scale=True), v2.Normalize(pre.mean, pre.std)])
+
+    def __call__(self, image: Image.Image, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.transform(image).as_subclass(torch.Tensor), torch.from_numpy(np.array(mask, dtype=np.int64))
+
+
+def collate_train(batch: list) -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.stack([b[0] for b in batch]), torch.stack([b[1] for b in batch])
+
+
+def collate_eval(batch: list) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    return torch.stack([b[0] for b in batch]), [b[1] for b in batch]
+
+
+# -- loaders -----------------------------------------------------------------------------------------------------------
+def build_segmentation_data(cfg: DataConfig) -> Data:
+    """Training loader (fixed-size crops, masks [N, S, S]) and validation loader (full-resolution masks, a list)."""
+    check_config(cfg)
+    if cfg.mixup > 0 or cfg.cutmix > 0 or cfg.balance != "none":
+        raise UserError("--mixup, --cutmix and --balance are for classification; segmentation trains on masks as they are")
+    pre = cfg.preprocessing()
+    source = resolve_segmentation_source(cfg.data, cfg.data_root, cfg.val_split, cfg.seed, cfg.download)
+    train, val = source.splits["all" if cfg.train_on_val else "train"], source.splits["val"]
+    if len(train) == 0 or len(val) == 0:
+        raise UserError(f"{cfg.data}: the training or validation split is empty ({len(train)} / {len(val)} images)")
+    train.transform, train.seed = JointTrain(pre, cfg.augment, flip=cfg.data != "digits"), cfg.seed
+    val.transform = JointEval(pre)
+    workers = default_workers(source.in_memory) if cfg.workers is None else int(cfg.workers)
+    dist = distributed_rank()
+    sampler = DistributedSampler(train, num_replicas=dist[1], rank=dist[0], shuffle=True, seed=cfg.seed) if dist else None
+    common = {"batch_size": int(cfg.batch_size), "num_workers": workers, "pin_memory": torch.cuda.is_available()}
+    per_epoch = len(sampler) if sampler is not None else len(train)
+    train_loader = EpochLoader(train, seed=cfg.seed, sampler=sampler, shuffle=sampler is None,
+                               drop_last=per_epoch > cfg.batch_size, collate_fn=collate_train, **common)
+    val_loader = DataLoader(val, sampler=ShardSampler(len(val), *dist) if dist else None, collate_fn=collate_eval, **common)
+    return Data(train_loader, val_loader, source.class_names, pre)
+
+
+def build_segmentation_eval_loader(data: str, preprocessing: Preprocessing, split: str = "val", batch_size: int = 8,
+                                   workers: int | None = None, val_split: float = 0.2, seed: int = 0,
+                                   data_root: str | None = None) -> tuple[DataLoader, list[str]]:
+    """A deterministic loader over one split, images at the input size and masks at full resolution."""
+    if split not in SPLITS:
+        raise UserError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    source = resolve_segmentation_source(data, data_root, val_split, seed)
+    dataset = source.splits[split]
+    dataset.transform = JointEval(preprocessing)
+    loader = DataLoader(dataset, batch_size=int(batch_size), shuffle=False, collate_fn=collate_eval,
+                        num_workers=default_workers(source.in_memory) if workers is None else int(workers))
+    return loader, source.class_names

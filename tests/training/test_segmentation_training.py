@@ -1,0 +1,121 @@
+"""Training segmentation models: from scratch, from a classifier's backbone, from a segmentation checkpoint, and
+every training feature of classification (resume after SIGKILL, AMP, EMA, auxiliary loss, early stop, logs)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from mobilenetv2.cli import main
+from mobilenetv2.data import Preprocessing
+from mobilenetv2.errors import UserError
+from mobilenetv2.models import create_model
+from mobilenetv2.training import TrainConfig, train
+from mobilenetv2.weights import load_checkpoint, save_checkpoint
+
+CLASSES = ["background", "square", "disc"]  # as tests/conftest.py writes them
+OPTIONS = dict(task="segmentation", width_mult=0.35, input_size=32, augment="none", batch_size=4, epochs=3, workers=0,
+               device="cpu", lr=0.05, warmup_epochs=0.5, deterministic=True, seed=3)
+
+
+@pytest.fixture(scope="module")
+def shapes(shapes_folder) -> Path:
+    return shapes_folder
+
+
+def test_from_scratch_writes_a_segmentation_run(shapes, tmp_path):
+    result = train(TrainConfig(data=str(shapes), out=str(tmp_path / "run"), progress=False, **OPTIONS))
+    ckpt = load_checkpoint(result.best_checkpoint)
+    assert ckpt.task == "segmentation" and ckpt.class_names == CLASSES
+    assert ckpt.model.arch["name"] == "deeplabv3_mobilenet_v2"
+    assert ckpt.preprocessing.resize_mode == "squash" and ckpt.preprocessing.crop_pct == 1.0
+    assert {"train_miou", "val_miou", "val_pixel_acc", "val_loss"} <= set(result.history[-1])
+    report = json.loads((result.run_dir / "eval" / "report.json").read_text())
+    assert 0 <= report["miou"] <= 1 and report["class_names"] == CLASSES
+    assert (result.run_dir / "metrics.csv").exists() and (result.run_dir / "tb").is_dir()
+
+
+def test_amp_ema_aux_loss_early_stop_and_lraspp(shapes, tmp_path):
+    options = {**OPTIONS, "epochs": 4}
+    result = train(TrainConfig(data=str(shapes), out=str(tmp_path / "run"), progress=False, amp="bf16", ema=0.9,
+                               early_stop=1, **options))
+    assert 1 <= len(result.history) <= 4
+    model = create_model("deeplabv3_mobilenet_v2", num_classes=3, width_mult=0.35, aux_loss=True)
+    result = train(TrainConfig(data=str(shapes), out=str(tmp_path / "aux"), progress=False, **{**OPTIONS, "epochs": 1}),
+                   model=model)
+    assert load_checkpoint(result.best_checkpoint).model.aux is not None
+    lraspp = train(TrainConfig(data=str(shapes), out=str(tmp_path / "lraspp"), progress=False, model="lraspp_mobilenet_v2",
+                               **{**OPTIONS, "epochs": 1}))
+    assert load_checkpoint(lraspp.best_checkpoint).model.arch["name"] == "lraspp_mobilenet_v2"
+
+
+def test_backbone_from_a_classification_checkpoint(shapes, tmp_path):
+    classifier = create_model("mobilenet_v2", width_mult=0.35, num_classes=10)
+    path = save_checkpoint(tmp_path / "cls.safetensors", classifier, [str(i) for i in range(10)], Preprocessing(input_size=32))
+    from mobilenetv2.tasks import get_task
+
+    segmenter = get_task("segmentation").adapt_pretrained(load_checkpoint(path).model, "deeplabv3_mobilenet_v2", 3)
+    for key, value in classifier.features.state_dict().items():
+        if key in segmenter.features.state_dict():
+            assert torch.equal(segmenter.features.state_dict()[key], value), key
+    result = train(TrainConfig(data=str(shapes), out=str(tmp_path / "run"), progress=False, pretrained=str(path),
+                               **{**OPTIONS, "epochs": 1, "width_mult": None}))
+    assert load_checkpoint(result.best_checkpoint).model.num_classes == 3
+    v1 = save_checkpoint(tmp_path / "v1.safetensors", create_model("mobilenet_v1", width_mult=0.25, num_classes=2), ["a", "b"],
+                         Preprocessing(input_size=32))
+    with pytest.raises(UserError, match="mobilenet_v1 classifier cannot be the backbone"):
+        train(TrainConfig(data=str(shapes), out=str(tmp_path / "v1run"), progress=False, pretrained=str(v1),
+                          **{**OPTIONS, "epochs": 1, "width_mult": None}))
+
+
+def test_fine_tune_a_segmentation_checkpoint_to_new_classes(shapes, tmp_path):
+    model = create_model("deeplabv3_mobilenet_v2", width_mult=0.35, num_classes=21)
+    names = [f"c{i}" for i in range(21)]
+    path = save_checkpoint(tmp_path / "seg.safetensors", model, names, Preprocessing(input_size=32), task="segmentation")
+    result = train(TrainConfig(data=str(shapes), out=str(tmp_path / "run"), progress=False, pretrained=str(path),
+                               **{**OPTIONS, "epochs": 1, "width_mult": None}))
+    tuned = load_checkpoint(result.best_checkpoint)
+    assert tuned.model.num_classes == 3 and tuned.class_names == CLASSES
+    from mobilenetv2.tasks import get_task
+
+    adapted = get_task("segmentation").adapt_pretrained(load_checkpoint(path).model, "deeplabv3_mobilenet_v2", 3)
+    assert adapted.classifier.logits.out_channels == 3
+    assert torch.equal(adapted.features[5].conv[0][0].weight, model.features[5].conv[0][0].weight)
+
+
+def as_flags(options: dict) -> list[str]:
+    flags = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        flags += ([flag] if value else [f"--no-{key.replace('_', '-')}"]) if isinstance(value, bool) else [flag, str(value)]
+    return flags
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_sigkill_then_resume_equals_uninterrupted_run(shapes, tmp_path):
+    options = {**OPTIONS, "epochs": 4, "ema": 0.9}
+    killed = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "mobilenetv2", "train", "--data", str(shapes), "--out", str(killed), "--no-progress",
+           *as_flags(options)]
+    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "2"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while not (killed / "state.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    output = proc.communicate()[0].decode()
+    assert (killed / "state.pt").exists(), output
+    assert torch.load(killed / "state.pt", weights_only=True)["epoch"] < options["epochs"] - 1, "finished before the kill"
+    assert main(["train", "--resume", str(killed)]) == 0
+    straight = train(TrainConfig(data=str(shapes), out=str(tmp_path / "straight"), progress=False, **options))
+    resumed, reference = load_file(str(killed / "last.safetensors")), load_file(str(straight.run_dir / "last.safetensors"))
+    for key in reference:
+        torch.testing.assert_close(resumed[key], reference[key], rtol=0, atol=1e-6, msg=key)
