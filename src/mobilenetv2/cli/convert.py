@@ -9,9 +9,10 @@ FORMATS = {".tflite": "tflite", ".keras": "keras", ".h5": "keras", ".hdf5": "ker
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("convert", help="import TFLite (.tflite) or Keras (.keras/.h5) MobileNetV2 weights",
+    p = sub.add_parser("convert", help="import TFLite (.tflite) or Keras (.keras/.h5) MobileNetV2 / DeepLabv3 weights",
                        description="Convert a TensorFlow Lite MobileNetV2 (float, uint8 or int8; any width and resolution) "
-                                   "or keras.applications.MobileNetV2 weights (.keras, .h5, .weights.h5; any alpha) into "
+                                   "or keras.applications.MobileNetV2 weights (.keras, .h5, .weights.h5; any alpha), or the "
+                                   "published DeepLabv3-MobileNetV2 segmentation TFLite files (full or half width), into "
                                    "one .safetensors checkpoint with its class names and preprocessing. The architecture "
                                    "is read from the file's tensors. Nothing is written unless the conversion succeeds.")
     p.add_argument("source", help="the .tflite, .keras or .h5 file")
@@ -40,11 +41,18 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"the output must be a .safetensors file, got {out}")
     if kind == "tflite":
         from mobilenetv2.weights.tflite import convert_tflite
+        from mobilenetv2.weights.tflite_deeplab import convert_deeplab_tflite, is_deeplab_tflite
 
         if args.calibrate_images < 1:
             raise UserError(f"--calibrate-images must be >= 1, got {args.calibrate_images}")
-        ckpt = convert_tflite(source, labels=args.labels, drop_background=args.drop_background,
-                              calibration=args.calibrate, max_calibration_images=args.calibrate_images)
+        if is_deeplab_tflite(source):  # the graph says which model it is, not the file name
+            if args.drop_background:
+                raise UserError("--drop-background applies to classifiers; a segmentation model keeps class 0, background")
+            ckpt = convert_deeplab_tflite(source, labels=args.labels, calibration=args.calibrate,
+                                          max_calibration_images=args.calibrate_images)
+        else:
+            ckpt = convert_tflite(source, labels=args.labels, drop_background=args.drop_background,
+                                  calibration=args.calibrate, max_calibration_images=args.calibrate_images)
     else:
         from mobilenetv2.weights.keras import convert_keras
 
@@ -55,7 +63,8 @@ def run(args: argparse.Namespace) -> int:
     save_checkpoint(out, ckpt.model, meta=ckpt.meta)
     a, pre = ckpt.model.arch["args"], ckpt.preprocessing
     labels = f"{len(ckpt.class_names)} labels" if ckpt.class_names else "no labels"
-    print(f"converted {source} ({kind}) -> {out}: mobilenet_v2 width {a['width_mult']}, {a['num_classes']} classes "
+    print(f"converted {source} ({kind}) -> {out}: {ckpt.task} model {ckpt.model.arch['name']} width {a['width_mult']}, "
+          f"{a['num_classes']} classes "
           f"({labels}), input {pre.input_size}x{pre.input_size} RGB pixels p as p/{pre.std[0] * 255:.4g} "
           f"- {pre.mean[0] / pre.std[0]:.4g}, TF padding")
     if kind == "tflite":

@@ -26,11 +26,12 @@ LRASPP_CHANNELS = 128
 
 
 def mobilenet_v2_backbone(width_mult: float, output_stride: int, in_chans: int = 3, tf_padding: bool = False,
-                          bn_eps: float = 1e-5) -> MobileNetV2:
+                          bn_eps: float = 1e-5, round_nearest: int = 8) -> MobileNetV2:
     """MobileNetV2 without its last 1x1 conv, dilated past ``output_stride``; ``features`` keys as a classifier's."""
     if output_stride not in OUTPUT_STRIDES:
         raise UserError(f"output_stride must be one of {', '.join(map(str, OUTPUT_STRIDES))}, got {output_stride}")
-    net = MobileNetV2(num_classes=1, width_mult=width_mult, in_chans=in_chans, tf_padding=tf_padding, bn_eps=bn_eps)
+    net = MobileNetV2(num_classes=1, width_mult=width_mult, in_chans=in_chans, tf_padding=tf_padding, bn_eps=bn_eps,
+                      round_nearest=round_nearest)
     head = net.stages.pop()  # head_conv: 1x1 to 1280, not part of DeepLab's backbone
     net.features = net.features[: head.indices[0]]
     dilate(net, output_stride)
@@ -121,8 +122,9 @@ class SegmentationModel(MobileNet):
     aux: nn.Module | None
     default_input_size = 513  # PASCAL VOC's crop, where the paper counts multiply-adds
 
-    def _backbone(self, width_mult: float, output_stride: int, in_chans: int, tf_padding: bool, bn_eps: float) -> None:
-        net = mobilenet_v2_backbone(width_mult, output_stride, in_chans, tf_padding, bn_eps)
+    def _backbone(self, width_mult: float, output_stride: int, in_chans: int, tf_padding: bool, bn_eps: float,
+                  round_nearest: int) -> None:
+        net = mobilenet_v2_backbone(width_mult, output_stride, in_chans, tf_padding, bn_eps, round_nearest)
         self.features, self.stages, self.feature_info = net.features, net.stages, net.feature_info
         self.in_chans, self.output_stride = in_chans, output_stride
         self.num_features = self.feature_info[-1]["channels"]
@@ -180,7 +182,7 @@ class DeepLabV3(SegmentationModel):
 
     def __init__(self, num_classes: int = 21, width_mult: float = 1.0, output_stride: int = 16, head: str = "published",
                  in_chans: int = 3, dropout: float = 0.1, aux_loss: bool = False, align_corners: bool = False,
-                 tf_padding: bool = False, bn_eps: float = 1e-5) -> None:
+                 tf_padding: bool = False, bn_eps: float = 1e-5, round_nearest: int = 8) -> None:
         super().__init__()
         check_common_args(num_classes=num_classes, width_mult=width_mult, in_chans=in_chans, dropout=dropout)
         if head not in HEADS:
@@ -188,9 +190,9 @@ class DeepLabV3(SegmentationModel):
         self.arch = {"name": "deeplabv3_mobilenet_v2", "args": {
             "num_classes": num_classes, "width_mult": width_mult, "output_stride": output_stride, "head": head,
             "in_chans": in_chans, "dropout": dropout, "aux_loss": aux_loss, "align_corners": align_corners,
-            "tf_padding": tf_padding, "bn_eps": bn_eps}}
+            "tf_padding": tf_padding, "bn_eps": bn_eps, "round_nearest": round_nearest}}
         self.num_classes, self.align_corners = num_classes, align_corners
-        self._backbone(width_mult, output_stride, in_chans, tf_padding, bn_eps)
+        self._backbone(width_mult, output_stride, in_chans, tf_padding, bn_eps, round_nearest)
         self.classifier = DeepLabHead(self.num_features, num_classes, head, output_stride, dropout, bn_eps)
         self._aux_head(aux_loss, num_classes, bn_eps)
         init_weights(self)
@@ -224,7 +226,7 @@ class LRASPP(SegmentationModel):
 
     def __init__(self, num_classes: int = 21, width_mult: float = 1.0, output_stride: int = 16, in_chans: int = 3,
                  aux_loss: bool = False, align_corners: bool = False, tf_padding: bool = False, bn_eps: float = 1e-5,
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, round_nearest: int = 8) -> None:
         super().__init__()
         check_common_args(num_classes=num_classes, width_mult=width_mult, in_chans=in_chans, dropout=dropout)
         if output_stride != 16:
@@ -232,9 +234,9 @@ class LRASPP(SegmentationModel):
         self.arch = {"name": "lraspp_mobilenet_v2", "args": {
             "num_classes": num_classes, "width_mult": width_mult, "output_stride": output_stride, "in_chans": in_chans,
             "aux_loss": aux_loss, "align_corners": align_corners, "tf_padding": tf_padding, "bn_eps": bn_eps,
-            "dropout": dropout}}
+            "dropout": dropout, "round_nearest": round_nearest}}
         self.num_classes, self.align_corners = num_classes, align_corners
-        self._backbone(width_mult, output_stride, in_chans, tf_padding, bn_eps)
+        self._backbone(width_mult, output_stride, in_chans, tf_padding, bn_eps, round_nearest)
         low = next(i for i in self.feature_info if i["stride"] == 8)
         self.low_index = low["index"]
         self.classifier = LRASPPHead(low["channels"], self.num_features, num_classes, bn_eps)
