@@ -30,13 +30,13 @@ from mobilenetv2.weights import CheckpointMeta
 
 REFERENCE = "torchvision"
 MATMUL = "fp32 matmul (compute limit)"
-INT8_PATHS = ("int8",)  # not bound by the fp32 compute limit
 LABELS = {
     "torchvision": "torchvision eager fp32 (reference)", "eager": "eager fp32 NCHW",
     "channels_last": "eager fp32 channels_last", "bn_folded": "eager fp32 BN folded + channels_last",
     "compile": "torch.compile fp32 (BN folded, channels_last)", "onnx": "onnxruntime fp32",
-    "int8": "onnxruntime int8 (QDQ, per-channel)",
+    "int8": "onnxruntime int8 (QDQ, per-channel)", "tflite": "TFLite interpreter (the --tflite file)",
 }
+INT8_PATHS = ("int8", "tflite")  # not bound by the fp32 compute limit (the published TFLite files are uint8)
 
 
 @dataclass
@@ -66,7 +66,7 @@ class BenchmarkReport:
     def below_limit(self) -> list[tuple[str, int, float]]:
         """(path, batch, median / limit) for every fp32 median faster than the compute limit: it was disturbed."""
         return [(p.name, b, p.median_ms[b] / self.limit_ms(b)) for p in self.paths for b in self.batches
-                if p.name not in INT8_PATHS and p.median_ms[b] < self.limit_ms(b)]
+                if p.name not in INT8_PATHS and b in p.median_ms and p.median_ms[b] < self.limit_ms(b)]
 
     def to_dict(self) -> dict:
         return {**asdict(self), "limit_ms": {b: self.limit_ms(b) for b in self.batches},
@@ -75,16 +75,21 @@ class BenchmarkReport:
     def table(self) -> str:
         from mobilenetv2.reporting import format_table
 
-        ref = next((p for p in self.paths if p.name == REFERENCE), None)
+        ref = next((p for p in self.paths if p.name == REFERENCE), None) or next(
+            (p for p in self.paths if p.name == "tflite"), None)
+        ref_label = "torchvision" if ref is None or ref.name == REFERENCE else "TFLite"
         headers = ["path", "size MB", "mem MB"]
         for b in self.batches:
-            headers += [f"b{b} median ms", f"b{b} p90 ms", f"b{b} img/s", f"b{b} vs torchvision", f"b{b} / limit"]
+            headers += [f"b{b} median ms", f"b{b} p90 ms", f"b{b} img/s", f"b{b} vs {ref_label}", f"b{b} / limit"]
         rows = []
         for p in self.paths:
             row = [LABELS[p.name], f"{p.size_mb:.2f}", f"{p.memory_mb:.0f}"]
             for b in self.batches:
+                if b not in p.median_ms:  # the TFLite file runs batch 1 only
+                    row += ["-"] * 5
+                    continue
                 ms = p.median_ms[b]
-                speedup = f"{ref.median_ms[b] / ms:.2f}x" if ref else "-"
+                speedup = f"{ref.median_ms[b] / ms:.2f}x" if ref and b in ref.median_ms else "-"
                 ratio = ms / self.limit_ms(b)
                 limit = "- (int8)" if p.name in INT8_PATHS else f"{ratio:.2f}" + (" (!)" if ratio < 1 else "")
                 row += [f"{ms:.2f}", f"{p.p90_ms[b]:.2f}", f"{1e3 * b / ms:.0f}", speedup, limit]
@@ -205,9 +210,13 @@ def build_path(name: str, model: nn.Module, inputs: dict[int, torch.Tensor], wor
 @restores_threads
 def benchmark_inference(model: nn.Module, *, resolution: int = 224, threads: int = 2, batches: tuple[int, ...] = (1, 32),
                         paths: tuple[str, ...] = PATHS, rounds: int = 20, warmup: int = 3,
-                        calibration: list[np.ndarray] | None = None,
+                        calibration: list[np.ndarray] | None = None, tflite: str | None = None,
                         on_progress: Callable[[str], None] | None = None) -> BenchmarkReport:
-    """Build every requested path, then time them all interleaved, batch size by batch size."""
+    """Build every requested path, then time them all interleaved, batch size by batch size.
+
+    ``tflite``: also time the TFLite interpreter on this file (batch 1, uint8 as published); torchvision's twin is
+    timed only for MobileNetV2 classifiers (it has no segmentation head).
+    """
     from mobilenetv2.analysis import count_macs
 
     unknown = [p for p in paths if p not in PATHS]
@@ -217,6 +226,10 @@ def benchmark_inference(model: nn.Module, *, resolution: int = 224, threads: int
         raise UserError("--threads, --rounds and every --batch must be >= 1")
     torch.set_num_threads(threads)
     model = model.eval()
+    if not model.arch["name"].startswith("mobilenet_v2"):
+        paths = tuple(p for p in paths if p != REFERENCE)
+    if tflite:
+        paths = (*paths, "tflite")
     inputs = {b: torch.randn(b, model.in_chans, resolution, resolution, generator=torch.Generator().manual_seed(b))
               for b in batches}
     calibration = calibration or [np.random.default_rng(0).standard_normal((8, model.in_chans, resolution, resolution),
@@ -229,16 +242,21 @@ def benchmark_inference(model: nn.Module, *, resolution: int = 224, threads: int
             if on_progress:
                 on_progress(f"building {LABELS[name]}")
             before = rss_mb()
-            runners[name], size_mb = build_path(name, model, inputs, Path(tmp), threads, calibration)
-            runners[name][max(batches)]()  # first call: compiles/allocates, and counts towards memory
+            if name == "tflite":
+                from mobilenetv2.benchmarking.tflite import file_size_mb, tflite_runner
+
+                runners[name], size_mb = {1: tflite_runner(tflite, threads, resolution)}, file_size_mb(tflite)
+            else:
+                runners[name], size_mb = build_path(name, model, inputs, Path(tmp), threads, calibration)
+            runners[name][max(runners[name])]()  # first call: compiles/allocates, and counts towards memory
             results[name] = PathResult(name, size_mb, max(rss_mb() - before, 0.0))
         matmul = matmul_runner()
         for b in batches:
             if on_progress:
                 on_progress(f"timing batch {b}: {rounds} interleaved rounds")
             # The matmul is one more candidate of every round, so the limit sees the same load as the paths.
-            stats = time_interleaved({**{n: runners[n][b] for n in paths}, MATMUL: matmul}, rounds=rounds,
-                                     warmup=warmup)
+            stats = time_interleaved({**{n: runners[n][b] for n in paths if b in runners[n]}, MATMUL: matmul},
+                                     rounds=rounds, warmup=warmup)
             gflops.append(gflops_from_ms(stats.pop(MATMUL).min_ms))
             for n, s in stats.items():
                 results[n].median_ms[b], results[n].p90_ms[b] = s.median_ms, s.p90_ms

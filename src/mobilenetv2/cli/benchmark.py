@@ -25,6 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--formats", nargs="+", default=list(PATHS), choices=PATHS, metavar="PATH",
                    help=f"paths to time (default all: {' '.join(PATHS)})")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile (it needs a C++ compiler and minutes)")
+    p.add_argument("--tflite", metavar="FILE", help="also time the TFLite interpreter on this file (batch 1, its own uint8 "
+                                                 "input, the same --threads), e.g. the published DeepLab file beside "
+                                                 "its converted checkpoint")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     return p
 
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
         model, resolution = create_model(args.model, **model_kwargs(args)), args.resolution or 224
     paths = tuple(p for p in args.formats if not (args.no_compile and p == "compile"))
     report = benchmark_inference(model, resolution=resolution, threads=args.threads, batches=tuple(args.batch),
-                                 paths=paths, rounds=args.rounds,
+                                 paths=paths, rounds=args.rounds, tflite=args.tflite,
                                  on_progress=lambda msg: print(msg, file=sys.stderr))
     if args.json:
         print_json(report.to_dict())

@@ -172,6 +172,15 @@ class SegmentationModel(MobileNet):
             self.aux[-1] = nn.Conv2d(self.aux[-1].in_channels, num_classes, 1)
         self.num_classes = num_classes
         self.arch["args"]["num_classes"] = num_classes
+        self._init_logits()
+
+    def _init_logits(self) -> None:
+        """Small logits at the start, as a classifier's last layer: Kaiming-initialised 1x1 convs to the classes give
+        logits large enough (initial loss ~4 instead of ln C) to stall training from scratch for epochs."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d) and m.out_channels == self.num_classes and m.kernel_size == (1, 1):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
 
     def _new_logits(self, num_classes: int) -> None:
         raise NotImplementedError
@@ -196,6 +205,7 @@ class DeepLabV3(SegmentationModel):
         self.classifier = DeepLabHead(self.num_features, num_classes, head, output_stride, dropout, bn_eps)
         self._aux_head(aux_loss, num_classes, bn_eps)
         init_weights(self)
+        self._init_logits()
 
     def decode(self, x: torch.Tensor, kept: dict[int, torch.Tensor]) -> torch.Tensor:
         return self.classifier(x)
@@ -242,6 +252,7 @@ class LRASPP(SegmentationModel):
         self.classifier = LRASPPHead(low["channels"], self.num_features, num_classes, bn_eps)
         self._aux_head(aux_loss, num_classes, bn_eps)
         init_weights(self)
+        self._init_logits()
 
     def taps(self) -> set[int]:
         return super().taps() | {self.low_index}

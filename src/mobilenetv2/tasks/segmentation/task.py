@@ -32,7 +32,7 @@ IGNORE_INDEX = 255
 AUX_WEIGHT = 0.4  # the auxiliary head's share of the loss (PSPNet's 0.4; torchvision's references use 0.5)
 # Defaults for segmentation runs: the built-in digit scenes are small; photos train on 321 crops (DeepLab's
 # smaller training crop; 513 is the evaluation size of PASCAL, too slow to train on a CPU).
-DIGITS_DEFAULTS = {"input_size": 64, "augment": "light", "crop_pct": 1.0, "batch_size": 16, "warmup_epochs": 0.3}
+DIGITS_DEFAULTS = {"input_size": 96, "augment": "light", "crop_pct": 1.0, "batch_size": 16, "warmup_epochs": 0.3}
 PHOTO_DEFAULTS = {"input_size": 321, "augment": "paper", "crop_pct": 1.0, "batch_size": 8, "warmup_epochs": 1.0}
 SMALL_SIDE = 160
 
