@@ -9,8 +9,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a checkpoint to ONNX, TorchScript, .pt2 or ExecuTorch .pte (BN folded, verified)",
                        description="Export a checkpoint with BatchNorm folded into the convolutions and a dynamic batch "
                                    "dimension; class names and preprocessing are stored in the file. The exported model "
-                                   "is checked against PyTorch (max |logit diff| <= 1e-4, same top-1) before it is "
-                                   "written. --format pte: an ExecuTorch program (XNNPACK, fp32, batch 1) for on-device "
+                                   "is checked against PyTorch (max |logit diff| <= 1e-4, the same class per image, or "
+                                   "per pixel for segmentation) before it is written. --format pte: an ExecuTorch program (XNNPACK, fp32, batch 1) for on-device "
                                    "inference, with class names and preprocessing in FILE.pte.json beside it.")
     p.add_argument("checkpoint", help="our .safetensors checkpoint, a run folder, or a torchvision/timm state dict")
     p.add_argument("--format", default="onnx", choices=["onnx", "torchscript", "pt2", "pte"], help="default onnx")

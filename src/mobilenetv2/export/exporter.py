@@ -28,7 +28,7 @@ class Verification:
     images: int
     source: str              # "real images" or "synthetic images"
     max_abs_diff: float
-    top1_agreement: float    # fraction of images with the same top-1 class
+    top1_agreement: float    # fraction of images (pixels, for segmentation) with the same argmax class
     tolerance: float
 
     @property
@@ -38,7 +38,7 @@ class Verification:
     def summary(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
         return (f"verify: {verdict} on {self.images} {self.source}: max |logit diff| {self.max_abs_diff:.2e} "
-                f"(tolerance {self.tolerance:.0e}), same top-1 {self.top1_agreement:.0%}")
+                f"(tolerance {self.tolerance:.0e}), same argmax {self.top1_agreement:.0%}")
 
     def to_dict(self) -> dict:
         return {**asdict(self), "passed": self.passed}

@@ -46,7 +46,7 @@ class QuantizeReport:
     compared_images: int
     fp32_top1: float | None
     int8_top1: float | None
-    agreement: float         # fraction of compared images where fp32 and int8 predict the same class
+    agreement: float         # fraction of compared images (pixels, for dense outputs) where fp32 and int8 agree
     max_logit_diff: float
     mean_logit_diff: float
     fp32_mb: float
@@ -60,6 +60,7 @@ class QuantizeReport:
     threads: int
     no_accuracy: str = ""    # why no accuracy was measured ("" when it was)
     cpu: str = ""
+    agreement_unit: str = "images"  # "pixels" for segmentation: agreement is counted per pixel
 
     @property
     def drop_points(self) -> float | None:
@@ -85,7 +86,8 @@ class QuantizeReport:
     def verdict(self) -> str:
         speed = (f"{self.speedup:.2f}x faster (median of {self.speed_rounds} interleaved rounds, "
                  f"p10-p90 {self.speedup_p10:.2f}-{self.speedup_p90:.2f}x)")
-        agree = (f"same prediction on {self.agreement:.1%} of {self.compared_images} {self.compared_on} images, "
+        of = "" if self.agreement_unit == "images" else "the pixels of "
+        agree = (f"same prediction on {self.agreement:.1%} of {of}{self.compared_images} {self.compared_on} images, "
                  f"|logit diff| max {self.max_logit_diff:.3g} mean {self.mean_logit_diff:.3g}")
         size = f"{self.fp32_mb / self.int8_mb:.1f}x smaller"
         drop = self.drop_points
@@ -195,11 +197,12 @@ def default_quantized_output(checkpoint: str | os.PathLike[str], runtime: str = 
     return checkpoint / f"model{suffix}" if checkpoint.is_dir() else checkpoint.with_suffix(suffix)
 
 
-def compare_outputs(fp32: np.ndarray, int8: np.ndarray) -> dict[str, float]:
-    """Top-1 agreement and max/mean absolute logit difference of int8 against fp32."""
+def compare_outputs(fp32: np.ndarray, int8: np.ndarray) -> dict[str, float | str]:
+    """Agreement of the argmax over classes (per image, or per pixel for [N, C, H, W] outputs) and the max/mean
+    absolute logit difference of int8 against fp32."""
     diff = np.abs(fp32 - int8)
     return {"agreement": float((fp32.argmax(1) == int8.argmax(1)).mean()), "max_logit_diff": float(diff.max()),
-            "mean_logit_diff": float(diff.mean())}
+            "mean_logit_diff": float(diff.mean()), "agreement_unit": "pixels" if fp32.ndim == 4 else "images"}
 
 
 def _calibration(calib: list[str], labelled: bool, val: str | None, pre, num_calib: int) -> list[np.ndarray]:
@@ -228,6 +231,11 @@ def _val_loader(ckpt, data: str, split: str, *, strict: bool = True):
 
 def _evaluation(ckpt, calib: list[str], val: str | None):
     """(validation loader or None, whether --calib is used as labelled data, why no accuracy is measured)."""
+    if not get_task(ckpt.task).labelled_quantize_check:
+        if val:
+            raise UserError(f"--val measures accuracy of classifiers; for a {ckpt.task} model evaluate the int8 file "
+                            f"itself: mobilenetv2 evaluate OUT.int8.onnx --data {val}")
+        return None, False, f"{ckpt.task}: compare per pixel here, evaluate the int8 .onnx for its figures"
     if val:
         return _val_loader(ckpt, val, _split(val, "val")), is_labelled(calib), ""
     if not is_labelled(calib):
