@@ -10,7 +10,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                        description="Export a checkpoint with BatchNorm folded into the convolutions and a dynamic batch "
                                    "dimension; class names and preprocessing are stored in the file. The exported model "
                                    "is checked against PyTorch (max |logit diff| <= 1e-4, the same class per image, or "
-                                   "per pixel for segmentation) before it is written. --format pte: an ExecuTorch program (XNNPACK, fp32, batch 1) for on-device "
+                                   "per pixel for segmentation) before it is written. --format pte: an ExecuTorch "
+                                   "program (XNNPACK, fp32, batch 1) for on-device "
                                    "inference, with class names and preprocessing in FILE.pte.json beside it.")
     p.add_argument("checkpoint", help="our .safetensors checkpoint, a run folder, or a torchvision/timm state dict")
     p.add_argument("--format", default="onnx", choices=["onnx", "torchscript", "pt2", "pte"], help="default onnx")
