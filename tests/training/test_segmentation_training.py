@@ -119,3 +119,32 @@ def test_sigkill_then_resume_equals_uninterrupted_run(shapes, tmp_path):
     resumed, reference = load_file(str(killed / "last.safetensors")), load_file(str(straight.run_dir / "last.safetensors"))
     for key in reference:
         torch.testing.assert_close(resumed[key], reference[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_torchrun_two_processes_reduce_the_confusion_matrix_exactly(shapes, tmp_path):
+    """Each process validates its shard; the all-reduced figures equal one process evaluating the same weights."""
+    import csv
+
+    from mobilenetv2.evaluation.evaluate import evaluate
+
+    out = tmp_path / "ddp"
+    flags = ["--task", "segmentation", "--width-mult", "0.35", "--input-size", "32", "--augment", "none", "--epochs", "1",
+             "--workers", "0", "--device", "cpu", "--batch-size", "4", "--seed", "0"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29531",
+           "-m", "mobilenetv2", "train", "--data", str(shapes), "--out", str(out), "--no-progress", *flags]
+    done = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "x2 processes" in done.stderr
+    logged = list(csv.DictReader((out / "metrics.csv").open()))[-1]
+    report = evaluate(str(out / "last.safetensors"), str(shapes), split="val", batch_size=4, workers=0)
+    assert float(logged["val_miou"]) == pytest.approx(report.miou, abs=1e-6)
+    assert float(logged["val_pixel_acc"]) == pytest.approx(report.pixel_acc, abs=1e-6)
+
+
+def test_poly_schedule_is_the_segmentation_default():
+    from mobilenetv2.training.optim import lr_factor
+
+    cfg = TrainConfig(task="segmentation", epochs=10, warmup_epochs=0)
+    assert cfg.schedule == "poly" and TrainConfig().schedule == "cosine"
+    assert lr_factor(0, 10, cfg) == 1.0 and lr_factor(50, 10, cfg) == pytest.approx(0.5 ** 0.9)
+    assert lr_factor(100, 10, cfg) == 0.0

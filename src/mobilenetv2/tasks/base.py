@@ -57,6 +57,7 @@ class Task(ABC):
     monitor: ClassVar[str]  # the validation figure (higher is better) that picks the best checkpoint
     output_names: ClassVar[list[str]]  # names of the model's outputs in exported graphs
     default_model: ClassVar[str]  # what `train --task NAME` builds without --model
+    default_schedule: ClassVar[str] = "cosine"  # the lr schedule without --schedule
     labelled_quantize_check: ClassVar[bool] = True  # quantize measures top-1 on labelled --val/--calib data
 
     # -- data ---------------------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 from mobilenetv2.errors import UserError
 
 OPTIMIZERS = ["sgd", "rmsprop", "adamw"]
-SCHEDULES = ["cosine", "step", "exponential", "constant"]
+SCHEDULES = ["cosine", "poly", "step", "exponential", "constant"]
 AMP_MODES = ["none", "bf16", "fp16"]
 AUGMENTS = ["paper", "light", "randaugment", "trivialaugment", "none"]
 BALANCE_MODES = ["none", "sampler", "weights"]
@@ -83,7 +83,8 @@ class TrainConfig:
     alpha: float = _opt(0.9, "RMSprop decay of the squared-gradient average")
     eps: float | None = _opt(None, "epsilon (default: 1e-3 for RMSprop, TensorFlow-like; 1e-8 for AdamW)")
     weight_decay: float = _opt(4e-5, "weight decay (not applied to biases and BatchNorm)")
-    schedule: str = _opt("cosine", f"lr schedule after warm-up: {', '.join(SCHEDULES)}")
+    schedule: str | None = _opt(None, f"lr schedule after warm-up: {', '.join(SCHEDULES)} (default: the task's, cosine "
+                                       "for classification, poly (1 - t)^0.9 for segmentation as in DeepLab)")
     warmup_epochs: float | None = _opt(None, "linear warm-up epochs, fractions allowed (default: chosen from the "
                                              "data: 0.3 for small images, 1 otherwise)")
     gamma: float = _opt(0.98, "lr factor per epoch (exponential) or per --step-epochs (step)")
@@ -112,10 +113,11 @@ class TrainConfig:
         from mobilenetv2.tasks import list_tasks
 
         _choice("task", self.task, list_tasks())
-        if self.model is None:
+        if self.model is None or self.schedule is None:
             from mobilenetv2.tasks import get_task
 
-            self.model = get_task(self.task).default_model
+            self.model = self.model or get_task(self.task).default_model
+            self.schedule = self.schedule or get_task(self.task).default_schedule
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("amp", self.amp, AMP_MODES)

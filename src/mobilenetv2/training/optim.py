@@ -47,6 +47,9 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
     return torch.optim.AdamW(groups, lr=cfg.lr, eps=cfg.eps or 1e-8)
 
 
+POLY_POWER = 0.9
+
+
 def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
     """Multiplier of the peak lr at optimiser step ``step``: linear warm-up, then the schedule."""
     total = cfg.epochs * steps_per_epoch
@@ -57,6 +60,9 @@ def lr_factor(step: int, steps_per_epoch: int, cfg: TrainConfig) -> float:
     if cfg.schedule == "cosine":
         progress = (step - warmup) / max(1, total - warmup)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    if cfg.schedule == "poly":  # DeepLab's: (1 - progress) ** 0.9, per step
+        progress = (step - warmup) / max(1, total - warmup)
+        return max(0.0, 1 - min(1.0, progress)) ** POLY_POWER
     if cfg.schedule == "step":
         return cfg.gamma ** (epoch // cfg.step_epochs)
     if cfg.schedule == "exponential":

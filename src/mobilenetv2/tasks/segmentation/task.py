@@ -78,6 +78,7 @@ class SegmentationTask(Task):
     monitor = "val_miou"
     output_names = ["logits"]
     default_model = "deeplabv3_mobilenet_v2"
+    default_schedule = "poly"  # DeepLab's (1 - t)^0.9
     labelled_quantize_check = False  # quantize compares per pixel; `evaluate` on the int8 .onnx gives its mIoU
 
     # -- data -----------------------------------------------------------------------------------------------------------
