@@ -1,53 +1,150 @@
 """DeepLabv3-MobileNetV2 at 513x513: our paths (eager fp32, BN folded, ONNX fp32, ONNX int8) beside the TFLite
 interpreter running the published uint8 file, interleaved in one run, on the same threads.
 
-Converts ``../shared/data/segmentation/deeplabv3_mnv2_pascal_quant.tflite`` (and the half-width file), calibrates our
-int8 ONNX on real photos, and prints one Markdown table per (model, threads) with the CPU's features.
+Converts ``../shared/data/segmentation/deeplabv3_mnv2_pascal_quant.tflite`` and the half-width file (or takes
+``--checkpoint CKPT`` with one ``--tflite FILE``), calibrates our int8 ONNX on 16 real photos with ``quantize``'s code,
+times every path at batch 1 for each thread count, then checks on four real photos how far our int8 masks are from our
+fp32 and from the interpreter's (pixel agreement, bird IoU against the true mask). Prints the CPU's features, one full
+table per (model, threads), and a Markdown summary for BENCHMARKS.md; ``--out FILE`` writes the raw figures as JSON.
 
-    python benchmarks/segmentation_speed.py [--threads 2 1] [--rounds 15] [--out runs/segmentation-speed]
+    .venv/bin/python benchmarks/segmentation_speed.py [--threads 2 1] [--rounds 15] [--out seg-speed.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import tempfile
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from mobilenetv2.benchmarking.inference import benchmark_inference
-from mobilenetv2.export.quantize import image_batches
-from mobilenetv2.weights.tflite_deeplab import convert_deeplab_tflite
+from mobilenetv2.export.exporter import export_model
+from mobilenetv2.export.ptq import calibration_batch_size, compare_outputs
+from mobilenetv2.export.quantize import image_batches, quantize_onnx
+from mobilenetv2.export.runtime import OnnxBackend
+from mobilenetv2.hardware import describe
+from mobilenetv2.reporting import format_table
+from mobilenetv2.weights import load_checkpoint
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-FILES = {"DeepLabv3-MobileNetV2 1.0": "deeplabv3_mnv2_pascal_quant.tflite",
-         "DeepLabv3-MobileNetV2 0.5": "deeplabv3_mnv2_dm05_pascal_quant.tflite"}
+SEG = DATA / "segmentation"
+PUBLISHED = {"deeplabv3_mnv2_pascal_quant.tflite": "width 1.0", "deeplabv3_mnv2_dm05_pascal_quant.tflite": "width 0.5"}
+OURS = ("eager", "bn_folded", "onnx", "int8")
+SHORT = {"eager": "eager fp32", "bn_folded": "eager fp32 BN folded + channels_last", "onnx": "ONNX fp32",
+         "int8": "ONNX int8", "tflite": "TFLite interpreter"}
+BIRD = 3
+
+
+def calibration_photos() -> list[str]:
+    return [str(DATA / "tflite"), str(SEG / "bird_segmentation.bmp"), str(DATA / "hymenoptera_data" / "val")]
+
+
+def fidelity_photos() -> dict[str, np.ndarray]:
+    """The bird and three more real photos as the 513x513 uint8 RGB arrays both runtimes are given."""
+    paths = [SEG / "bird_segmentation.bmp", *(DATA / "tflite" / n for n in ("grace_hopper.bmp", "cat.bmp", "parrot.jpg"))]
+    return {p.name: np.asarray(Image.open(p).convert("RGB").resize((513, 513), Image.BILINEAR)) for p in paths}
+
+
+def interpreter_masks(path: Path, photos: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=2)
+    interpreter.allocate_tensors()
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    masks = {}
+    for name, pixels in photos.items():
+        interpreter.set_tensor(inp["index"], pixels[None])
+        interpreter.invoke()
+        masks[name] = interpreter.get_tensor(out["index"])[0].copy()
+    return masks
+
+
+def bird_iou(mask: np.ndarray, truth: np.ndarray) -> float:
+    labelled = truth != 255
+    ours, true = (mask == BIRD) & labelled, (truth == BIRD) & labelled
+    return float((ours & true).sum() / (ours | true).sum())
+
+
+def fidelity(ckpt, tflite: Path, calibration: list[np.ndarray]) -> dict:
+    """Our ONNX fp32 and int8 (the benchmark's recipe) against each other and against the interpreter."""
+    photos = fidelity_photos()
+    mean, std = np.array(ckpt.preprocessing.mean), np.array(ckpt.preprocessing.std)
+    batch = np.stack([((p / 255.0 - mean) / std).transpose(2, 0, 1) for p in photos.values()]).astype(np.float32)
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32_path, int8_path = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        export_model(ckpt.model, fp32_path, "onnx", meta=ckpt.meta)
+        quantize_onnx(fp32_path, int8_path, calibration)
+        fp32_run, int8_run = OnnxBackend(fp32_path, 2), OnnxBackend(int8_path, 2)
+        fp32 = np.concatenate([fp32_run(x[None]) for x in batch])
+        int8 = np.concatenate([int8_run(x[None]) for x in batch])
+    theirs = interpreter_masks(tflite, photos)
+    truth = np.asarray(Image.open(SEG / "bird_segmentation_mask.bmp"))
+    names = list(photos)
+
+    def agree(masks: np.ndarray) -> dict[str, float]:
+        return {n: float((m == theirs[n]).mean()) for n, m in zip(names, masks)}
+
+    return {"photos": names, "int8_vs_fp32": compare_outputs(fp32, int8)["agreement"],
+            "fp32_vs_tflite": agree(fp32.argmax(1)), "int8_vs_tflite": agree(int8.argmax(1)),
+            "bird_iou": {"onnx fp32": bird_iou(fp32.argmax(1)[0], truth), "onnx int8": bird_iou(int8.argmax(1)[0], truth),
+                         "tflite": bird_iou(theirs[names[0]], truth)}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, nargs="+", default=[2, 1])
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--only", choices=list(FILES), help="one model only")
+    parser.add_argument("--tflite", nargs="+", type=Path, help="published .tflite files (default: both PASCAL files)")
+    parser.add_argument("--checkpoint", help="our checkpoint of the (single) --tflite file, instead of converting it")
+    parser.add_argument("--num-calib", type=int, default=16, help="real photos calibrating our int8 (default 16)")
+    parser.add_argument("--no-fidelity", action="store_true", help="timings only")
+    parser.add_argument("--out", type=Path, help="write the raw figures as JSON")
     args = parser.parse_args()
-    seg = DATA / "segmentation"
-    if not seg.is_dir():
-        raise SystemExit(f"needs {seg} (the shared real data beside the checkout)")
-    photos = [str(DATA / "tflite"), str(seg / "bird_segmentation.bmp"), str(DATA / "hymenoptera_data" / "val")]
-    for title, name in FILES.items():
-        if args.only and args.only != title:
-            continue
-        ckpt = convert_deeplab_tflite(seg / name)
-        calibration = [np.concatenate(image_batches(photos, ckpt.preprocessing, 16))]
+    files = args.tflite or [SEG / name for name in PUBLISHED]
+    if args.checkpoint and len(files) != 1:
+        raise SystemExit("--checkpoint goes with exactly one --tflite file (the one it was converted from)")
+    if not SEG.is_dir():
+        raise SystemExit(f"needs {SEG} (the shared real data beside the checkout)")
+    from mobilenetv2.weights.tflite_deeplab import convert_deeplab_tflite
+
+    print(describe(), flush=True)
+    rows, raw = [], []
+    for tflite in files:
+        title = PUBLISHED.get(tflite.name, tflite.stem)
+        ckpt = load_checkpoint(args.checkpoint) if args.checkpoint else convert_deeplab_tflite(tflite)
+        size = ckpt.preprocessing.input_size
+        stacked = np.concatenate(image_batches(calibration_photos(), ckpt.preprocessing, args.num_calib))
+        step = calibration_batch_size(size)
+        calibration = [stacked[i:i + step] for i in range(0, len(stacked), step)]
         for threads in args.threads:
-            report = benchmark_inference(ckpt.model, resolution=513, threads=threads, batches=(1,), rounds=args.rounds,
-                                         paths=("eager", "bn_folded", "onnx", "int8"), calibration=calibration,
-                                         tflite=str(seg / name))
-            print(f"\n### {title}, {threads} thread(s)\n")
-            print(report.table())
-            fastest = min((p for p in report.paths if p.name != "tflite"), key=lambda p: p.median_ms[1])
-            tflite = next(p for p in report.paths if p.name == "tflite")
-            print(f"\nfastest of ours: {fastest.name} {fastest.median_ms[1]:.1f} ms vs TFLite interpreter "
-                  f"{tflite.median_ms[1]:.1f} ms: {tflite.median_ms[1] / fastest.median_ms[1]:.2f}x", flush=True)
+            report = benchmark_inference(ckpt.model, resolution=size, threads=threads, batches=(1,), rounds=args.rounds,
+                                         paths=OURS, calibration=calibration, tflite=str(tflite), meta=ckpt.meta)
+            print(f"\n### {title}, {threads} thread(s)\n\n{report.table()}", flush=True)
+            ms = {p.name: p.median_ms[1] for p in report.paths}
+            fastest = min(OURS, key=ms.__getitem__)
+            ratio = ms["tflite"] / ms[fastest]
+            verdict = f"{ratio:.2f}x " + ("faster" if ratio >= 1 else "slower") + f" ({SHORT[fastest]})"
+            rows.append([f"{title}, {threads} thread{'s' if threads > 1 else ''}",
+                         *(f"{ms[n]:.1f} ms" for n in (*OURS, "tflite")), verdict])
+            raw.append({"model": title, "file": tflite.name, "threads": threads, "macs": report.macs,
+                        "median_ms": ms, "p90_ms": {p.name: p.p90_ms[1] for p in report.paths},
+                        "fastest": fastest, "tflite_over_fastest": ratio})
+        if not args.no_fidelity:
+            found = fidelity(ckpt, tflite, calibration)
+            raw.append({"model": title, "fidelity": found})
+            mean = lambda d: float(np.mean(list(d.values())))  # noqa: E731
+            print(f"\n{title}: int8 vs fp32 same class on {found['int8_vs_fp32']:.1%} of the pixels of "
+                  f"{len(found['photos'])} photos; vs the interpreter: fp32 {mean(found['fp32_vs_tflite']):.1%}, int8 "
+                  f"{mean(found['int8_vs_tflite']):.1%}; bird IoU " +
+                  ", ".join(f"{k} {v:.3f}" for k, v in found["bird_iou"].items()), flush=True)
+    print(f"\n{describe()}\n")
+    print(format_table(["model, threads", *(SHORT[n] for n in (*OURS, "tflite")), "fastest of ours vs TFLite"], rows))
+    if args.out:
+        args.out.write_text(json.dumps({"cpu": describe(), "rounds": args.rounds, "results": raw}, indent=2))
+        print(f"\nwrote {args.out}")
 
 
 if __name__ == "__main__":

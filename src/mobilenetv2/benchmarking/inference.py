@@ -34,7 +34,7 @@ LABELS = {
     "torchvision": "torchvision eager fp32 (reference)", "eager": "eager fp32 NCHW",
     "channels_last": "eager fp32 channels_last", "bn_folded": "eager fp32 BN folded + channels_last",
     "compile": "torch.compile fp32 (BN folded, channels_last)", "onnx": "onnxruntime fp32",
-    "int8": "onnxruntime int8 (QDQ, per-channel)", "tflite": "TFLite interpreter (the --tflite file)",
+    "int8": "onnxruntime int8 (QDQ, per-channel)", "tflite": "TFLite interpreter (the --tflite file, XNNPACK)",
 }
 INT8_PATHS = ("int8", "tflite")  # not bound by the fp32 compute limit (the published TFLite files are uint8)
 
@@ -75,24 +75,25 @@ class BenchmarkReport:
     def table(self) -> str:
         from mobilenetv2.reporting import format_table
 
+        # the ratios are to torchvision's twin (classifiers), else to the TFLite interpreter, else there are none
         ref = next((p for p in self.paths if p.name == REFERENCE), None) or next(
             (p for p in self.paths if p.name == "tflite"), None)
-        ref_label = "torchvision" if ref is None or ref.name == REFERENCE else "TFLite"
         headers = ["path", "size MB", "mem MB"]
         for b in self.batches:
-            headers += [f"b{b} median ms", f"b{b} p90 ms", f"b{b} img/s", f"b{b} vs {ref_label}", f"b{b} / limit"]
+            versus = [f"b{b} vs {'torchvision' if ref.name == REFERENCE else 'TFLite'}"] if ref else []
+            headers += [f"b{b} median ms", f"b{b} p90 ms", f"b{b} img/s", *versus, f"b{b} / limit"]
         rows = []
         for p in self.paths:
             row = [LABELS[p.name], f"{p.size_mb:.2f}", f"{p.memory_mb:.0f}"]
             for b in self.batches:
                 if b not in p.median_ms:  # the TFLite file runs batch 1 only
-                    row += ["-"] * 5
+                    row += ["-"] * (5 if ref else 4)
                     continue
                 ms = p.median_ms[b]
-                speedup = f"{ref.median_ms[b] / ms:.2f}x" if ref and b in ref.median_ms else "-"
+                speedup = [f"{ref.median_ms[b] / ms:.2f}x" if b in ref.median_ms else "-"] if ref else []
                 ratio = ms / self.limit_ms(b)
                 limit = "- (int8)" if p.name in INT8_PATHS else f"{ratio:.2f}" + (" (!)" if ratio < 1 else "")
-                row += [f"{ms:.2f}", f"{p.p90_ms[b]:.2f}", f"{1e3 * b / ms:.0f}", speedup, limit]
+                row += [f"{ms:.2f}", f"{p.p90_ms[b]:.2f}", f"{1e3 * b / ms:.0f}", *speedup, limit]
             rows.append(row)
         limits = ", ".join(f"batch {b}: {self.limit_ms(b):.2f} ms" for b in self.batches)
         text = (f"{self.cpu}\n" if self.cpu else "") + (
@@ -170,8 +171,11 @@ def meta_at_resolution(model: nn.Module, resolution: int, meta: CheckpointMeta |
 
 
 def build_path(name: str, model: nn.Module, inputs: dict[int, torch.Tensor], workdir: Path, threads: int,
-               calibration: list[np.ndarray]) -> tuple[dict[int, Callable[[], object]], float]:
-    """Zero-argument callables per batch size for one path, and the path's model size in MB."""
+               calibration: list[np.ndarray], meta: CheckpointMeta | None = None,
+               ) -> tuple[dict[int, Callable[[], object]], float]:
+    """Zero-argument callables per batch size for one path, and the path's model size in MB.
+
+    ``meta``: the checkpoint's (its task picks the comparison that verifies the ONNX export), else the bare model's."""
     from mobilenetv2.export.fuse import fuse_bn
 
     param_mb = sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 1e6
@@ -196,7 +200,7 @@ def build_path(name: str, model: nn.Module, inputs: dict[int, torch.Tensor], wor
 
     fp32_path = workdir / "fp32.onnx"
     if not fp32_path.exists():
-        export_model(model, fp32_path, "onnx", meta=meta_at_resolution(model, inputs[min(inputs)].shape[-1]))
+        export_model(model, fp32_path, "onnx", meta=meta_at_resolution(model, inputs[min(inputs)].shape[-1], meta))
     path = fp32_path
     if name == "int8":
         from mobilenetv2.export.quantize import quantize_onnx
@@ -211,11 +215,15 @@ def build_path(name: str, model: nn.Module, inputs: dict[int, torch.Tensor], wor
 def benchmark_inference(model: nn.Module, *, resolution: int = 224, threads: int = 2, batches: tuple[int, ...] = (1, 32),
                         paths: tuple[str, ...] = PATHS, rounds: int = 20, warmup: int = 3,
                         calibration: list[np.ndarray] | None = None, tflite: str | None = None,
+                        meta: CheckpointMeta | None = None,
                         on_progress: Callable[[str], None] | None = None) -> BenchmarkReport:
     """Build every requested path, then time them all interleaved, batch size by batch size.
 
-    ``tflite``: also time the TFLite interpreter on this file (batch 1, uint8 as published); torchvision's twin is
-    timed only for MobileNetV2 classifiers (it has no segmentation head).
+    ``tflite``: also time the TFLite interpreter on this file (batch 1, its own input type: uint8 for the published
+    files, on the same threads); torchvision's twin is timed only for MobileNetV2 classifiers (it has no segmentation
+    head). ``meta``: the checkpoint's metadata, when the model comes from one (its task verifies the ONNX export).
+    ``calibration``: batches for the int8 path (default: 8 seeded random images, one a batch, which bounds the
+    calibration's memory at large sizes; minmax ranges do not depend on the batching).
     """
     from mobilenetv2.analysis import count_macs
 
@@ -232,8 +240,8 @@ def benchmark_inference(model: nn.Module, *, resolution: int = 224, threads: int
         paths = (*paths, "tflite")
     inputs = {b: torch.randn(b, model.in_chans, resolution, resolution, generator=torch.Generator().manual_seed(b))
               for b in batches}
-    calibration = calibration or [np.random.default_rng(0).standard_normal((8, model.in_chans, resolution, resolution),
-                                                                          dtype=np.float32)]
+    calibration = calibration or list(np.random.default_rng(0).standard_normal(
+        (8, 1, model.in_chans, resolution, resolution), dtype=np.float32))
     runners: dict[str, dict[int, Callable[[], object]]] = {}
     results: dict[str, PathResult] = {}
     gflops = [matmul_gflops(threads)]
@@ -247,7 +255,7 @@ def benchmark_inference(model: nn.Module, *, resolution: int = 224, threads: int
 
                 runners[name], size_mb = {1: tflite_runner(tflite, threads, resolution)}, file_size_mb(tflite)
             else:
-                runners[name], size_mb = build_path(name, model, inputs, Path(tmp), threads, calibration)
+                runners[name], size_mb = build_path(name, model, inputs, Path(tmp), threads, calibration, meta)
             runners[name][max(runners[name])]()  # first call: compiles/allocates, and counts towards memory
             results[name] = PathResult(name, size_mb, max(rss_mb() - before, 0.0))
         matmul = matmul_runner()

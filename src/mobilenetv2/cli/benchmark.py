@@ -7,20 +7,25 @@ import sys
 
 from mobilenetv2.cli.common import add_model_args, model_kwargs, print_json
 
+LARGE_INPUT = 320  # above this input size the default is batch 1 only (32 DeepLab images at 513 are 88 GMACs a call)
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from mobilenetv2.benchmarking import PATHS
 
     p = sub.add_parser("benchmark", help="inference latency/throughput of eager, compiled, ONNX fp32 and int8 paths",
-                       description="Time torchvision's eager mobilenet_v2 (the reference), our eager model (NCHW, "
-                                   "channels_last, BN folded), torch.compile, onnxruntime fp32 and int8, interleaved in "
-                                   "one run; report median/p90 latency, throughput, size, memory, and ratios to the "
-                                   "reference and to a compute limit measured on the spot.")
+                       description="Time torchvision's eager mobilenet_v2 (the reference, for MobileNetV2 classifiers), "
+                                   "our eager model (NCHW, channels_last, BN folded), torch.compile, onnxruntime fp32 and "
+                                   "int8, and with --tflite the TFLite interpreter, interleaved in one run; report "
+                                   "median/p90 latency, throughput, size, memory, and ratios to the reference (or to "
+                                   "the TFLite interpreter) and to a compute limit measured on the spot. A checkpoint "
+                                   "is timed at its own input size (a DeepLab segmentation checkpoint at 513).")
     p.add_argument("checkpoint", nargs="?", help="a checkpoint to benchmark (default: a fresh --model)")
     add_model_args(p)
     p.set_defaults(resolution=None)  # a checkpoint's own input size, else 224
     p.add_argument("--threads", type=int, default=2, help="intra-op threads for every path (default 2)")
-    p.add_argument("--batch", type=int, nargs="+", default=[1, 32], help="batch sizes (default 1 32)")
+    p.add_argument("--batch", type=int, nargs="+", default=None,
+                   help=f"batch sizes (default 1 32; 1 alone above {LARGE_INPUT} px, e.g. segmentation at 513)")
     p.add_argument("--rounds", type=int, default=20, help="interleaved timing rounds (default 20)")
     p.add_argument("--formats", nargs="+", default=list(PATHS), choices=PATHS, metavar="PATH",
                    help=f"paths to time (default all: {' '.join(PATHS)})")
@@ -35,18 +40,20 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from mobilenetv2.benchmarking.inference import benchmark_inference
 
+    meta = None
     if args.checkpoint:
         from mobilenetv2.weights import load_checkpoint
 
         ckpt = load_checkpoint(args.checkpoint)
-        model, resolution = ckpt.model, args.resolution or ckpt.meta.input_size
+        model, meta, resolution = ckpt.model, ckpt.meta, args.resolution or ckpt.meta.input_size
     else:
         from mobilenetv2.models import create_model
 
         model, resolution = create_model(args.model, **model_kwargs(args)), args.resolution or 224
+    batches = tuple(args.batch or ((1,) if resolution > LARGE_INPUT else (1, 32)))
     paths = tuple(p for p in args.formats if not (args.no_compile and p == "compile"))
-    report = benchmark_inference(model, resolution=resolution, threads=args.threads, batches=tuple(args.batch),
-                                 paths=paths, rounds=args.rounds, tflite=args.tflite,
+    report = benchmark_inference(model, resolution=resolution, threads=args.threads, batches=batches,
+                                 paths=paths, rounds=args.rounds, tflite=args.tflite, meta=meta,
                                  on_progress=lambda msg: print(msg, file=sys.stderr))
     if args.json:
         print_json(report.to_dict())

@@ -11,20 +11,24 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "real images, labelled or not; per-channel int8 weights, QDQ format), and report "
                                    "fp32 and int8 size, batch-1 latency (timed interleaved, with the spread of the "
                                    "speed-up), top-1 agreement and logit differences, and top-1 accuracy when labelled "
-                                   "validation data is given. The CPU's int8 features are printed first: int8 is about "
+                                   "validation data is given. Segmentation checkpoints: calibrated on photos, agreement "
+                                   "counted per pixel, and with --val (images/ + masks/, VOC, ...) the mIoU of both "
+                                   "through the task's own loader. The CPU's int8 features are printed first: int8 is about "
                                    "2x fp32 only with VNNI (x86) or dot-product (ARM). --runtime executorch: "
                                    "the same for an on-device ExecuTorch program (.pte, XNNPACK, batch 1), quantized "
                                    "with XNNPACK's PT2E quantizer.")
     p.add_argument("checkpoint", help="our .safetensors checkpoint or a run folder")
     p.add_argument("--calib", required=True, nargs="+", metavar="DATA",
                    help="calibration images: labelled data (a folder of class sub-folders or with train/ and val/, a "
-                        "CSV, ...) or unlabelled photos (a folder of photos, image files, or quoted globs)")
+                        "CSV, ...) or unlabelled photos (a folder of photos, image files, or quoted globs; for a "
+                        "segmentation model photos only, e.g. the images/ folder, not masks)")
     p.add_argument("--num-calib", type=int, default=128, help="calibration images drawn at random (default 128)")
     p.add_argument("--method", choices=["minmax", "percentile", "entropy"],
                    help="activation range calibration, onnxruntime only (default minmax)")
     p.add_argument("--val", metavar="DATA",
                    help="labelled validation data for the accuracy comparison (default: the validation split of a "
-                        "labelled --calib; none for unlabelled photos)")
+                        "labelled --calib; none for unlabelled photos); for segmentation, masks in any layout "
+                        "`evaluate` reads, giving the mIoU of fp32 and int8")
     p.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "executorch"],
                    help="onnxruntime (an .onnx file, default) or executorch (an on-device .pte program)")
     p.add_argument("--out", help="output file (default: beside the checkpoint, NAME.int8.onnx or NAME.int8.pte)")

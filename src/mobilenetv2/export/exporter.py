@@ -30,6 +30,7 @@ class Verification:
     max_abs_diff: float
     top1_agreement: float    # fraction of images (pixels, for segmentation) with the same argmax class
     tolerance: float
+    pixel_agreement: float | None = None  # dense outputs: the same argmax on every pixel, numerical ties included
 
     @property
     def passed(self) -> bool:
@@ -37,8 +38,12 @@ class Verification:
 
     def summary(self) -> str:
         verdict = "PASS" if self.passed else "FAIL"
-        return (f"verify: {verdict} on {self.images} {self.source}: max |logit diff| {self.max_abs_diff:.2e} "
+        text = (f"verify: {verdict} on {self.images} {self.source}: max |logit diff| {self.max_abs_diff:.2e} "
                 f"(tolerance {self.tolerance:.0e}), same argmax {self.top1_agreement:.0%}")
+        if self.pixel_agreement is None:
+            return text
+        return (f"{text} of the pixels without a numerical tie (pixel agreement {self.pixel_agreement:.3%} "
+                f"counting ties)")
 
     def to_dict(self) -> dict:
         return {**asdict(self), "passed": self.passed}
@@ -70,7 +75,8 @@ def compare_outputs(task: Task, reference: np.ndarray, candidate: np.ndarray, so
                     tolerance: float = FP32_TOLERANCE) -> Verification:
     """The task's comparison (largest difference, agreement of the predictions) as a pass/fail verification."""
     found = task.compare_outputs(reference, candidate)
-    return Verification(len(reference), source, found["max_abs_diff"], found["top1_agreement"], tolerance)
+    return Verification(len(reference), source, found["max_abs_diff"], found["top1_agreement"], tolerance,
+                        found.get("pixel_agreement"))
 
 
 def run_exported(path: Path, fmt: str, batch: torch.Tensor) -> np.ndarray:

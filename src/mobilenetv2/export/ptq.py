@@ -18,6 +18,9 @@ from mobilenetv2.tasks import get_task
 
 MAX_DROP_POINTS = 1.0
 RUNTIMES = {"onnxruntime": "onnx", "executorch": "pte"}  # runtime -> the file format it runs
+METRIC_NAMES = {"acc": "top-1", "miou": "mIoU"}  # a task's monitor (less "val_") -> how the report names it
+CALIB_BATCH_PIXELS = 16 * 224 * 224  # calibration batches of 16 images at 224 px, fewer at larger sizes: onnxruntime's
+# calibration session holds every activation of a batch (about 0.7 GB per 513x513 image for DeepLabv3 1.0)
 
 
 @dataclass
@@ -44,7 +47,7 @@ class QuantizeReport:
     val_images: int          # labelled validation images (0: no accuracy measured)
     compared_on: str         # "validation" or "calibration" images: where agreement and logit differences come from
     compared_images: int
-    fp32_top1: float | None
+    fp32_top1: float | None  # the task's figure on labelled validation data (`metric`: top-1, or mIoU), None: none
     int8_top1: float | None
     agreement: float         # fraction of compared images (pixels, for dense outputs) where fp32 and int8 agree
     max_logit_diff: float
@@ -61,6 +64,7 @@ class QuantizeReport:
     no_accuracy: str = ""    # why no accuracy was measured ("" when it was)
     cpu: str = ""
     agreement_unit: str = "images"  # "pixels" for segmentation: agreement is counted per pixel
+    metric: str = "top-1"    # what fp32_top1/int8_top1 measure: top-1 for classifiers, the task's figure otherwise
 
     @property
     def drop_points(self) -> float | None:
@@ -79,7 +83,7 @@ class QuantizeReport:
             return "-" if value is None else f"{value:.2%}"
 
         return format_table(
-            ["model", "top-1", "size (MB)", f"batch-1 latency (ms, median, {self.threads} threads)"],
+            ["model", self.metric, "size (MB)", f"batch-1 latency (ms, median, {self.threads} threads)"],
             [[f"{fmt} fp32", top1(self.fp32_top1), f"{self.fp32_mb:.2f}", f"{self.fp32_ms:.2f}"],
              [f"{fmt} int8 ({self.method})", top1(self.int8_top1), f"{self.int8_mb:.2f}", f"{self.int8_ms:.2f}"]])
 
@@ -94,8 +98,8 @@ class QuantizeReport:
         if drop is None:
             return (f"int8 vs fp32: {agree}; {size}, {speed}\nno accuracy measured: {self.no_accuracy} "
                     f"(agreement on the calibration images themselves is an optimistic check)")
-        summary = f"int8 vs fp32 on {self.val_images} validation images: top-1 drop {drop:+.2f} points, {agree}; " \
-                  f"{size}, {speed}"
+        summary = f"int8 vs fp32 on {self.val_images} validation images: {self.metric} drop {drop:+.2f} points, " \
+                  f"{agree}; {size}, {speed}"
         if drop <= MAX_DROP_POINTS:
             return summary
         method = "another --method (percentile, entropy), " if self.runtime == "onnxruntime" else ""
@@ -197,21 +201,53 @@ def default_quantized_output(checkpoint: str | os.PathLike[str], runtime: str = 
     return checkpoint / f"model{suffix}" if checkpoint.is_dir() else checkpoint.with_suffix(suffix)
 
 
+class OutputComparison:
+    """int8 against fp32, batch by batch (no outputs kept: 128 DeepLab logits at 513x513 are 2.8 GB): agreement of the
+    argmax over the classes (axis 1: per image for [N, C] logits, per pixel for [N, C, H, W]) and the max/mean
+    absolute logit difference."""
+
+    def __init__(self) -> None:
+        self.images = self.same = self.predictions = self.values = 0
+        self.max_diff = self.sum_diff = 0.0
+        self.dense = False
+
+    def update(self, fp32: np.ndarray, int8: np.ndarray) -> None:
+        diff = np.abs(fp32 - int8)
+        same = fp32.argmax(1) == int8.argmax(1)
+        self.images += len(fp32)
+        self.same, self.predictions = self.same + int(same.sum()), self.predictions + same.size
+        self.values, self.sum_diff = self.values + diff.size, self.sum_diff + float(diff.sum(dtype=np.float64))
+        self.max_diff = max(self.max_diff, float(diff.max(initial=0.0)))
+        self.dense = fp32.ndim > 2
+
+    def result(self) -> dict[str, float | str]:
+        return {"agreement": self.same / max(self.predictions, 1), "max_logit_diff": self.max_diff,
+                "mean_logit_diff": self.sum_diff / max(self.values, 1),
+                "agreement_unit": "pixels" if self.dense else "images"}
+
+
 def compare_outputs(fp32: np.ndarray, int8: np.ndarray) -> dict[str, float | str]:
     """Agreement of the argmax over classes (per image, or per pixel for [N, C, H, W] outputs) and the max/mean
     absolute logit difference of int8 against fp32."""
-    diff = np.abs(fp32 - int8)
-    return {"agreement": float((fp32.argmax(1) == int8.argmax(1)).mean()), "max_logit_diff": float(diff.max()),
-            "mean_logit_diff": float(diff.mean()), "agreement_unit": "pixels" if fp32.ndim == 4 else "images"}
+    comparison = OutputComparison()
+    comparison.update(fp32, int8)
+    return comparison.result()
+
+
+def calibration_batch_size(input_size: int) -> int:
+    """16 images a batch at 224 px and below, fewer above (3 at 513): a batch's activations bound the memory."""
+    return max(1, min(16, CALIB_BATCH_PIXELS // (input_size * input_size)))
 
 
 def _calibration(calib: list[str], labelled: bool, val: str | None, pre, num_calib: int) -> list[np.ndarray]:
     from mobilenetv2.export.quantize import calibration_batches, image_batches
 
+    batch_size = calibration_batch_size(pre.input_size)
     if not labelled:
-        return image_batches(calib, pre, num_calib)
+        return image_batches(calib, pre, num_calib, batch_size=batch_size)
     # Without --val, calibration draws from the training split only, so the two never share an image.
-    return calibration_batches(calib[0], pre, num_calib, split="train" if val is None else _split(calib[0], "train"))
+    return calibration_batches(calib[0], pre, num_calib, batch_size=batch_size,
+                               split="train" if val is None else _split(calib[0], "train"))
 
 
 def _val_loader(ckpt, data: str, split: str, *, strict: bool = True):
@@ -229,13 +265,47 @@ def _val_loader(ckpt, data: str, split: str, *, strict: bool = True):
     return loader
 
 
+def _task_val_loader(ckpt, data: str):
+    """The task's own evaluation loader over ``data`` (its default split), for tasks measured by their meter."""
+    task, pre = get_task(ckpt.task), ckpt.preprocessing
+    loader, names = task.eval_loader(data, pre, split=task.default_split(data, None),
+                                     batch_size=calibration_batch_size(pre.input_size), workers=0, val_split=0.2, seed=0,
+                                     data_root=None)
+    try:
+        task.check_classes(ckpt.class_names, ckpt.meta.num_classes, names)
+    except UserError as exc:
+        raise UserError(f"validation data {data}: {exc}") from None
+    return loader
+
+
+def task_figures(task, backends: list, loader) -> tuple[list[float], dict[str, float | str], int]:
+    """Each backend's validation figure (the task's ``monitor``, from its meter: mIoU for segmentation) over the
+    labelled ``loader``, the comparison of the first two backends' outputs on the same images, and the image count."""
+    import torch
+
+    meters, comparison = [task.meter() for _ in backends], OutputComparison()
+    for images, targets in loader:
+        if not len(images):
+            continue
+        outputs = [backend(images.numpy()) for backend in backends]
+        for meter, out in zip(meters, outputs, strict=True):
+            meter.update(torch.from_numpy(out), targets, 0.0)
+        comparison.update(outputs[0], outputs[1])
+    if not comparison.images:
+        raise UserError("no usable validation images")
+    figures = [float(m.compute("val_", torch.device("cpu"))[task.monitor]) for m in meters]
+    return figures, comparison.result(), comparison.images
+
+
 def _evaluation(ckpt, calib: list[str], val: str | None):
-    """(validation loader or None, whether --calib is used as labelled data, why no accuracy is measured)."""
+    """(validation loader or None, whether --calib is used as labelled data, why no accuracy is measured).
+
+    Tasks without ``labelled_quantize_check`` (segmentation) calibrate on photos only, and are measured on a
+    labelled ``val`` through their own loader and meter (see ``task_figures``)."""
     if not get_task(ckpt.task).labelled_quantize_check:
         if val:
-            raise UserError(f"--val measures accuracy of classifiers; for a {ckpt.task} model evaluate the int8 file "
-                            f"itself: mobilenetv2 evaluate OUT.int8.onnx --data {val}")
-        return None, False, f"{ckpt.task}: compare per pixel here, evaluate the int8 .onnx for its figures"
+            return _task_val_loader(ckpt, val), False, ""
+        return None, False, "no labelled --val given"
     if val:
         return _val_loader(ckpt, val, _split(val, "val")), is_labelled(calib), ""
     if not is_labelled(calib):
@@ -254,7 +324,9 @@ def quantize_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLi
     labelled validation data) accuracy.
 
     ``calib``: labelled data (its validation split is used when ``val`` is None) or unlabelled photos (files,
-    folders, globs). ``runtime="onnxruntime"`` writes a QDQ ONNX model; ``"executorch"`` an XNNPACK ``.pte``
+    folders, globs). Tasks without ``labelled_quantize_check`` (segmentation) calibrate on photos and are measured on
+    a labelled ``val`` by their own meter (mIoU); agreement is counted per pixel for [N, C, H, W] outputs, streamed
+    batch by batch. ``runtime="onnxruntime"`` writes a QDQ ONNX model; ``"executorch"`` an XNNPACK ``.pte``
     program with its metadata JSON beside it.
     """
     from mobilenetv2.hardware import describe
@@ -263,7 +335,9 @@ def quantize_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLi
     calib = [calib] if isinstance(calib, str) else list(calib)
     method = _check_options(runtime, method, quant_format, reduce_range)
     ckpt = load_checkpoint(checkpoint)
+    task = get_task(ckpt.task)
     val_loader, labelled, no_accuracy = _evaluation(ckpt, calib, val)
+    by_meter = val_loader is not None and not task.labelled_quantize_check  # the task's figure via its meter
     batches = _calibration(calib, labelled, val, ckpt.preprocessing, num_calib)
     with tempfile.TemporaryDirectory(prefix="mobilenetv2-quant-") as tmp:
         fp32_path = Path(tmp) / f"fp32.{RUNTIMES[runtime]}"
@@ -271,12 +345,20 @@ def quantize_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLi
             fp32, int8 = _int8_pair(runtime, ckpt.model, ckpt.meta, fp32_path, int8_path, batches, method=method,
                                     quant_format=quant_format, per_channel=per_channel, reduce_range=reduce_range,
                                     threads=threads)
-            if val_loader is not None:
+            top1: tuple[float | None, float | None] = (None, None)
+            if by_meter:
+                (fp32_figure, int8_figure), comparison, compared = task_figures(task, [fp32, int8], val_loader)
+                top1 = (fp32_figure, int8_figure)
+            elif val_loader is not None:
                 fp32_logits, targets = predict_logits(fp32, val_loader)
                 int8_logits, _ = predict_logits(int8, val_loader)
+                comparison, compared = compare_outputs(fp32_logits, int8_logits), len(targets)
+                top1 = (float((fp32_logits.argmax(1) == targets).mean()), float((int8_logits.argmax(1) == targets).mean()))
             else:
-                fp32_logits = np.concatenate([fp32(b) for b in batches])
-                int8_logits = np.concatenate([int8(b) for b in batches])
+                outputs = OutputComparison()
+                for b in batches:
+                    outputs.update(fp32(b), int8(b))
+                comparison, compared = outputs.result(), outputs.images
             speed = time_speedup(fp32, int8, np.ascontiguousarray(batches[0][:1]), speed_rounds)
             fp32_mb, int8_mb = fp32_path.stat().st_size / 1e6, int8_path.stat().st_size / 1e6
     if runtime == "executorch":  # .pte has no metadata field: class names and preprocessing go beside it
@@ -285,13 +367,12 @@ def quantize_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLi
         from mobilenetv2.io import atomic_write_text
 
         atomic_write_text(sidecar_path(out), metadata_json(ckpt.meta))
-    top1 = (None, None) if val_loader is None else (
-        float((fp32_logits.argmax(1) == targets).mean()), float((int8_logits.argmax(1) == targets).mean()))
+    metric = task.monitor.removeprefix("val_") if by_meter else "acc"
     return QuantizeReport(
         out=str(out), runtime=runtime, method=method, calibration_images=sum(len(b) for b in batches),
-        val_images=0 if val_loader is None else len(targets),
-        compared_on="calibration" if val_loader is None else "validation", compared_images=len(fp32_logits),
-        fp32_top1=top1[0], int8_top1=top1[1], **compare_outputs(fp32_logits, int8_logits), fp32_mb=fp32_mb,
+        val_images=0 if val_loader is None else compared,
+        compared_on="calibration" if val_loader is None else "validation", compared_images=compared,
+        fp32_top1=top1[0], int8_top1=top1[1], **comparison, fp32_mb=fp32_mb,
         int8_mb=int8_mb, fp32_ms=speed.fp32_ms, int8_ms=speed.int8_ms, speedup=speed.speedup,
         speedup_p10=speed.speedup_p10, speedup_p90=speed.speedup_p90, speed_rounds=speed.rounds, threads=threads,
-        no_accuracy=no_accuracy, cpu=describe())
+        no_accuracy=no_accuracy, cpu=describe(), metric=METRIC_NAMES.get(metric, metric))
