@@ -92,7 +92,7 @@ def test_quantize_reports_pixel_agreement_on_the_calibration_photos(checkpoint, 
     report = json.loads(capsys.readouterr().out)
     assert out.is_file() and report["agreement_unit"] == "pixels" and 0.0 <= report["agreement"] <= 1.0
     assert report["compared_images"] == report["calibration_images"] == 3 and report["compared_on"] == "calibration"
-    assert report["fp32_top1"] is None and report["no_accuracy"] == "no labelled --val given"
+    assert report["fp32_top1"] is None and report["metric"] == "mIoU" and report["no_accuracy"] == "no labelled --val given"
     assert report["int8_mb"] < report["fp32_mb"] and report["speedup"] > 0 and report["cpu"].startswith("CPU: ")
     text = QuantizeReport(**{k: v for k, v in report.items() if k != "drop_points"}).verdict()
     assert "same prediction on" in text and "of the pixels of 3 calibration images" in text

@@ -367,7 +367,7 @@ def quantize_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLi
         from mobilenetv2.io import atomic_write_text
 
         atomic_write_text(sidecar_path(out), metadata_json(ckpt.meta))
-    metric = task.monitor.removeprefix("val_") if by_meter else "acc"
+    metric = task.monitor.removeprefix("val_")  # classification: "acc", the top-1 computed above
     return QuantizeReport(
         out=str(out), runtime=runtime, method=method, calibration_images=sum(len(b) for b in batches),
         val_images=0 if val_loader is None else compared,
