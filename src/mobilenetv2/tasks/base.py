@@ -58,7 +58,9 @@ class Task(ABC):
     output_names: ClassVar[list[str]]  # names of the model's outputs in exported graphs
     default_model: ClassVar[str]  # what `train --task NAME` builds without --model
     default_schedule: ClassVar[str] = "cosine"  # the lr schedule without --schedule
-    labelled_quantize_check: ClassVar[bool] = True  # quantize measures top-1 on labelled --val/--calib data
+    # quantize measures top-1 on labelled --val or --calib; False: --calib is photos only, --val goes through the
+    # task's eval_loader and meter (segmentation's mIoU)
+    labelled_quantize_check: ClassVar[bool] = True
 
     # -- data ---------------------------------------------------------------------------------------------------------
     @abstractmethod
