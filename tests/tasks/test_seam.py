@@ -26,7 +26,7 @@ def test_classification_is_the_first_task():
 
 def test_unknown_task_is_one_line():
     with pytest.raises(UserError, match="unknown task 'regression'; this version of mobilenetv2 has: classification, "
-                                        "segmentation"):
+                                        "detection, segmentation"):
         get_task("regression")
 
 

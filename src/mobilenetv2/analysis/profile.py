@@ -78,7 +78,8 @@ def _trace(model: nn.Module, resolution: int, in_chans: int):
     hooks = []
     for name, module in model.named_modules():
         def hook(mod, inputs, output, name=name):
-            shapes[name] = (tuple(inputs[0].shape), tuple(output.shape))
+            if inputs and isinstance(inputs[0], torch.Tensor) and isinstance(output, torch.Tensor):
+                shapes[name] = (tuple(inputs[0].shape), tuple(output.shape))
             if isinstance(mod, (nn.Conv2d, nn.Linear)):
                 macs[name] = _conv_linear_macs(mod, output)
         hooks.append(module.register_forward_hook(hook))
@@ -91,7 +92,18 @@ def _trace(model: nn.Module, resolution: int, in_chans: int):
         for h in hooks:
             h.remove()
         model.train(was_training)
-    return macs, shapes
+    return macs, _complete(model, shapes)
+
+
+def _complete(model: nn.Module, shapes: dict) -> dict:
+    """Shapes also for modules whose parts ran without the module itself (SSDLite taps a block's expansion): the
+    first part's input and the last part's output."""
+    for name, _ in model.named_modules():
+        if name and name not in shapes:
+            parts = [v for k, v in shapes.items() if k.startswith(name + ".")]
+            if parts:
+                shapes[name] = (parts[0][0], parts[-1][1])
+    return shapes
 
 
 def _size(shape: tuple[int, ...]) -> str:
@@ -133,7 +145,9 @@ def profile(model: MobileNet, resolution: int = 224) -> ModelProfile:
             blocks.append(LayerRow(name, _size(shapes[name][0]), type(block).__name__, stage.t,
                                    shapes[name][1][1], 1, stride, _params(block), prefix_macs(name),
                                    _size(shapes[name][1]), _numel(shapes[name][1])))
-    if any(isinstance(m, nn.Linear) for m in model.classifier.modules()):
+    if hasattr(model, "extras"):
+        rows += _detection_rows(model, shapes, prefix_macs)
+    elif any(isinstance(m, nn.Linear) for m in model.classifier.modules()):
         rows += _classifier_rows(model, shapes, prefix_macs)
     else:
         rows += _dense_head_rows(model, shapes, prefix_macs)
@@ -168,6 +182,22 @@ def _dense_head_rows(model: MobileNet, shapes: dict, prefix_macs) -> list[LayerR
                              _params(module), prefix_macs(f"classifier.{name}"), _size(shape_out), _numel(shape_out)))
     out = shapes[""][1]
     rows.append(LayerRow("upsample", rows[-1].output, "bilinear resize", None, out[1], None, None, 0, 0, _size(out), _numel(out)))
+    return rows
+
+
+def _detection_rows(model: MobileNet, shapes: dict, prefix_macs) -> list[LayerRow]:
+    """SSDLite: one row per extra feature layer, then the box and class predictors of all six maps."""
+    rows = []
+    for i, extra in enumerate(model.extras):
+        shape_in, shape_out = shapes[f"extras.{i}"]
+        rows.append(LayerRow(f"extra{i + 1}", _size(shape_in), "1x1, dw 3x3 s2, 1x1", None, shape_out[1], 1, 2,
+                             _params(extra), prefix_macs(f"extras.{i}"), _size(shape_out), _numel(shape_out)))
+    out = shapes[""][1]
+    anchors = f"{out[1]} anchors"
+    for part, what in (("box", "boxes x4"), ("cls", f"classes x{out[2] - 4}")):
+        module = getattr(model.classifier, part)
+        rows.append(LayerRow(f"{part}_predictors", "6 maps", "dw 3x3 + 1x1 (SSDLite)", None, None, None, 1,
+                             _params(module), prefix_macs(f"classifier.{part}"), f"{anchors}, {what}", 0))
     return rows
 
 

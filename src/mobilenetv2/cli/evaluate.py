@@ -7,13 +7,17 @@ import argparse
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="a checkpoint's full report on a dataset (classification: top-1/top-5, per-class "
-                                        "scores, calibration; segmentation: mIoU, per-class IoU, pixel accuracy)",
+                                        "scores, calibration; segmentation: mIoU, per-class IoU, pixel accuracy; "
+                                        "detection: COCO mAP)",
                        description="Evaluate a checkpoint on a dataset with the checkpoint's own preprocessing and task. "
                                    "Classification: top-1 and top-5 accuracy, per-class precision/recall/F1, macro and "
                                    "weighted averages, confusion matrix, most confused pairs and expected calibration "
                                    "error. Segmentation: mIoU, per-class IoU, pixel accuracy, frequency-weighted IoU and "
                                    "the confusion matrix on full-resolution masks (255 ignored), and the worst-predicted "
-                                   "images. Works under torchrun (results are gathered across processes).")
+                                   "images. Detection: COCO mAP@[.5:.95], mAP@.5, mAP@.75, AP by object size, AR and "
+                                   "per-class AP (pycocotools), precision-recall curves and the images with their true "
+                                   "and predicted boxes, on whole images (tiles merged by NMS). Works under torchrun "
+                                   "(results are gathered across processes).")
     p.add_argument("checkpoint", help="our .safetensors checkpoint, a run folder, an .onnx file, or an ExecuTorch .pte program")
     p.add_argument("--data", required=True, help="a folder (class sub-folders, or train/ + val/), a CSV of path,label, "
                                                  "'digits', or a torchvision dataset name")
@@ -28,6 +32,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of that split (use the training run's)")
     p.add_argument("--data-root", default=None, help="where torchvision datasets live / CSV paths resolve")
     p.add_argument("--device", default="auto", help="auto (cuda if available; this process's GPU under torchrun), cpu, cuda:N")
+    p.add_argument("--tile", type=int, default=None, help="detection: cut images larger than TILE pixels into tiles "
+                                                          "(default: the training run's tile; 0: no tiles)")
+    p.add_argument("--tile-overlap", type=float, default=None, help="detection: fraction of a tile shared with its "
+                                                                    "neighbour (default: the training run's, 0.25)")
     p.add_argument("--json", action="store_true", help="print the full report as JSON (and nothing else) on stdout")
     return p
 
@@ -55,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         torch.cuda.set_device(device)
     init_distributed(device.type)  # under torchrun: each process evaluates its share, predictions are gathered
     classifier = load_predictor(args.checkpoint, device=device)
+    classifier.configure(tile=args.tile, tile_overlap=args.tile_overlap)
     split = args.split or classifier.task.default_split(args.data, args.data_root)
     report = evaluate(classifier, args.data, split=split, batch_size=args.batch_size, workers=args.workers,
                       val_split=args.val_split, seed=args.seed, data_root=args.data_root, progress=True)

@@ -11,19 +11,27 @@ from pathlib import Path
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("predict", help="predict with a checkpoint: top-k labels, or masks for segmentation",
+    p = sub.add_parser("predict", help="predict with a checkpoint: top-k labels, masks (segmentation) or boxes (detection)",
                        description="Run a checkpoint on image files, folders (recursive) and glob patterns, using its own "
                                    "preprocessing and task: a classifier gives the top-k labels and probabilities; a "
                                    "segmentation model gives each image's mask (at the image's size) and the share of "
                                    "pixels in each class, and with --out writes the mask PNG (PASCAL palette) and an "
-                                   "overlay. Unreadable files are reported on stderr and skipped; the exit code is 1 if "
-                                   "any file failed.")
+                                   "overlay; a detection model gives boxes, classes and scores (tiling large photos) and with "
+                                   "--out draws them on the image. Unreadable files are reported on stderr and skipped; "
+                                   "the exit code is 1 if any file failed.")
     p.add_argument("checkpoint", help="our .safetensors checkpoint, a run folder, an .onnx file, or an ExecuTorch .pte program")
     p.add_argument("images", nargs="+", help="image files, folders or glob patterns (quote globs)")
     p.add_argument("--top-k", type=int, default=5, help="how many labels per image (segmentation: classes listed) (default 5)")
     p.add_argument("--format", choices=["table", "jsonl", "csv"], default="table", help="output format (default table)")
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
     p.add_argument("--tta", action="store_true", help="test-time augmentation: average with the horizontally flipped image")
+    p.add_argument("--score-threshold", type=float, default=None,
+                   help="detection: keep boxes scoring at least this (default 0.3)")
+    p.add_argument("--max-detections", type=int, default=None, help="detection: at most this many boxes an image (default 300)")
+    p.add_argument("--tile", type=int, default=None, help="detection: cut images larger than TILE pixels into tiles, "
+                                                          "boxes merged by NMS (default: the training run's tile; 0: none)")
+    p.add_argument("--tile-overlap", type=float, default=None, help="detection: fraction of a tile shared with its "
+                                                                    "neighbour (default: the training run's, 0.25)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--out", metavar="DIR", help="also write each image's pictures (the prediction drawn on it; for "
                                                 "segmentation the mask and the overlay), predictions.jsonl and "
@@ -45,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     if not paths:
         raise UserError(f"no images found in {' '.join(args.images)} (extensions: .jpg, .png, .bmp, .webp, ...)")
     predictor = load_predictor(args.checkpoint, device=args.device)
+    predictor.configure(score_threshold=args.score_threshold, max_detections=args.max_detections, tile=args.tile,
+                        tile_overlap=args.tile_overlap)
     predictions, failed = [], 0
     for start in range(0, len(paths), args.batch_size):
         images, names = [], []

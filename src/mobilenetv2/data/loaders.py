@@ -44,6 +44,8 @@ class DataConfig:
     mean: tuple[float, ...] | None = None  # normalisation; None: ImageNet's (a pretrained checkpoint brings its own)
     std: tuple[float, ...] | None = None
     train_on_val: bool = False  # train on train + val (a final model once the options are chosen)
+    tile: int | None = None  # detection: cut images larger than this (pixels) into tiles of this size
+    tile_overlap: float = 0.25  # detection: fraction of a tile shared with its neighbour
 
     def preprocessing(self) -> Preprocessing:
         norm = {k: tuple(v) for k, v in (("mean", self.mean), ("std", self.std)) if v is not None}

@@ -49,6 +49,8 @@ class Preprocessing:
     mean: tuple[float, ...] = field(default=IMAGENET_MEAN)
     std: tuple[float, ...] = field(default=IMAGENET_STD)
     resize_mode: str = "crop"
+    tile: int | None = None  # detection: images larger than this are cut into tiles of this size (pixels)
+    tile_overlap: float = 0.25  # detection: fraction of a tile shared with its neighbour
 
     def __post_init__(self) -> None:
         from mobilenetv2.models.checks import check_choice
@@ -61,6 +63,11 @@ class Preprocessing:
         check_choice("interpolation", self.interpolation, ["bilinear", "bicubic", "nearest"])
         check_choice("resize_mode", self.resize_mode, ["crop", "squash"])
         self.mean, self.std = tuple(self.mean), tuple(self.std)
+        tile = self.tile
+        if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < MIN_INPUT_SIZE):
+            raise UserError(f"tile must be an integer >= {MIN_INPUT_SIZE} (pixels) or None, got {self.tile!r}")
+        if not 0 <= self.tile_overlap <= 0.9:
+            raise UserError(f"tile_overlap must be in [0, 0.9], got {self.tile_overlap!r}")
 
     @property
     def resize_size(self) -> int:

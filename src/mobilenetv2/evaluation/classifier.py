@@ -51,6 +51,14 @@ class Classifier:
         model, class_names, preprocessing, _ = load_parts(path, threads)
         return cls(model, class_names, preprocessing, device=device)
 
+    def configure(self, **options: Any) -> None:
+        """Task-specific prediction options (detection: score_threshold, max_detections, tile, tile_overlap); None
+        values are left as they are. A classifier has none: giving one is an error."""
+        given = [name for name, value in options.items() if value is not None]
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            raise UserError(f"{flags}: not an option of a {self.TASK} model")
+
     @property
     def num_classes(self) -> int | None:
         if self._class_names is not None:

@@ -10,7 +10,8 @@ from mobilenetv2.evaluation.classifier import Classifier, load_parts
 
 # Task -> its predictor, "module:Class", imported on first use.
 PREDICTORS = {"classification": "mobilenetv2.evaluation.classifier:Classifier",
-              "segmentation": "mobilenetv2.evaluation.segmenter:Segmenter"}
+              "segmentation": "mobilenetv2.evaluation.segmenter:Segmenter",
+              "detection": "mobilenetv2.evaluation.detector:Detector"}
 
 
 def load_predictor(path: str | os.PathLike[str], device=None, threads: int | None = None) -> Classifier:

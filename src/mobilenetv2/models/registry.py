@@ -8,6 +8,7 @@ from typing import Any
 
 from mobilenetv2.errors import UserError
 from mobilenetv2.models.base import MobileNet
+from mobilenetv2.models.detection import SSDLite
 from mobilenetv2.models.mobilenet_v1 import MobileNetV1
 from mobilenetv2.models.mobilenet_v2 import MobileNetV2
 from mobilenetv2.models.mobilenet_v3 import MobileNetV3
@@ -58,6 +59,9 @@ register_model("mobilenet_v3_small_075", _with_defaults(MobileNetV3, variant="sm
 register_model("deeplabv3_mobilenet_v2", DeepLabV3)
 register_model("deeplabv3_mobilenet_v2_050", _with_defaults(DeepLabV3, width_mult=0.5))
 register_model("lraspp_mobilenet_v2", LRASPP)
+register_model("ssdlite_mobilenet_v2", SSDLite)
+register_model("ssdlite_mobilenet_v1", _with_defaults(SSDLite, backbone="mobilenet_v1"))
+register_model("ssdlite_mobilenet_v3_large", _with_defaults(SSDLite, backbone="mobilenet_v3_large"))
 
 
 def model_from_arch(arch: dict[str, Any]) -> MobileNet:

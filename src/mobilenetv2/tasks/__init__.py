@@ -9,7 +9,8 @@ from mobilenetv2.tasks.base import Evaluator, Meter, Report, Task
 
 # Task name -> "module:Class", imported on first use so that one task's dependencies never load for another.
 _TASKS: dict[str, str] = {"classification": "mobilenetv2.tasks.classification:ClassificationTask",
-                          "segmentation": "mobilenetv2.tasks.segmentation.task:SegmentationTask"}
+                          "segmentation": "mobilenetv2.tasks.segmentation.task:SegmentationTask",
+                          "detection": "mobilenetv2.tasks.detection.task:DetectionTask"}
 _INSTANCES: dict[str, Task] = {}
 
 

@@ -35,12 +35,15 @@ def _opt(default: Any, help: str) -> Any:  # noqa: A002 - mirrors argparse's key
 class TrainConfig:
     """All options of a training run; each field is a flag ``--field-name`` and a YAML key ``field_name``."""
 
-    task: str = _opt("classification", "what the model learns (recorded in its checkpoints): classification or "
-                                       "segmentation (a class per pixel; data: images/ + masks/, PASCAL VOC, ...)")
+    task: str = _opt("classification", "what the model learns (recorded in its checkpoints): classification, "
+                                       "segmentation (a class per pixel; data: images/ + masks/, PASCAL VOC, ...) or "
+                                       "detection (boxes; data: Pascal VOC XML, COCO JSON or a CSV of boxes)")
     # data (mobilenetv2.data.DataConfig)
     data: str = _opt("digits", "built-in 'digits' (for segmentation: digit scenes with exact masks), an image folder, a "
                                "CSV of path,label, or a torchvision dataset name; for segmentation a folder of images/ + "
-                               "masks/, a PASCAL VOC root, VOCSegmentation or OxfordIIITPet")
+                               "masks/, a PASCAL VOC root, VOCSegmentation or OxfordIIITPet; for detection images with "
+                               "Pascal VOC .xml beside them, a VOC root, a COCO .json or a CSV of path,xmin,ymin,xmax,ymax,"
+                               "label (the built-in 'digits': digits on canvases with exact boxes)")
     data_root: str | None = _opt(None, "where torchvision datasets live / CSV-relative paths resolve")
     val_split: float = _opt(0.2, "fraction held out for validation when there is no val/ folder")
     seed: int = _opt(0, "random seed (model init, data order, augmentation)")
@@ -60,9 +63,13 @@ class TrainConfig:
     download: bool = _opt(False, "download torchvision datasets when online")
     train_on_val: bool = _opt(False, "also train on the validation images (a final model once the options are chosen; "
                                      "validation metrics then no longer measure generalisation)")
+    tile: int | None = _opt(None, "detection: cut images larger than TILE pixels into TILE x TILE tiles for training and "
+                                  "evaluation (small objects in large photos); detections are merged across tiles by NMS")
+    tile_overlap: float = _opt(0.25, "detection: fraction of a tile shared with its neighbour (0 to 0.9)")
     # model
     model: str | None = _opt(None, "model name (see `mobilenetv2 info --list`; default: the task's, mobilenet_v2 for "
-                                   "classification, deeplabv3_mobilenet_v2 for segmentation)")
+                                   "classification, deeplabv3_mobilenet_v2 for segmentation, ssdlite_mobilenet_v2 for "
+                                   "detection)")
     width_mult: float | None = _opt(None, "width multiplier (default: the model's, 1.0 for mobilenet_v2)")
     dropout: float | None = _opt(None, "dropout before the classifier (default: the model's, 0.2)")
     bn_momentum: float | None = _opt(None, "BatchNorm momentum of every layer (default: the model's: 0.1, 0.01 for "
@@ -145,6 +152,10 @@ class TrainConfig:
                 raise UserError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
         if not 0 < self.val_split < 1:
             raise UserError(f"val_split must be in (0, 1), got {self.val_split!r}")
+        if self.tile is not None and self.tile < 32:
+            raise UserError(f"tile must be an integer >= 32 (pixels), got {self.tile!r}")
+        if not 0 <= self.tile_overlap <= 0.9:
+            raise UserError(f"tile_overlap must be in [0, 0.9], got {self.tile_overlap!r}")
         if self.bn_momentum is not None and not 0 < self.bn_momentum <= 1:
             raise UserError(f"bn_momentum must be in (0, 1], got {self.bn_momentum!r}")
         if self.input_size is not None and self.input_size < 32:

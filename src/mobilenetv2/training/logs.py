@@ -34,7 +34,7 @@ def plot_curves(path: Path, history: list[dict], monitor: str = "val_acc") -> bo
     ax_loss.set(xlabel="epoch", ylabel="loss", title="loss")
     ax_loss.legend()
     ax_acc.plot(epochs, [100 * row[monitor] for row in history], color="tab:green")
-    label = {"val_acc": "top-1", "val_miou": "mIoU"}.get(monitor, monitor)
+    label = {"val_acc": "top-1", "val_miou": "mIoU", "val_map": "mAP@[.5:.95]"}.get(monitor, monitor)
     ax_acc.set(xlabel="epoch", ylabel=f"{label} (%)", title=f"validation {label}")
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)

@@ -1,0 +1,103 @@
+"""``Detector``: boxes, classes and scores for images of any size, tiled when they are larger than the model's tile."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import torch
+from PIL import Image
+
+from mobilenetv2.data.images import load_image
+from mobilenetv2.data.preprocessing import eval_transform
+from mobilenetv2.errors import UserError
+from mobilenetv2.evaluation.classifier import Classifier, ImageInput, _array_to_pil, _is_single
+
+DEFAULT_SCORE_THRESHOLD = 0.3
+
+
+class Detector(Classifier):
+    """Loads like ``Classifier``; ``predict`` gives each image's detections in its own pixels.
+
+    Each image (or each tile of it, with ``tile``: the checkpoint's training tile by default) is resized to the
+    model's input; the detections of the tiles are merged by NMS.
+    """
+
+    TASK = "detection"
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.preprocessing = replace(self.preprocessing, resize_mode="squash", crop_pct=1.0)
+        self.transform = eval_transform(self.preprocessing)
+        self.score_threshold = DEFAULT_SCORE_THRESHOLD
+        from mobilenetv2.tasks.detection.boxes import MAX_DETECTIONS
+
+        self.max_detections = MAX_DETECTIONS
+
+    def configure(self, score_threshold: float | None = None, max_detections: int | None = None,
+                  tile: int | None = None, tile_overlap: float | None = None) -> None:
+        """Change the prediction options; ``tile=0`` turns tiling off."""
+        if score_threshold is not None:
+            if not 0 <= score_threshold <= 1:
+                raise UserError(f"--score-threshold must be in [0, 1], got {score_threshold}")
+            self.score_threshold = float(score_threshold)
+        if max_detections is not None:
+            if max_detections < 1:
+                raise UserError(f"--max-detections must be >= 1, got {max_detections}")
+            self.max_detections = int(max_detections)
+        if tile is not None:
+            if tile != 0 and tile < 64:
+                raise UserError(f"--tile must be 0 (off) or >= 64 pixels, got {tile}")
+            self.preprocessing = replace(self.preprocessing, tile=tile or None)
+        if tile_overlap is not None:
+            if not 0 <= tile_overlap <= 0.9:
+                raise UserError(f"--tile-overlap must be in [0, 0.9], got {tile_overlap}")
+            self.preprocessing = replace(self.preprocessing, tile_overlap=float(tile_overlap))
+
+    @property
+    def tile(self) -> int | None:
+        """Images larger than this are cut into tiles of this size (the training run's by default; None: never)."""
+        return self.preprocessing.tile
+
+    @property
+    def tile_overlap(self) -> float:
+        return self.preprocessing.tile_overlap
+
+    def predict(self, images: ImageInput | Sequence[ImageInput], top_k: int | None = None, batch_size: int = 16,
+                tta: bool = False) -> list:
+        """One ``DetectionPrediction`` per image (``top_k`` is the classifiers' option: ``max_detections`` caps boxes)."""
+        if tta:
+            raise UserError("--tta is not available for detection models")
+        items = [images] if _is_single(images) else list(images)
+        return [self.detect(item, self.max_detections, batch_size) for item in items]
+
+    def detect(self, item: ImageInput, limit: int, batch_size: int):
+        from mobilenetv2.data.detection import tile_windows
+        from mobilenetv2.tasks.detection.boxes import decode, merge, to_image
+        from mobilenetv2.tasks.detection.task import DetectionPrediction
+
+        image = _as_pil(item)
+        windows = tile_windows(image.width, image.height, self.tile, self.tile_overlap)
+        parts = []
+        for start in range(0, len(windows), batch_size):
+            chunk = windows[start:start + batch_size]
+            batch = torch.stack([self.preprocess(image.crop(w)) for w in chunk])
+            for det, window in zip(decode(self.logits(batch), self.score_threshold), chunk):
+                parts.append(to_image(det, torch.tensor(window, dtype=torch.float32), (image.height, image.width)))
+        det = merge(parts, max_detections=limit)
+        source = str(item) if isinstance(item, (str, os.PathLike)) else None
+        return DetectionPrediction.from_detections(det, self.class_names, image.width, image.height, source, len(windows))
+
+
+def _as_pil(item: Any) -> Image.Image:
+    if isinstance(item, (str, os.PathLike)):
+        return load_image(item)
+    if isinstance(item, Image.Image):
+        return item.convert("RGB")
+    if isinstance(item, torch.Tensor):
+        from torchvision.transforms.v2.functional import to_pil_image
+
+        return to_pil_image(item)
+    return _array_to_pil(item)

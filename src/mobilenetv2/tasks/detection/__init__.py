@@ -1,0 +1,1 @@
+"""Object detection: SSDLite boxes and classes, COCO mAP, boxes drawn on the photos."""

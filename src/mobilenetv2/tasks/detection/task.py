@@ -1,0 +1,196 @@
+"""``DetectionTask``: boxes, classes and scores (torchvision's conventions: xyxy pixels, class 0 the background)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from mobilenetv2.data import Data, DataConfig, Preprocessing
+from mobilenetv2.errors import UserError
+from mobilenetv2.models import create_model
+from mobilenetv2.tasks.base import Task
+from mobilenetv2.tasks.classification.task import check_class_names
+from mobilenetv2.tasks.detection.boxes import Detections, decode
+from mobilenetv2.tasks.detection.draw import draw_detections
+from mobilenetv2.tasks.detection.evaluator import DetectionEvaluator
+from mobilenetv2.tasks.detection.loss import SSDLoss
+from mobilenetv2.tasks.detection.metrics import DetectionMeter
+
+# The built-in digit canvases are 128 px; photos train at 320 (SSDLite's 300 rounded to a multiple of 32).
+DIGITS_DEFAULTS = {"input_size": 128, "augment": "light", "crop_pct": 1.0, "batch_size": 16, "warmup_epochs": 0.5}
+PHOTO_DEFAULTS = {"input_size": 320, "augment": "paper", "crop_pct": 1.0, "batch_size": 16, "warmup_epochs": 1.0}
+
+
+@dataclass
+class DetectionPrediction:
+    """One image's detections: boxes [k, 4] (xyxy, the image's pixels), scores and class indices (1..K)."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray
+    class_names: list[str]
+    width: int
+    height: int
+    source: str | None = None
+    tiles: int = 1
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_detections(cls, det: Detections, class_names: list[str], width: int, height: int,
+                        source: str | None = None, tiles: int = 1) -> DetectionPrediction:
+        labels = det.labels.numpy().astype(np.int64)
+        counts: dict[str, int] = {}
+        for index in labels:
+            counts[class_names[index]] = counts.get(class_names[index], 0) + 1
+        return cls(det.boxes.numpy().astype(np.float32), det.scores.numpy().astype(np.float32), labels, list(class_names),
+                   width, height, source, tiles, dict(sorted(counts.items(), key=lambda kv: -kv[1])))
+
+    @property
+    def label(self) -> str:
+        """The most frequent class detected, or "nothing"."""
+        return next(iter(self.counts), "nothing")
+
+    def detections(self) -> list[dict[str, Any]]:
+        return [{"label": self.class_names[int(c)], "class_index": int(c), "score": round(float(s), 4),
+                 "box": [round(float(v), 1) for v in b]} for b, s, c in zip(self.boxes, self.scores, self.labels)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image": self.source, "width": self.width, "height": self.height, "tiles": self.tiles,
+                "counts": self.counts, "detections": self.detections()}
+
+    to_json = to_dict
+
+
+class DetectionTask(Task):
+    name = "detection"
+    monitor = "val_map"
+    output_names = ["boxes_and_logits"]  # [N, anchors, 4 + C]: boxes (xyxy, normalised to the input), class logits
+    default_model = "ssdlite_mobilenet_v2"
+    labelled_quantize_check = False  # --calib is photos; --val gives fp32 vs int8 mAP through our meter
+
+    # -- data -------------------------------------------------------------------------------------------------------------
+    def training_defaults(self, data: str, data_root: str | None) -> tuple[dict[str, Any], str]:
+        if data == "digits":
+            return dict(DIGITS_DEFAULTS), "defaults for the built-in digit canvases"
+        return dict(PHOTO_DEFAULTS), "defaults for detection in photos"
+
+    def default_split(self, data: str, data_root: str | None) -> str:
+        from mobilenetv2.data.detection import detection_default_split
+
+        return detection_default_split(data, data_root)
+
+    def build_data(self, cfg: DataConfig) -> Data:
+        from mobilenetv2.data.detection import build_detection_data
+
+        data = build_detection_data(cfg)
+        data.preprocessing = detection_preprocessing(data.preprocessing, cfg.tile, cfg.tile_overlap)
+        return data
+
+    def eval_loader(self, data, preprocessing: Preprocessing, *, split, batch_size, workers, val_split, seed, data_root):
+        from mobilenetv2.data.detection import build_detection_eval_loader
+
+        pre = detection_preprocessing(preprocessing, preprocessing.tile, preprocessing.tile_overlap)
+        return build_detection_eval_loader(data, pre, split=split, batch_size=batch_size, workers=workers,
+                                           val_split=val_split, seed=seed, data_root=data_root, tile=pre.tile,
+                                           tile_overlap=pre.tile_overlap)
+
+    # -- model and loss -----------------------------------------------------------------------------------------------------
+    def build_model(self, name: str, num_classes: int, **kwargs: Any) -> nn.Module:
+        kwargs = {k: v for k, v in kwargs.items() if k != "dropout"}
+        model = create_model(name, num_classes=num_classes, **kwargs)
+        if not hasattr(model, "extras"):
+            raise UserError(f"{name} is not a detection model; use ssdlite_mobilenet_v2 (or ssdlite_mobilenet_v1, "
+                            f"ssdlite_mobilenet_v3_large)")
+        return model
+
+    def adapt_pretrained(self, model: nn.Module, name: str, num_classes: int, **kwargs: Any) -> nn.Module:
+        """A detection checkpoint gets new class predictors if needed; a classifier lends its backbone."""
+        if hasattr(model, "extras"):
+            return super().adapt_pretrained(model, name, num_classes)
+        source = model.arch["name"]
+        kwargs = {k: v for k, v in kwargs.items() if k != "dropout"}
+        args = model.arch["args"]
+        kwargs |= {k: args[k] for k in ("width_mult", "tf_padding", "in_chans") if k in args}
+        detector = self.build_model(name, num_classes, **kwargs)
+        wanted, given = detector.features.state_dict(), model.features.state_dict()
+        missing = [k for k, v in wanted.items() if k not in given or given[k].shape != v.shape]
+        if missing:
+            raise UserError(f"--pretrained: the {source} classifier's features do not fit {name}'s backbone "
+                            f"({len(missing)} tensors differ, first {missing[0]}); use a classifier of the same family")
+        detector.features.load_state_dict({k: given[k] for k in wanted})
+        return detector
+
+    def criterion(self, data: Data, label_smoothing: float = 0.0) -> nn.Module:
+        return SSDLoss(label_smoothing)
+
+    def main_output(self, outputs: Any) -> None:
+        return None  # training outputs are box codes before decoding: the training pass measures its loss only
+
+    def eval_loss(self, outputs: torch.Tensor, targets: Any) -> float:
+        """SSD's loss on evaluation outputs (the decoded boxes coded again against the anchors)."""
+        loss = SSDLoss()
+        anchors = loss.anchors(outputs.shape[1], outputs.device)
+        boxes = outputs[..., :4].reshape(-1, 4).clone()
+        boxes[:, 2:] = torch.maximum(boxes[:, 2:], boxes[:, :2] + 1e-4)  # a quantized runtime may flip a tiny box
+        codes = loss.coder.encode_single(boxes, anchors.repeat(outputs.shape[0], 1))
+        with torch.no_grad():
+            return float(loss(torch.cat([codes.view(outputs.shape[0], -1, 4), outputs[..., 4:]], dim=-1), targets))
+
+    # -- metrics --------------------------------------------------------------------------------------------------------------
+    def meter(self) -> DetectionMeter:
+        return DetectionMeter()
+
+    def evaluator(self, preprocessing: Preprocessing) -> DetectionEvaluator:
+        return DetectionEvaluator(mean=preprocessing.mean, std=preprocessing.std)
+
+    def check_classes(self, model_names: list[str] | None, num_outputs: int | None, data_names: list[str]) -> None:
+        if model_names is not None:
+            check_class_names(model_names, data_names)
+        elif num_outputs is not None and num_outputs != len(data_names):
+            raise UserError(f"the model has {num_outputs} classes (with the background) but the dataset has {len(data_names)}")
+
+    # -- predictions ------------------------------------------------------------------------------------------------------------
+    def postprocess(self, outputs: torch.Tensor, class_names: list[str], top_k: int) -> list[DetectionPrediction]:
+        """Evaluation outputs of whole inputs -> detections (score >= 0.3, at most ``top_k``) in the input's pixels."""
+        size = 1  # boxes stay normalised: the caller knows the image's size
+        return [DetectionPrediction.from_detections(Detections(d.boxes * size, d.scores, d.labels), class_names, 1, 1)
+                for d in decode(outputs.float(), score_threshold=0.3, max_detections=top_k)]
+
+    def visualise(self, image: Image.Image, prediction: DetectionPrediction) -> Image.Image:
+        det = Detections(torch.from_numpy(prediction.boxes), torch.from_numpy(prediction.scores),
+                         torch.from_numpy(prediction.labels))
+        return draw_detections(image, det, prediction.class_names, labels=len(det) <= 60)
+
+    def prediction_rows(self, prediction: DetectionPrediction) -> list[dict[str, Any]]:
+        return [{"image": prediction.source, "label": d["label"], "score": f"{d['score']:.4f}",
+                 **dict(zip(("xmin", "ymin", "xmax", "ymax"), (f"{v:.1f}" for v in d["box"])))}
+                for d in prediction.detections()]
+
+    def prediction_summary(self, prediction: DetectionPrediction) -> dict[str, Any]:
+        found = ", ".join(f"{name} x{count}" for name, count in prediction.counts.items()) or "nothing"
+        top = f"{prediction.class_names[int(prediction.labels[0])]} {prediction.scores[0]:.2f}" if len(prediction.scores) else "-"
+        return {"image": prediction.source, "size": f"{prediction.width}x{prediction.height}", "tiles": prediction.tiles,
+                "detections": len(prediction.scores), "by class": found, "best": top}
+
+    def compare_outputs(self, reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
+        """How far another runtime's boxes and scores are from PyTorch's: the largest box difference (fraction of the
+        input) and class-probability difference, and the share of anchors whose best class agrees (ties left out)."""
+        ref, oth = torch.from_numpy(reference).float(), torch.from_numpy(other).float()
+        ref_p, oth_p = ref[..., 4:].softmax(-1), oth[..., 4:].softmax(-1)
+        top2 = ref_p.topk(2, dim=-1).values
+        clear = (top2[..., 0] - top2[..., 1]) > 1e-3
+        same = ref_p.argmax(-1) == oth_p.argmax(-1)
+        return {"top1_agreement": float(same[clear].float().mean()) if clear.any() else 1.0,
+                "max_box_diff": float((ref[..., :4] - oth[..., :4]).abs().max()),
+                "max_score_diff": float((ref_p - oth_p).abs().max()),
+                "max_abs_diff": float((ref - oth).abs().max())}
+
+
+def detection_preprocessing(pre: Preprocessing, tile: int | None, tile_overlap: float) -> Preprocessing:
+    """Detection squashes each image (or tile) to input_size x input_size, as TF's fixed_shape_resizer."""
+    return replace(pre, resize_mode="squash", crop_pct=1.0, tile=tile, tile_overlap=tile_overlap)
