@@ -71,3 +71,43 @@ def write_shapes(root: Path, counts: dict[str, int], seed: int = 0, size: int = 
 def shapes_folder(tmp_path_factory) -> Path:
     """12 training and 4 validation 40x40 images of a square and a disc, with exact masks (3 classes)."""
     return write_shapes(tmp_path_factory.mktemp("shapes"), {"train": 12, "val": 4})
+
+
+VOC_OBJECT = ("<object><name>{name}</name><bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax>"
+              "</bndbox></object>")
+
+
+def voc_xml(width: int, height: int, objects: list[tuple[str, int, int, int, int]]) -> str:
+    """A Pascal VOC annotation (only what the readers need)."""
+    body = "".join(VOC_OBJECT.format(name=n, x0=a, y0=b, x1=c, y1=d) for n, a, b, c, d in objects)
+    return (f"<annotation><filename>x.tif</filename><size><width>{width}</width><height>{height}</height>"
+            f"<depth>3</depth></size>{body}</annotation>")
+
+
+def boxes_image(rng: np.random.Generator, size: int = 64) -> tuple[np.ndarray, list[tuple[str, int, int, int, int]]]:
+    """A noisy background with a red square and a blue rectangle, and their exact boxes (xyxy, pixels)."""
+    image = rng.integers(60, 120, (size, size, 3), dtype=np.uint8)
+    objects = []
+    for name, colour, (w, h) in (("square", (220, 30, 30), (16, 16)), ("bar", (30, 30, 220), (24, 10))):
+        x, y = int(rng.integers(0, size - w)), int(rng.integers(0, size - h))
+        image[y:y + h, x:x + w] = colour
+        objects.append((name, x, y, x + w, y + h))
+    return image, objects
+
+
+def write_boxes(root: Path, counts: dict[str, int], seed: int = 0, size: int = 64) -> Path:
+    """A detection folder: root/{split}/NAME.png with NAME.xml (Pascal VOC) beside it; classes bar and square."""
+    rng = np.random.default_rng(seed)
+    for split, count in counts.items():
+        (root / split).mkdir(parents=True)
+        for i in range(count):
+            image, objects = boxes_image(rng, size)
+            Image.fromarray(image).save(root / split / f"{split}{i}.png")
+            (root / split / f"{split}{i}.xml").write_text(voc_xml(size, size, objects))
+    return root
+
+
+@pytest.fixture(scope="session")
+def boxes_folder(tmp_path_factory) -> Path:
+    """12 training and 4 validation 64x64 images with a square and a bar each, boxes in Pascal VOC XML."""
+    return write_boxes(tmp_path_factory.mktemp("boxes"), {"train": 12, "val": 4})

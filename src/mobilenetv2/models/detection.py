@@ -33,7 +33,7 @@ EXTRA_DEPTHS = (512, 256, 256, 128)
 MIN_DEPTH = 16  # TF's min_depth for the extra layers under a width multiplier
 MIN_SCALE, MAX_SCALE = 0.2, 0.95
 ASPECT_RATIOS = (1.0, 2.0, 0.5, 3.0, 1.0 / 3.0)
-HEAD_BN = {"bn_eps": 1e-3, "bn_momentum": 0.03}  # TF's ssdlite config: epsilon 0.001, decay 0.97
+HEAD_BN = {"bn_eps": 1e-3, "bn_momentum": 0.1}  # TF's epsilon; its decay 0.97 (momentum 0.03) lags in short runs
 BACKGROUND_PRIOR = 0.99  # the class logits start by saying "background" at this probability
 BACKBONES = ("mobilenet_v2", "mobilenet_v1", "mobilenet_v3_large")
 

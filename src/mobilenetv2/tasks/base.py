@@ -58,6 +58,8 @@ class Task(ABC):
     output_names: ClassVar[list[str]]  # names of the model's outputs in exported graphs
     default_model: ClassVar[str]  # what `train --task NAME` builds without --model
     default_schedule: ClassVar[str] = "cosine"  # the lr schedule without --schedule
+    # optimizer, lr and label smoothing when the user leaves them unset
+    optimizer_defaults: ClassVar[dict[str, Any]] = {"optimizer": "sgd", "lr": 0.05, "label_smoothing": 0.1}
     # quantize measures top-1 on labelled --val or --calib; False: --calib is photos only, --val goes through the
     # task's eval_loader and meter (segmentation's mIoU)
     labelled_quantize_check: ClassVar[bool] = True

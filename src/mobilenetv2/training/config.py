@@ -83,8 +83,10 @@ class TrainConfig:
     # optimisation
     recipe: str | None = _opt(None, "'paper': RMSprop lr 0.045, momentum 0.9, alpha 0.9, wd 4e-5, lr x0.98 per epoch")
     epochs: int = _opt(12, "number of epochs")
-    optimizer: str = _opt("sgd", f"optimizer: {', '.join(OPTIMIZERS)}")
-    lr: float = _opt(0.05, "peak learning rate (for batch size --batch-size per process)")
+    optimizer: str | None = _opt(None, f"optimizer: {', '.join(OPTIMIZERS)} (default: the task's, sgd; adamw for "
+                                       "detection)")
+    lr: float | None = _opt(None, "peak learning rate for batch size --batch-size per process (default: the task's, "
+                                  "0.05; 0.008 for detection with adamw)")
     momentum: float = _opt(0.9, "momentum (SGD, RMSprop)")
     nesterov: bool = _opt(True, "Nesterov momentum (SGD)")
     alpha: float = _opt(0.9, "RMSprop decay of the squared-gradient average")
@@ -96,7 +98,8 @@ class TrainConfig:
                                              "data: 0.3 for small images, 1 otherwise)")
     gamma: float = _opt(0.98, "lr factor per epoch (exponential) or per --step-epochs (step)")
     step_epochs: int = _opt(30, "epochs between lr drops (step schedule)")
-    label_smoothing: float = _opt(0.1, "label smoothing of the cross-entropy loss")
+    label_smoothing: float | None = _opt(None, "label smoothing of the cross-entropy loss (default: the task's, 0.1; 0 "
+                                               "for detection)")
     ema: float = _opt(0.0, "exponential moving average of the weights, decay per step (e.g. 0.999; 0: off)")
     amp: str = _opt("none", f"mixed precision: {', '.join(AMP_MODES)} (bf16 on CPU or CUDA, fp16 on CUDA)")
     channels_last: bool = _opt(False, "channels-last memory format")
@@ -120,11 +123,15 @@ class TrainConfig:
         from mobilenetv2.tasks import list_tasks
 
         _choice("task", self.task, list_tasks())
-        if self.model is None or self.schedule is None:
+        if None in (self.model, self.schedule, self.optimizer, self.lr, self.label_smoothing):
             from mobilenetv2.tasks import get_task
 
-            self.model = self.model or get_task(self.task).default_model
-            self.schedule = self.schedule or get_task(self.task).default_schedule
+            task = get_task(self.task)
+            self.model = self.model or task.default_model
+            self.schedule = self.schedule or task.default_schedule
+            for name, value in task.optimizer_defaults.items():
+                if getattr(self, name) is None:
+                    setattr(self, name, value)
         _choice("optimizer", self.optimizer, OPTIMIZERS)
         _choice("schedule", self.schedule, SCHEDULES)
         _choice("amp", self.amp, AMP_MODES)

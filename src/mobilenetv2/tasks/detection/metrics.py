@@ -60,7 +60,8 @@ def coco_figures(images: list[tuple[int, Detections, dict[str, torch.Tensor]]], 
     from torchmetrics.detection import MeanAveragePrecision
 
     metric = MeanAveragePrecision(box_format="xyxy", iou_type="bbox", class_metrics=True, extended_summary=True,
-                                  max_detection_thresholds=MAX_DETECTION_THRESHOLDS, backend="pycocotools")
+                                  max_detection_thresholds=MAX_DETECTION_THRESHOLDS, backend="pycocotools",
+                                  sync_on_compute=False)  # the images are gathered before (tiles may be split)
     for _, det, truth in images:
         metric.update([det.to_dict()], [truth])
     raw = metric.compute()
