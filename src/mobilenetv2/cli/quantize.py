@@ -13,7 +13,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "speed-up), top-1 agreement and logit differences, and top-1 accuracy when labelled "
                                    "validation data is given. Segmentation checkpoints: calibrated on photos, agreement "
                                    "counted per pixel, and with --val (images/ + masks/, VOC, ...) the mIoU of both "
-                                   "through the task's own loader. The CPU's int8 features are printed first: int8 is about "
+                                   "through the task's own loader; detection checkpoints likewise, agreement counted per "
+                                   "anchor and --val boxes giving the COCO mAP of both. The CPU's int8 features are printed "
+                                   "first: int8 is about "
                                    "2x fp32 only with VNNI (x86) or dot-product (ARM). --runtime executorch: "
                                    "the same for an on-device ExecuTorch program (.pte, XNNPACK, batch 1), quantized "
                                    "with XNNPACK's PT2E quantizer.")
@@ -28,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--val", metavar="DATA",
                    help="labelled validation data for the accuracy comparison (default: the validation split of a "
                         "labelled --calib; none for unlabelled photos); for segmentation, masks in any layout "
-                        "`evaluate` reads, giving the mIoU of fp32 and int8")
+                        "`evaluate` reads, giving the mIoU of fp32 and int8; for detection, boxes (VOC XML, COCO, CSV) "
+                        "giving the mAP of both")
     p.add_argument("--runtime", default="onnxruntime", choices=["onnxruntime", "executorch"],
                    help="onnxruntime (an .onnx file, default) or executorch (an on-device .pte program)")
     p.add_argument("--out", help="output file (default: beside the checkpoint, NAME.int8.onnx or NAME.int8.pte)")

@@ -31,6 +31,8 @@ class Verification:
     top1_agreement: float    # fraction of images (pixels, for segmentation) with the same argmax class
     tolerance: float
     pixel_agreement: float | None = None  # dense outputs: the same argmax on every pixel, numerical ties included
+    box_diff: float | None = None  # detection: largest box difference (fraction of the input's side)
+    score_diff: float | None = None  # detection: largest class-probability difference
 
     @property
     def passed(self) -> bool:
@@ -40,6 +42,8 @@ class Verification:
         verdict = "PASS" if self.passed else "FAIL"
         text = (f"verify: {verdict} on {self.images} {self.source}: max |logit diff| {self.max_abs_diff:.2e} "
                 f"(tolerance {self.tolerance:.0e}), same argmax {self.top1_agreement:.0%}")
+        if self.box_diff is not None:
+            text += f" of the anchors; boxes within {self.box_diff:.1e} of the input side, scores within {self.score_diff:.1e}"
         if self.pixel_agreement is None:
             return text
         return (f"{text} of the pixels without a numerical tie (pixel agreement {self.pixel_agreement:.3%} "
@@ -76,7 +80,7 @@ def compare_outputs(task: Task, reference: np.ndarray, candidate: np.ndarray, so
     """The task's comparison (largest difference, agreement of the predictions) as a pass/fail verification."""
     found = task.compare_outputs(reference, candidate)
     return Verification(len(reference), source, found["max_abs_diff"], found["top1_agreement"], tolerance,
-                        found.get("pixel_agreement"))
+                        found.get("pixel_agreement"), found.get("max_box_diff"), found.get("max_score_diff"))
 
 
 def run_exported(path: Path, fmt: str, batch: torch.Tensor) -> np.ndarray:

@@ -18,7 +18,8 @@ from mobilenetv2.tasks import get_task
 
 MAX_DROP_POINTS = 1.0
 RUNTIMES = {"onnxruntime": "onnx", "executorch": "pte"}  # runtime -> the file format it runs
-METRIC_NAMES = {"acc": "top-1", "miou": "mIoU"}  # a task's monitor (less "val_") -> how the report names it
+# a task's monitor (less "val_") -> how the report names it
+METRIC_NAMES = {"acc": "top-1", "miou": "mIoU", "map": "mAP@[.5:.95]"}
 CALIB_BATCH_PIXELS = 16 * 224 * 224  # calibration batches of 16 images at 224 px, fewer at larger sizes: onnxruntime's
 # calibration session holds every activation of a batch (about 0.7 GB per 513x513 image for DeepLabv3 1.0)
 
@@ -90,7 +91,7 @@ class QuantizeReport:
     def verdict(self) -> str:
         speed = (f"{self.speedup:.2f}x faster (median of {self.speed_rounds} interleaved rounds, "
                  f"p10-p90 {self.speedup_p10:.2f}-{self.speedup_p90:.2f}x)")
-        of = "" if self.agreement_unit == "images" else "the pixels of "
+        of = "" if self.agreement_unit == "images" else f"the {self.agreement_unit} of "
         agree = (f"same prediction on {self.agreement:.1%} of {of}{self.compared_images} {self.compared_on} images, "
                  f"|logit diff| max {self.max_logit_diff:.3g} mean {self.mean_logit_diff:.3g}")
         size = f"{self.fp32_mb / self.int8_mb:.1f}x smaller"
@@ -206,24 +207,27 @@ class OutputComparison:
     argmax over the classes (axis 1: per image for [N, C] logits, per pixel for [N, C, H, W]) and the max/mean
     absolute logit difference."""
 
-    def __init__(self) -> None:
+    def __init__(self, task=None) -> None:
         self.images = self.same = self.predictions = self.values = 0
         self.max_diff = self.sum_diff = 0.0
-        self.dense = False
+        self.task, self.unit = task, "images"
 
     def update(self, fp32: np.ndarray, int8: np.ndarray) -> None:
         diff = np.abs(fp32 - int8)
-        same = fp32.argmax(1) == int8.argmax(1)
+        if self.task is not None:  # the task knows where its classes are (detection: the last axis, after the boxes)
+            (fp32_scores, self.unit), (int8_scores, _) = self.task.class_scores(fp32), self.task.class_scores(int8)
+        else:
+            fp32_scores, int8_scores, self.unit = fp32, int8, "pixels" if fp32.ndim > 2 else "images"
+        same = fp32_scores.argmax(1) == int8_scores.argmax(1)
         self.images += len(fp32)
         self.same, self.predictions = self.same + int(same.sum()), self.predictions + same.size
         self.values, self.sum_diff = self.values + diff.size, self.sum_diff + float(diff.sum(dtype=np.float64))
         self.max_diff = max(self.max_diff, float(diff.max(initial=0.0)))
-        self.dense = fp32.ndim > 2
 
     def result(self) -> dict[str, float | str]:
         return {"agreement": self.same / max(self.predictions, 1), "max_logit_diff": self.max_diff,
                 "mean_logit_diff": self.sum_diff / max(self.values, 1),
-                "agreement_unit": "pixels" if self.dense else "images"}
+                "agreement_unit": self.unit}
 
 
 def compare_outputs(fp32: np.ndarray, int8: np.ndarray) -> dict[str, float | str]:
@@ -283,7 +287,7 @@ def task_figures(task, backends: list, loader) -> tuple[list[float], dict[str, f
     labelled ``loader``, the comparison of the first two backends' outputs on the same images, and the image count."""
     import torch
 
-    meters, comparison = [task.meter() for _ in backends], OutputComparison()
+    meters, comparison = [task.meter() for _ in backends], OutputComparison(task)
     for images, targets in loader:
         if not len(images):
             continue
@@ -355,7 +359,7 @@ def quantize_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLi
                 comparison, compared = compare_outputs(fp32_logits, int8_logits), len(targets)
                 top1 = (float((fp32_logits.argmax(1) == targets).mean()), float((int8_logits.argmax(1) == targets).mean()))
             else:
-                outputs = OutputComparison()
+                outputs = OutputComparison(task)
                 for b in batches:
                     outputs.update(fp32(b), int8(b))
                 comparison, compared = outputs.result(), outputs.images

@@ -146,6 +146,11 @@ class Task(ABC):
     def prediction_summary(self, prediction: Any) -> dict[str, Any]:
         """One table row summing up one prediction (column -> value)."""
 
+    def class_scores(self, outputs: np.ndarray) -> tuple[np.ndarray, str]:
+        """The outputs as class scores with the classes on axis 1, and what one argmax is: "images" for [N, C],
+        "pixels" for [N, C, H, W] (quantize counts how often int8 and fp32 agree on it)."""
+        return outputs, "pixels" if outputs.ndim > 2 else "images"
+
     @abstractmethod
     def compare_outputs(self, reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
         """How far another runtime's outputs are from PyTorch's (agreement and largest difference)."""

@@ -180,6 +180,9 @@ class DetectionTask(Task):
         return {"image": prediction.source, "size": f"{prediction.width}x{prediction.height}", "tiles": prediction.tiles,
                 "detections": len(prediction.scores), "by class": found, "best": top}
 
+    def class_scores(self, outputs: np.ndarray) -> tuple[np.ndarray, str]:
+        return np.moveaxis(outputs[..., 4:], -1, 1), "anchors"
+
     def compare_outputs(self, reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
         """How far another runtime's boxes and scores are from PyTorch's: the largest box difference (fraction of the
         input) and class-probability difference, and the share of anchors whose best class agrees (ties left out)."""
