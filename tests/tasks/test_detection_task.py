@@ -142,3 +142,11 @@ def test_eval_loss_recodes_decoded_boxes_like_the_training_loss():
     anchors = anchors_for_count(outputs.shape[1])
     assert torch.equal(anchors, ANCHORS)
     assert math.isfinite(task.eval_loss(torch.rand(1, len(ANCHORS), 6), t))
+
+
+def test_boxes_labelled_zero_between_real_ones_match_nothing():
+    t = targets([[10, 10, 40, 50], [0, 0, 0, 0], [60, 70, 120, 120]], [1, 0, 2])
+    boxes, labels = t.in_window()
+    matched, classes = match(ANCHORS, boxes[0], labels[0], SSDMatcher(0.5))
+    assert set(matched[matched >= 0].tolist()) == {0, 2}
+    assert ((classes == 2) == (matched == 2)).all() and ((classes == 1) == (matched == 0)).all()

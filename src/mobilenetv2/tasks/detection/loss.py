@@ -40,14 +40,16 @@ class SSDLoss(nn.Module):
 
 def match(anchors: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor,
           matcher: SSDMatcher) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per anchor: the index of its box (-1: background) and its class (0: background)."""
-    keep = labels > 0
-    boxes, labels = boxes[keep], labels[keep]
-    if len(boxes) == 0:
+    """Per anchor: the index of its box in ``boxes`` (-1: background) and its class (0: background); boxes labelled 0
+    (padding, or mostly outside the input) match nothing."""
+    kept = torch.nonzero(labels > 0).squeeze(1)
+    if len(kept) == 0:
         none = torch.full((len(anchors),), -1, dtype=torch.long, device=anchors.device)
         return none, torch.zeros_like(none)
-    matched = matcher(box_iou(boxes, anchors))
-    classes = torch.where(matched >= 0, labels[matched.clamp(min=0)], torch.zeros_like(matched))
+    matched = matcher(box_iou(boxes[kept], anchors))
+    found = matched >= 0
+    matched = torch.where(found, kept[matched.clamp(min=0)], matched)
+    classes = torch.where(found, labels[matched.clamp(min=0)], torch.zeros_like(matched))
     return matched, classes
 
 

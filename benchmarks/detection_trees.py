@@ -1,0 +1,170 @@
+"""Tree crowns in aerial photos: SSDLite-MobileNetV2 from the converted ImageNet backbone, from scratch, and
+torchvision's ``ssdlite320_mobilenet_v3_large`` from scratch, with the same data, tiles, epochs and optimizer.
+
+The data is ``../shared/data/trees`` (NEON photos with hand-drawn crowns). The stated split: the two 400x400 photos
+(OSBS_029: 61 crowns; SOAP_061: 37) train, the large 1249x1035 YELL photo (279 crowns) validates; every crown is one
+class, "Tree" (SOAP's Alive/Dead become Tree). Crowns are 15-40 px, so every photo is cut into 200 px tiles (25%
+overlap) that the models see at 320 px; validation runs over the YELL photo's tiles and scores the whole photo
+(detections merged across tiles by NMS) with COCO mAP (pycocotools). ``--prepare DIR`` only writes the split
+(DIR/train.csv, DIR/val.csv) for `mobilenetv2 train --task detection --data DIR`.
+
+    python benchmarks/detection_trees.py [--epochs 40] [--out runs/detection-trees]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from mobilenetv2.data.detection import build_detection_data, parse_voc_xml
+from mobilenetv2.evaluation import load_predictor
+from mobilenetv2.evaluation.evaluate import evaluate
+from mobilenetv2.hardware import describe
+from mobilenetv2.tasks.detection.boxes import Detections, to_image
+from mobilenetv2.tasks.detection.metrics import ImageDetections, coco_figures
+from mobilenetv2.training import TrainConfig, train
+from mobilenetv2.training.defaults import resolve_defaults
+from mobilenetv2.training.loop import data_config
+from mobilenetv2.training.optim import lr_factor
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TRAIN, VAL = ("OSBS_029", "SOAP_061"), ("2019_YELL_2_541000_4977000_image_crop",)
+TFLITE = DATA / "tflite" / "mobilenet_v2_1.0_224_quant.tflite"
+
+
+def prepare(folder: Path) -> Path:
+    """folder/train.csv and folder/val.csv: the stated split, one class, absolute image paths (nothing copied)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, stems in (("train", TRAIN), ("val", VAL)):
+        with (folder / f"{split}.csv").open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["path", "xmin", "ymin", "xmax", "ymax", "label"])
+            for stem in stems:
+                raw = parse_voc_xml(DATA / "trees" / f"{stem}.xml", DATA / "trees" / f"{stem}.png")
+                for box in raw.boxes:
+                    writer.writerow([str(raw.path), *(round(v) for v in box), "Tree"])
+    return folder
+
+
+def options(args: argparse.Namespace, data: Path, out: Path) -> dict:
+    return dict(task="detection", data=str(data), out=str(out), epochs=args.epochs, batch_size=args.batch_size,
+                input_size=args.input_size, tile=args.tile, tile_overlap=0.25, workers=0, device="cpu",
+                progress=False, seed=args.seed, warmup_epochs=1.0)
+
+
+def run_ours(args: argparse.Namespace, data: Path, out: Path, pretrained: str | None) -> dict:
+    result = train(TrainConfig(pretrained=pretrained, **options(args, data, out)))
+    seconds = sum(h["train_images"] / h["images_per_s"] for h in result.history)  # training passes only
+    # the last epoch's weights, as for torchvision's model (the best epoch would be chosen on the validation photo)
+    report = evaluate(load_predictor(result.run_dir / "last.safetensors", device="cpu"), str(data), split="val",
+                      batch_size=8, workers=0)
+    return figures(report.figures, seconds, len(result.history))
+
+
+def figures(found: dict, seconds: float, epochs: int) -> dict:
+    return {"map": max(found["map"], 0.0), "map50": max(found["map_50"], 0.0), "map75": max(found["map_75"], 0.0),
+            "ar300": max(found.get("mar_300", 0.0), 0.0), "train_s": round(seconds, 1), "epochs": epochs}
+
+
+def run_torchvision(args: argparse.Namespace, data: Path) -> dict:
+    """torchvision's ssdlite320_mobilenet_v3_large from scratch on our loaders (the same tiles and augmentation), with
+    its own loss, AdamW and our warm-up + cosine schedule, scored like ours."""
+    from torchvision.models.detection import ssdlite320_mobilenet_v3_large
+
+    torch.manual_seed(args.seed)
+    cfg = resolve_defaults(TrainConfig(**options(args, data, Path(tempfile.mkdtemp()))))
+    loaders = build_detection_data(data_config(cfg))
+    mean = torch.tensor(loaders.preprocessing.mean).view(1, 3, 1, 1)
+    std = torch.tensor(loaders.preprocessing.std).view(1, 3, 1, 1)
+    model = ssdlite320_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=2)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps = len(loaders.train_loader)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps, cfg))
+    start = time.perf_counter()
+    for epoch in range(cfg.epochs):
+        loaders.set_epoch(epoch)
+        model.train()
+        for images, targets in loaders.train_loader:
+            pixels = images * std + mean  # torchvision's transform normalises [0, 1] images itself
+            boxes, labels = targets.in_window()
+            side = images.shape[-1]
+            wanted = [{"boxes": b[lab > 0] * side, "labels": lab[lab > 0]} for b, lab in zip(boxes, labels)]
+            losses = model(list(pixels), wanted)
+            loss = sum(losses.values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+    seconds = time.perf_counter() - start
+    model.eval()
+    model.score_thresh, model.detections_per_img = 0.01, 100  # as ours
+    images_seen = ImageDetections()
+    with torch.no_grad():
+        for images, targets in loaders.val_loader:
+            side = images.shape[-1]
+            for i, out in enumerate(model(list(images * std + mean))):
+                det = Detections(out["boxes"] / side, out["scores"], out["labels"])
+                image = int(targets.image_id[i])
+                size = tuple(int(s) for s in targets.image_size[i])
+                images_seen.parts[image].append(to_image(det, targets.window[i], size))
+                images_seen.truth.setdefault(image, targets.image(i))
+    return figures(coco_figures(images_seen.merged(), 2)["figures"], seconds, cfg.epochs)
+
+
+def convert_imagenet(folder: Path) -> str:
+    from mobilenetv2.cli import main
+
+    path = folder / "imagenet.safetensors"
+    if main(["convert", str(TFLITE), str(path), "--labels", str(DATA / "tflite" / "imagenet_labels.txt")]) != 0:
+        raise SystemExit("could not convert the TFLite ImageNet classifier")
+    return str(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--input-size", type=int, default=320)
+    parser.add_argument("--tile", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", nargs="+", choices=["imagenet", "scratch", "torchvision"],
+                        default=["imagenet", "scratch", "torchvision"])
+    parser.add_argument("--out", type=Path, default=Path("runs/detection-trees"))
+    parser.add_argument("--prepare", type=Path, metavar="DIR", help="only write the split's train.csv/val.csv to DIR")
+    args = parser.parse_args()
+    if args.prepare:
+        print(f"wrote {prepare(args.prepare)}/train.csv and val.csv")
+        return
+    torch.set_num_threads(2)
+    data = prepare(args.out / "split")
+    print(describe())
+    rows = {}
+    for name in args.only:
+        if name == "torchvision":
+            rows[name] = run_torchvision(args, data)
+        else:
+            pretrained = convert_imagenet(args.out) if name == "imagenet" else None
+            rows[name] = run_ours(args, data, args.out / name, pretrained)
+        print(name, rows[name], flush=True)
+    labels = {"imagenet": "ours (ssdlite_mobilenet_v2), converted ImageNet backbone",
+              "scratch": "ours (ssdlite_mobilenet_v2), from scratch",
+              "torchvision": "torchvision ssdlite320_mobilenet_v3_large, from scratch"}
+    print(f"\n| model | mAP@.5 | mAP@[.5:.95] | mAP@.75 | AR@300 | training passes ({args.epochs} epochs) |")
+    print("|---|---|---|---|---|---|")
+    for name, r in rows.items():
+        print(f"| {labels[name]} | {r['map50']:.1%} | {r['map']:.1%} | {r['map75']:.1%} | {r['ar300']:.1%} | "
+              f"{r['train_s']:.0f} s |")
+    (args.out / "results.json").write_text(json.dumps({"cpu": describe(), "args": {k: str(v) for k, v in vars(args).items()},
+                                                       "results": rows}, indent=2))
+    assert all(math.isfinite(r["map"]) for r in rows.values())
+
+
+if __name__ == "__main__":
+    main()
