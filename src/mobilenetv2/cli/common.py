@@ -12,7 +12,8 @@ def add_model_args(p: argparse.ArgumentParser, default: str = "mobilenet_v2") ->
     p.add_argument("--model", default=default, help=f"model name (see `mobilenetv2 info --list`; default {default})")
     p.add_argument("--width", type=float, default=None, help="width multiplier (any float > 0; paper: 0.35 to 1.4)")
     p.add_argument("--resolution", type=int, default=224, help="input resolution, >= 32 (paper: 96 to 224)")
-    p.add_argument("--num-classes", type=int, default=None, help="number of output classes (default 1000)")
+    p.add_argument("--num-classes", type=int, default=None,
+                   help="number of output classes (default: the model's: 1000 for classifiers, 21 for DeepLab, 91 for SSDLite)")
 
 
 def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:

@@ -623,7 +623,7 @@ def crop_window(image: Image.Image, window: tuple[int, ...]) -> Image.Image:
 
 
 class DetectionTrain:
-    """Crop the window, augment ("paper": SSD's photometric distortion, zoom out, IoU crop, flip; "light": flip and a
+    """Crop the window, augment ("paper": SSD's colour distortion, zoom out, IoU crop, flip; "light": flip and a
     mild random crop; "none": nothing), squash to S x S, normalise. Targets: the augmented boxes in S x S pixels."""
 
     def __init__(self, pre: Preprocessing, augment: str, flip: bool) -> None:
@@ -636,7 +636,9 @@ class DetectionTrain:
         elif augment == "light":
             steps = [[*flips, v2.RandomResizedCrop(size, scale=(0.8, 1.0), interpolation=mode, antialias=True)]] * 2
         else:  # "paper"; randaugment and trivialaugment are classification presets and mean SSD's augmentation here
-            head = [v2.RandomPhotometricDistort(p=0.5), v2.RandomZoomOut(fill=fill, side_range=(1.0, 2.0), p=0.5)]
+            # SSD's photometric distortion without its channel swap: colour tells vegetation, fruit, signs apart
+            colour = v2.RandomApply([v2.ColorJitter(brightness=0.125, contrast=0.5, saturation=0.5, hue=0.05)], p=0.5)
+            head = [colour, v2.RandomZoomOut(fill=fill, side_range=(1.0, 2.0), p=0.5)]
             # RandomIoUCrop needs a box to keep; an image without boxes skips it
             steps = [[*head, v2.RandomIoUCrop(), *flips, resize], [*head, *flips, resize]]
         tail = [v2.ClampBoundingBoxes(), v2.SanitizeBoundingBoxes(min_size=1),
