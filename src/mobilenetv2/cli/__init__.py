@@ -15,7 +15,7 @@ from mobilenetv2.console import setup_logging
 from mobilenetv2.errors import UserError
 
 # Subcommand modules under mobilenetv2.cli, in the order --help lists them.
-COMMANDS = ["train", "evaluate", "predict", "info", "compare", "convert", "export", "quantize", "benchmark", "tune"]
+COMMANDS = ["train", "evaluate", "predict", "info", "compare", "convert", "export", "quantize", "benchmark", "tune", "serve"]
 
 
 class Parser(argparse.ArgumentParser):

@@ -4,7 +4,9 @@ over-large files (decompression bombs) raise one clear error naming the file."""
 from __future__ import annotations
 
 import glob
+import io
 import os
+import re
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,21 +55,23 @@ def check_pixels(img: Image.Image, where: object) -> None:
 
 
 @contextmanager
-def open_image(path: str | os.PathLike[str]) -> Iterator[Image.Image]:
-    """``Image.open`` with the pixel limit checked from the header; every failure is a ``BadImageError``."""
+def open_image(path: str | os.PathLike[str] | io.BytesIO, where: object = None) -> Iterator[Image.Image]:
+    """``Image.open`` with the pixel limit checked from the header; every failure is a ``BadImageError`` naming
+    ``where`` (default: the path)."""
+    where = path if where is None else where
     try:
         with warnings.catch_warnings():
             # PIL warns above its limit and raises above twice it; both become one error for this file
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(path)
     except FileNotFoundError:
-        raise BadImageError(f"{path}: no such file") from None
+        raise BadImageError(f"{where}: no such file") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImageError(f"{path}: image above the limit of {MAX_IMAGE_PIXELS:,} pixels ({exc})") from None
+        raise BadImageError(f"{where}: image above the limit of {MAX_IMAGE_PIXELS:,} pixels ({exc})") from None
     except DECODE_ERRORS as exc:
-        raise BadImageError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from None
+        raise BadImageError(f"{where}: not a readable image ({type(exc).__name__}: {_reason(exc)})") from None
     with img:
-        check_pixels(img, path)
+        check_pixels(img, where)
         yield img
 
 
@@ -79,14 +83,28 @@ def upright(img: Image.Image) -> Image.Image:
         return img
 
 
-def load_image(path: str | os.PathLike[str]) -> Image.Image:
-    """Open, fully decode, turn upright (EXIF) and convert an image to RGB, or raise ``BadImageError`` naming the file."""
-    with open_image(path) as img:
+def load_image(path: str | os.PathLike[str] | io.BytesIO, where: object = None) -> Image.Image:
+    """Open, fully decode, turn upright (EXIF) and convert an image to RGB, or raise ``BadImageError`` naming the file
+    (or ``where``)."""
+    where = path if where is None else where
+    with open_image(path, where) as img:
         try:
             img.load()
             return to_rgb(upright(img))
         except DECODE_ERRORS as exc:
-            raise BadImageError(f"{path}: not a readable image ({type(exc).__name__}: {exc})") from None
+            raise BadImageError(f"{where}: not a readable image ({type(exc).__name__}: {_reason(exc)})") from None
+
+
+def _reason(exc: Exception) -> str:
+    """PIL's message without the repr of an in-memory file ("<_io.BytesIO object at 0x...>")."""
+    return re.sub(r"\s*<_io\.BytesIO object at 0x[0-9a-f]+>", "", str(exc))
+
+
+def load_image_bytes(data: bytes, where: object = "the upload") -> Image.Image:
+    """``load_image`` for bytes held in memory (an HTTP upload): the same limits and one-line errors."""
+    if not data:
+        raise BadImageError(f"{where}: empty (no image bytes)")
+    return load_image(io.BytesIO(data), where)
 
 
 def is_image_file(path: str | os.PathLike[str]) -> bool:

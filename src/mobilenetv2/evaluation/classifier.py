@@ -107,6 +107,15 @@ class Classifier:
                             f" paths, PIL images, HWC uint8 arrays or CHW tensors")
         return self.transform(image)
 
+    def prepare(self, image: ImageInput) -> tuple[torch.Tensor, Any]:
+        """One image -> its model inputs [k, C, S, S] and what ``finish`` needs; a server batches the inputs of many
+        requests through ``logits`` and gives each request its share of the outputs."""
+        return self.preprocess(image)[None], None
+
+    def finish(self, outputs: torch.Tensor, state: Any, top_k: int = 5) -> Any:
+        """The prediction of one image from the outputs of its ``prepare`` inputs."""
+        return self.task.postprocess(outputs, self.class_names, top_k)[0]
+
     def predict(self, images: ImageInput | Sequence[ImageInput], top_k: int = 5, batch_size: int = 32,
                 tta: bool = False) -> list[Prediction]:
         """The ``top_k`` labels and probabilities of each image (a single image gives a list of one)."""

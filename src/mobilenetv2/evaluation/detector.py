@@ -71,24 +71,33 @@ class Detector(Classifier):
         if tta:
             raise UserError("--tta is not available for detection models")
         items = [images] if _is_single(images) else list(images)
-        return [self.detect(item, self.max_detections, batch_size) for item in items]
+        return [self.detect(item, batch_size) for item in items]
 
-    def detect(self, item: ImageInput, limit: int, batch_size: int):
+    def prepare(self, item: ImageInput) -> tuple[torch.Tensor, tuple[list, tuple[int, int]]]:
+        """The image's inputs: its tiles (or the whole image), each resized to the model's input."""
         from mobilenetv2.data.detection import tile_windows
-        from mobilenetv2.tasks.detection.boxes import decode, merge, to_image
-        from mobilenetv2.tasks.detection.task import DetectionPrediction
 
         image = _as_pil(item)
         windows = tile_windows(image.width, image.height, self.tile, self.tile_overlap)
-        parts = []
-        for start in range(0, len(windows), batch_size):
-            chunk = windows[start:start + batch_size]
-            batch = torch.stack([self.preprocess(image.crop(w)) for w in chunk])
-            for det, window in zip(decode(self.logits(batch), self.score_threshold), chunk):
-                parts.append(to_image(det, torch.tensor(window, dtype=torch.float32), (image.height, image.width)))
-        det = merge(parts, max_detections=limit)
-        source = str(item) if isinstance(item, (str, os.PathLike)) else None
-        return DetectionPrediction.from_detections(det, self.class_names, image.width, image.height, source, len(windows))
+        return torch.stack([self.preprocess(image.crop(w)) for w in windows]), (windows, (image.width, image.height))
+
+    def finish(self, outputs: torch.Tensor, state: tuple[list, tuple[int, int]], top_k: int | None = None):
+        """The image's detections in its pixels: each tile's, moved into place, merged by NMS."""
+        from mobilenetv2.tasks.detection.boxes import decode, merge, to_image
+        from mobilenetv2.tasks.detection.task import DetectionPrediction
+
+        windows, (width, height) = state
+        parts = [to_image(det, torch.tensor(window, dtype=torch.float32), (height, width))
+                 for det, window in zip(decode(outputs, self.score_threshold), windows)]
+        det = merge(parts, max_detections=self.max_detections)
+        return DetectionPrediction.from_detections(det, self.class_names, width, height, None, len(windows))
+
+    def detect(self, item: ImageInput, batch_size: int):
+        inputs, state = self.prepare(item)
+        outputs = torch.cat([self.logits(inputs[i:i + batch_size]) for i in range(0, len(inputs), batch_size)])
+        prediction = self.finish(outputs, state)
+        prediction.source = str(item) if isinstance(item, (str, os.PathLike)) else None
+        return prediction
 
 
 def _as_pil(item: Any) -> Image.Image:

@@ -37,6 +37,15 @@ class Segmenter(Classifier):
             probs = (probs + self.logits(batch.flip(-1)).softmax(dim=1).flip(-1)) / 2
         return [F.interpolate(p[None], size=size, mode="bilinear", align_corners=False)[0] for p, size in zip(probs, sizes)]
 
+    def prepare(self, image: ImageInput) -> tuple[torch.Tensor, tuple[int, int]]:
+        image = load_image(image) if isinstance(image, (str, os.PathLike)) else image
+        return self.preprocess(image)[None], _size(image)
+
+    def finish(self, outputs: torch.Tensor, size: tuple[int, int], top_k: int = 5):
+        """The mask at the image's ``size`` and the class fractions, from the logits of its input."""
+        probs = F.interpolate(outputs.float().softmax(dim=1), size=size, mode="bilinear", align_corners=False)
+        return self.task.postprocess(probs.log(), self.class_names, top_k)[0]
+
     def predict(self, images: ImageInput | Sequence[ImageInput], top_k: int = 5, batch_size: int = 8,
                 tta: bool = False) -> list:
         """One ``SegmentationPrediction`` (mask, class fractions) per image; ``top_k`` limits the listed classes."""

@@ -138,6 +138,10 @@ class Task(ABC):
             self.visualise(image, prediction).save(tmp, format="PNG")
         return [path]
 
+    def answer(self, prediction: Any) -> dict[str, Any]:
+        """The JSON answer of the HTTP server for one prediction."""
+        return prediction.to_dict()
+
     @abstractmethod
     def prediction_rows(self, prediction: Any) -> list[dict[str, Any]]:
         """The CSV rows of one prediction (column -> value)."""

@@ -179,6 +179,16 @@ class SegmentationTask(Task):
                 picture.save(tmp, format="PNG")
         return paths
 
+    def answer(self, prediction: SegmentationPrediction) -> dict[str, Any]:
+        """The fractions, the class names, and the mask as a base64 PNG in the PASCAL palette (pixel values = class)."""
+        import base64
+        import io
+
+        buffer = io.BytesIO()
+        colorize(prediction.mask).save(buffer, format="PNG")
+        return {**prediction.to_dict(), "class_names": prediction.class_names,
+                "mask_png": base64.b64encode(buffer.getvalue()).decode("ascii")}
+
     def prediction_rows(self, prediction: SegmentationPrediction) -> list[dict[str, Any]]:
         return [{"image": prediction.source, "class": name, "index": prediction.class_names.index(name),
                  "fraction": f"{share:.6f}"} for name, share in prediction.fractions.items()]

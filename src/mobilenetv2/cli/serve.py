@@ -1,0 +1,59 @@
+"""``mobilenetv2 serve``: an HTTP server for a checkpoint or an ONNX export, batching concurrent requests."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("serve", help="serve a model over HTTP (batched across requests, a page at /)",
+                       description="Serve a checkpoint (torch, or onnxruntime with --backend onnx) or an .onnx file "
+                                   "with FastAPI + uvicorn: POST /v1/predict (an image as the body or as the multipart "
+                                   "field 'file'), GET /v1/model, /healthz, /readyz, /metrics (Prometheus) and /docs; "
+                                   "a page at / to drop a photo on. Concurrent requests are batched into one forward "
+                                   "pass (up to --max-batch inputs or --max-wait-ms); a full queue answers 503 with "
+                                   "Retry-After. Binds to 127.0.0.1 unless --host says otherwise.")
+    p.add_argument("model", help="our .safetensors checkpoint, a run folder, or an .onnx file")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument("--backend", choices=["torch", "onnx"], default=None,
+                   help="torch (a checkpoint's default) or onnx (onnxruntime; a checkpoint is exported and verified first)")
+    p.add_argument("--max-batch", type=int, default=16, help="inputs per forward pass at most (default 16; 1: no batching)")
+    p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request waits for others to batch with (5)")
+    p.add_argument("--max-queue", type=int, default=256, help="inputs allowed to wait; more get 503 (default 256)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds a request may wait for its answer (504 after)")
+    p.add_argument("--workers", type=int, default=1, help="server processes, each with its own model (default 1)")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads per worker (default: torch's)")
+    p.add_argument("--api-key", default=None, help="require this key (X-API-Key or Authorization: Bearer) on every "
+                                                   "prediction; also read from $MOBILENETV2_API_KEY")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import logging
+    import os
+
+    from mobilenetv2.errors import UserError
+    from mobilenetv2.extras import require
+    from mobilenetv2.serving.factory import CONFIG_VARIABLE
+
+    for name in ("fastapi", "uvicorn", "python_multipart", "prometheus_client"):
+        require(name, "serve")
+    import uvicorn
+
+    if args.max_batch < 1 or args.max_queue < 1 or args.workers < 1 or args.max_wait_ms < 0 or args.timeout <= 0:
+        raise UserError("--max-batch, --max-queue and --workers must be >= 1, --max-wait-ms >= 0 and --timeout > 0")
+    from mobilenetv2.serving.model import load_served
+
+    load_served(args.model, args.backend, args.threads)  # fail here, in one line, rather than in every worker
+    config = {"model": args.model, "backend": args.backend, "threads": args.threads, "max_batch": args.max_batch,
+              "max_wait_ms": args.max_wait_ms, "max_queue": args.max_queue, "timeout_s": args.timeout}
+    os.environ[CONFIG_VARIABLE] = json.dumps(config)
+    if args.api_key:
+        os.environ["MOBILENETV2_API_KEY"] = args.api_key
+    logging.getLogger("mobilenetv2.serve").info("serving %s on http://%s:%d/ (%d worker(s))", args.model, args.host,
+                                                args.port, args.workers)
+    uvicorn.run("mobilenetv2.serving.factory:app", factory=True, host=args.host, port=args.port, workers=args.workers,
+                log_level="warning", timeout_graceful_shutdown=5)
+    return 0

@@ -1,0 +1,186 @@
+"""The HTTP API (FastAPI): /v1/predict batched across requests, /v1/model, /healthz, /readyz, /metrics, the page."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import torch
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from mobilenetv2.data.images import BadImageError, load_image_bytes
+from mobilenetv2.serving.batcher import Batcher, QueueFull
+
+MAX_BODY_BYTES = 20 * 1024 * 1024  # an upload above 20 MB is refused (413) before it is read whole
+FILE_FIELD = "file"
+
+
+@dataclass
+class ServeOptions:
+    max_batch: int = 16
+    max_wait_ms: float = 5.0
+    max_queue: int = 256  # inputs waiting; more get 503 with Retry-After
+    timeout_s: float = 30.0  # a request waiting longer gets 504
+    max_top_k: int = 20
+    api_key: str | None = None
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or {}
+
+
+class Metrics:
+    """Prometheus metrics in the app's own registry."""
+
+    def __init__(self, batcher: Batcher) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("mobilenetv2_requests", "prediction requests by HTTP status", ["status"],
+                                registry=self.registry)
+        self.errors = Counter("mobilenetv2_errors", "failed prediction requests by kind", ["kind"], registry=self.registry)
+        self.latency = Histogram("mobilenetv2_request_latency_seconds", "prediction latency, request to answer",
+                                 buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10), registry=self.registry)
+        self.batch_size = Histogram("mobilenetv2_batch_size", "inputs per forward pass",
+                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=self.registry)
+        self.queue = Gauge("mobilenetv2_queue_depth", "inputs waiting for a forward pass", registry=self.registry)
+        self.queue.set_function(lambda: batcher.waiting)
+
+
+def create_app(predictor: Any, card: dict[str, Any], options: ServeOptions | None = None) -> FastAPI:
+    """The app serving ``predictor`` (a Classifier, Segmenter or Detector); ``card`` is what /v1/model shows."""
+    options = options or ServeOptions()
+    batcher = Batcher(predictor.logits, options.max_batch, options.max_wait_ms, options.max_queue)
+    metrics = Metrics(batcher)
+    batcher.on_batch = lambda size, seconds: metrics.batch_size.observe(size)
+    state = {"ready": False}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        batcher.start()
+        await warm_up(predictor, batcher)
+        state["ready"] = True
+        yield
+        await batcher.stop()
+
+    app = FastAPI(title="mobilenetv2", version="1", lifespan=lifespan,
+                  description=f"{card.get('task', '')} model {card.get('model', '')}: POST an image to /v1/predict")
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        ready = state["ready"]
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/model")
+    async def model_card() -> dict[str, Any]:
+        return card
+
+    @app.get("/", response_class=HTMLResponse)
+    async def page() -> str:
+        return resources.files("mobilenetv2.serving").joinpath("static/index.html").read_text(encoding="utf-8")
+
+    @app.get("/static/{name}")
+    async def static(name: str) -> Response:
+        if name not in STATIC:
+            raise ApiError(404, f"no static file {name!r}")
+        body = resources.files("mobilenetv2.serving").joinpath(f"static/{name}").read_bytes()
+        return Response(body, media_type=STATIC[name])
+
+    @app.post("/v1/predict")
+    async def predict(request: Request, top_k: int = 5) -> JSONResponse:
+        started = time.perf_counter()
+        try:
+            check_key(request, options.api_key)
+            if not 1 <= top_k <= options.max_top_k:
+                raise ApiError(422, f"top_k must be between 1 and {options.max_top_k}, got {top_k}")
+            image = load_image_bytes(await read_upload(request))
+            inputs, prepared = predictor.prepare(image)
+            try:
+                outputs = await batcher.submit(inputs, options.timeout_s)
+            except QueueFull:
+                raise ApiError(503, "the server is busy (queue full); retry shortly", {"Retry-After": "1"}) from None
+            except asyncio.TimeoutError:
+                raise ApiError(504, f"no answer within {options.timeout_s:g} s") from None
+            prediction = predictor.finish(outputs, prepared, top_k)
+            answer = {"task": card["task"], "backend": card["backend"], **predictor.task.answer(prediction),
+                      "latency_ms": round(1000 * (time.perf_counter() - started), 2)}
+            metrics.requests.labels("200").inc()
+            return JSONResponse(answer)
+        except (ApiError, BadImageError) as exc:
+            status = exc.status if isinstance(exc, ApiError) else 400
+            metrics.requests.labels(str(status)).inc()
+            metrics.errors.labels("bad_image" if isinstance(exc, BadImageError) else str(status)).inc()
+            headers = exc.headers if isinstance(exc, ApiError) else {}
+            return JSONResponse({"error": str(exc)}, status_code=status, headers=headers)
+        finally:
+            metrics.latency.observe(time.perf_counter() - started)
+
+    return app
+
+
+STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
+
+
+def check_key(request: Request, key: str | None) -> None:
+    if key is None:
+        return
+    given = request.headers.get("x-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
+    if not hmac.compare_digest(given.encode(), key.encode()):
+        raise ApiError(401, "missing or wrong API key (send it as X-API-Key or Authorization: Bearer)")
+
+
+async def read_upload(request: Request) -> bytes:
+    """The image bytes: the multipart field ``file``, or the raw body; refused above ``MAX_BODY_BYTES``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ApiError(413, f"the body is {int(declared):,} bytes, above the limit of {MAX_BODY_BYTES:,} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise ApiError(413, f"the body is above the limit of {MAX_BODY_BYTES:,} bytes")
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return await multipart_file(request, bytes(body))
+    if not body:
+        raise ApiError(400, "empty body: send the image as the body, or as the multipart field 'file'")
+    return bytes(body)
+
+
+async def multipart_file(request: Request, body: bytes) -> bytes:
+    from starlette.datastructures import UploadFile
+    from starlette.requests import Request as Replay
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    form = await Replay(request.scope, receive).form()
+    upload = form.get(FILE_FIELD)
+    if not isinstance(upload, UploadFile):
+        fields = ", ".join(repr(k) for k in form) or "none"
+        raise ApiError(422, f"multipart upload without a file field named {FILE_FIELD!r} (fields: {fields})")
+    return await upload.read()
+
+
+async def warm_up(predictor: Any, batcher: Batcher) -> None:
+    """One forward pass before /readyz says ready (the first pass allocates and picks kernels)."""
+    size = predictor.preprocessing.input_size
+    await batcher.submit(torch.zeros(1, 3, size, size), timeout=600)
