@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -29,6 +30,7 @@ class ServeOptions:
     max_queue: int = 256  # inputs waiting; more get 503 with Retry-After
     timeout_s: float = 30.0  # a request waiting longer gets 504
     max_top_k: int = 20
+    decode_threads: int = 2  # threads decoding and resizing uploads (PIL and torch release the GIL)
     api_key: str | None = None
 
 
@@ -61,6 +63,7 @@ def create_app(predictor: Any, card: dict[str, Any], options: ServeOptions | Non
     metrics = Metrics(batcher)
     batcher.on_batch = lambda size, seconds: metrics.batch_size.observe(size)
     state = {"ready": False}
+    decoders = ThreadPoolExecutor(max_workers=options.decode_threads, thread_name_prefix="mobilenetv2-decode")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -69,6 +72,7 @@ def create_app(predictor: Any, card: dict[str, Any], options: ServeOptions | Non
         state["ready"] = True
         yield
         await batcher.stop()
+        decoders.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="mobilenetv2", version="1", lifespan=lifespan,
                   description=f"{card.get('task', '')} model {card.get('model', '')}: POST an image to /v1/predict")
@@ -112,15 +116,16 @@ def create_app(predictor: Any, card: dict[str, Any], options: ServeOptions | Non
             check_key(request, options.api_key)
             if not 1 <= top_k <= options.max_top_k:
                 raise ApiError(422, f"top_k must be between 1 and {options.max_top_k}, got {top_k}")
-            image = load_image_bytes(await read_upload(request))
-            inputs, prepared = predictor.prepare(image)
+            body = await read_upload(request)
+            loop = asyncio.get_running_loop()  # decoding and resizing run beside the event loop, not on it
+            inputs, prepared = await loop.run_in_executor(decoders, lambda: predictor.prepare(load_image_bytes(body)))
             try:
                 outputs = await batcher.submit(inputs, options.timeout_s)
             except QueueFull:
                 raise ApiError(503, "the server is busy (queue full); retry shortly", {"Retry-After": "1"}) from None
             except asyncio.TimeoutError:
                 raise ApiError(504, f"no answer within {options.timeout_s:g} s") from None
-            prediction = predictor.finish(outputs, prepared, top_k)
+            prediction = await loop.run_in_executor(decoders, predictor.finish, outputs, prepared, top_k)
             answer = {"task": card["task"], "backend": card["backend"], **predictor.task.answer(prediction),
                       "latency_ms": round(1000 * (time.perf_counter() - started), 2)}
             metrics.requests.labels("200").inc()

@@ -139,8 +139,8 @@ class Task(ABC):
         return [path]
 
     def answer(self, prediction: Any) -> dict[str, Any]:
-        """The JSON answer of the HTTP server for one prediction."""
-        return prediction.to_dict()
+        """The JSON answer of the HTTP server for one prediction (an upload has no file name: none is given)."""
+        return {k: v for k, v in prediction.to_dict().items() if k not in ("source", "image")}
 
     @abstractmethod
     def prediction_rows(self, prediction: Any) -> list[dict[str, Any]]:

@@ -37,19 +37,31 @@ function showError(text) {
   status.className = "error";
 }
 
+let latest = 0;  // answers to an older upload than the latest are dropped
+
 async function send(file) {
   if (!file) return;
+  const mine = ++latest;
   $("result").hidden = false;
   $("status").className = "";
   $("status").textContent = "predicting…";
   $("labels").replaceChildren();
+  const canvas = $("canvas");
+  canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
   const bitmap = await createImageBitmap(file).catch(() => null);
-  const response = await fetch("/v1/predict?top_k=5", {method: "POST", body: file,
-    headers: headers({"Content-Type": file.type || "application/octet-stream"})});
-  const answer = await response.json();
+  let response, answer;
+  try {
+    response = await fetch("/v1/predict?top_k=5", {method: "POST", body: file,
+      headers: headers({"Content-Type": file.type || "application/octet-stream"})});
+    const text = await response.text();
+    try { answer = JSON.parse(text); } catch { answer = {error: text.slice(0, 200) || response.statusText}; }
+  } catch (e) {
+    if (mine === latest) showError(`no answer from the server: ${e}`);
+    return;
+  }
+  if (mine !== latest) return;
   if (!response.ok) return showError(`error ${response.status}: ${answer.error}`);
   $("status").textContent = `${answer.task}, ${answer.latency_ms} ms on the server (${answer.backend})`;
-  const canvas = $("canvas");
   if (bitmap) {
     canvas.width = bitmap.width;
     canvas.height = bitmap.height;
@@ -109,7 +121,7 @@ const drop = $("drop");
 drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
 drop.addEventListener("dragleave", () => drop.classList.remove("over"));
 drop.addEventListener("drop", (e) => { e.preventDefault(); drop.classList.remove("over"); send(e.dataTransfer.files[0]); });
-$("file").addEventListener("change", (e) => send(e.target.files[0]));
+$("file").addEventListener("change", (e) => { send(e.target.files[0]); e.target.value = ""; });  // the same file again is a new upload
 document.addEventListener("paste", (e) => {
   const item = [...e.clipboardData.items].find((i) => i.type.startsWith("image/"));
   if (item) send(item.getAsFile());

@@ -186,7 +186,7 @@ class SegmentationTask(Task):
 
         buffer = io.BytesIO()
         colorize(prediction.mask).save(buffer, format="PNG")
-        return {**prediction.to_dict(), "class_names": prediction.class_names,
+        return {**super().answer(prediction), "class_names": prediction.class_names,
                 "mask_png": base64.b64encode(buffer.getvalue()).decode("ascii")}
 
     def prediction_rows(self, prediction: SegmentationPrediction) -> list[dict[str, Any]]:

@@ -1,0 +1,175 @@
+"""Load test of `mobilenetv2 serve` on loopback: throughput, latency percentiles and errors at several concurrencies,
+with batching on and off, for the torch and the ONNX int8 backends, beside each backend's raw batched throughput in
+process (what the server's overhead is measured against).
+
+The model is the real ImageNet MobileNetV2 (the shared TFLite file, converted), 224x224; its int8 ONNX file comes from
+`mobilenetv2 quantize` calibrated on the shared photos. Every request sends the same 256 px JPEG. The client is a
+small asyncio HTTP/1.1 client with one keep-alive connection per concurrent user, so that it costs the 2-core machine
+as little CPU as possible; it runs in this process while the server runs in another.
+
+    python benchmarks/serve_load.py [--requests 2000] [--concurrency 1 8 32] [--seconds 60] [--out runs/serve-load]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from mobilenetv2.cli import main as cli
+from mobilenetv2.evaluation import load_predictor
+from mobilenetv2.hardware import describe
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+MAX_BATCH = 16
+
+
+def prepare_models(out: Path) -> dict[str, Path]:
+    """The converted ImageNet checkpoint and its int8 ONNX file."""
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint, int8 = out / "imagenet_v2.safetensors", out / "imagenet_v2.int8.onnx"
+    if not checkpoint.exists():
+        cli(["convert", str(DATA / "tflite" / "mobilenet_v2_1.0_224_quant.tflite"), str(checkpoint),
+             "--labels", str(DATA / "tflite" / "imagenet_labels.txt")])
+    if not int8.exists():
+        cli(["quantize", str(checkpoint), "--calib", str(DATA / "hymenoptera_data" / "val"), "--num-calib", "64",
+             "--out", str(int8)])
+    return {"torch": checkpoint, "onnx int8": int8}
+
+
+def payload() -> bytes:
+    photo = Image.open(DATA / "tflite" / "parrot.jpg").convert("RGB")
+    photo.thumbnail((256, 256))
+    buffer = io.BytesIO()
+    photo.save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def raw_throughput(model: Path, body: bytes, seconds: float = 5.0) -> float:
+    """Images per second of the backend alone: batches of MAX_BATCH preprocessed inputs, in this process."""
+    torch.set_num_threads(2)
+    predictor = load_predictor(model, device="cpu", threads=2)
+    inputs = torch.cat([predictor.prepare(Image.open(io.BytesIO(body)).convert("RGB"))[0]] * MAX_BATCH)
+    predictor.logits(inputs)
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        predictor.logits(inputs)
+        done += MAX_BATCH
+    return done / (time.perf_counter() - start)
+
+
+async def one_user(host: str, port: int, body: bytes, count: int, latencies: list, errors: list, deadline: float) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    head = (f"POST /v1/predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: image/jpeg\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    try:
+        for _ in range(count):
+            if time.perf_counter() > deadline:
+                return
+            start = time.perf_counter()
+            writer.write(head + body)
+            await writer.drain()
+            status_line = await reader.readline()
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":")[1])
+            await reader.readexactly(length)
+            if b" 200 " in status_line:
+                latencies.append(time.perf_counter() - start)
+            else:
+                errors.append(status_line.decode().strip())
+    finally:
+        writer.close()
+
+
+async def load(port: int, body: bytes, requests: int, concurrency: int, seconds: float) -> dict:
+    latencies: list[float] = []
+    errors: list[str] = []
+    per_user = -(-requests // concurrency)
+    start = time.perf_counter()
+    await asyncio.gather(*(one_user("127.0.0.1", port, body, per_user, latencies, errors, start + seconds)
+                           for _ in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    ms = sorted(1000 * x for x in latencies)
+    pct = (lambda q: ms[min(len(ms) - 1, int(q * len(ms)))]) if ms else (lambda q: float("nan"))
+    return {"concurrency": concurrency, "requests": len(ms) + len(errors), "errors": len(errors),
+            "throughput": len(ms) / elapsed, "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
+            "mean_ms": statistics.fmean(ms) if ms else float("nan")}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(model: Path, max_batch: int) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "mobilenetv2", "serve", str(model), "--port", str(port),
+                             "--max-batch", str(max_batch), "--threads", "2", "--max-queue", "1024"],
+                            env={**os.environ, "OMP_NUM_THREADS": "2"}, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
+                if r.status == 200:
+                    return proc, port
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("the server did not become ready")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="requests per concurrency level (default 2000)")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--seconds", type=float, default=60, help="at most this long per level (default 60)")
+    parser.add_argument("--out", type=Path, default=Path("runs/serve-load"))
+    args = parser.parse_args()
+    print(describe())
+    models, body = prepare_models(args.out), payload()
+    results = []
+    for backend, model in models.items():
+        raw = raw_throughput(model, body)
+        print(f"{backend}: raw batched throughput in process {raw:.0f} img/s (batch {MAX_BATCH})", flush=True)
+        for batching, max_batch in (("on", MAX_BATCH), ("off", 1)):
+            proc, port = serve(model, max_batch)
+            try:
+                asyncio.run(load(port, body, 64, 8, 30))  # warm the server and the client
+                for concurrency in args.concurrency:
+                    row = asyncio.run(load(port, body, args.requests, concurrency, args.seconds))
+                    row |= {"backend": backend, "batching": batching, "raw_throughput": raw,
+                            "of_raw": row["throughput"] / raw}
+                    results.append(row)
+                    print(f"{backend:9} batching {batching:3} c={concurrency:<3} {row['throughput']:7.1f} req/s "
+                          f"({row['of_raw']:.0%} of raw)  p50 {row['p50_ms']:.1f} p95 {row['p95_ms']:.1f} "
+                          f"p99 {row['p99_ms']:.1f} ms  errors {row['errors']}  ({row['requests']} requests)", flush=True)
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
+    print("\n| backend | batching | concurrency | req/s | of raw batched | p50 ms | p95 ms | p99 ms | p99/p50 | errors |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['backend']} | {r['batching']} | {r['concurrency']} | {r['throughput']:.1f} | {r['of_raw']:.0%} | "
+              f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['p99_ms'] / r['p50_ms']:.2f} | {r['errors']} |")
+    (args.out / "results.json").write_text(json.dumps({"cpu": describe(), "results": results}, indent=2))
+    assert all(np.isfinite(r["throughput"]) for r in results)
+
+
+if __name__ == "__main__":
+    main()
