@@ -96,19 +96,28 @@ async def one_user(host: str, port: int, body: bytes, count: int, latencies: lis
         writer.close()
 
 
-async def load(port: int, body: bytes, requests: int, concurrency: int, seconds: float) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and all its threads (Linux /proc), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def load(port: int, body: bytes, requests: int, concurrency: int, seconds: float, server_pid: int) -> dict:
     latencies: list[float] = []
     errors: list[str] = []
     per_user = -(-requests // concurrency)
+    server_cpu, client_cpu = cpu_seconds(server_pid), time.process_time()
     start = time.perf_counter()
     await asyncio.gather(*(one_user("127.0.0.1", port, body, per_user, latencies, errors, start + seconds)
                            for _ in range(concurrency)))
     elapsed = time.perf_counter() - start
+    server_cpu, client_cpu = cpu_seconds(server_pid) - server_cpu, time.process_time() - client_cpu
     ms = sorted(1000 * x for x in latencies)
     pct = (lambda q: ms[min(len(ms) - 1, int(q * len(ms)))]) if ms else (lambda q: float("nan"))
     return {"concurrency": concurrency, "requests": len(ms) + len(errors), "errors": len(errors),
             "throughput": len(ms) / elapsed, "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99),
-            "mean_ms": statistics.fmean(ms) if ms else float("nan")}
+            "mean_ms": statistics.fmean(ms) if ms else float("nan"),
+            "server_cpu_ms": 1000 * server_cpu / max(len(ms), 1), "client_cpu_ms": 1000 * client_cpu / max(len(ms), 1)}
 
 
 def free_port() -> int:
@@ -139,34 +148,40 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="requests per concurrency level (default 2000)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=60, help="at most this long per level (default 60)")
+    parser.add_argument("--backends", nargs="+", choices=["torch", "onnx int8"], default=["torch", "onnx int8"])
     parser.add_argument("--out", type=Path, default=Path("runs/serve-load"))
     args = parser.parse_args()
     print(describe())
     models, body = prepare_models(args.out), payload()
     results = []
     for backend, model in models.items():
+        if backend not in args.backends:
+            continue
         raw = raw_throughput(model, body)
         print(f"{backend}: raw batched throughput in process {raw:.0f} img/s (batch {MAX_BATCH})", flush=True)
         for batching, max_batch in (("on", MAX_BATCH), ("off", 1)):
             proc, port = serve(model, max_batch)
             try:
-                asyncio.run(load(port, body, 64, 8, 30))  # warm the server and the client
+                asyncio.run(load(port, body, 64, 8, 30, proc.pid))  # warm the server and the client
                 for concurrency in args.concurrency:
-                    row = asyncio.run(load(port, body, args.requests, concurrency, args.seconds))
+                    row = asyncio.run(load(port, body, args.requests, concurrency, args.seconds, proc.pid))
                     row |= {"backend": backend, "batching": batching, "raw_throughput": raw,
                             "of_raw": row["throughput"] / raw}
                     results.append(row)
                     print(f"{backend:9} batching {batching:3} c={concurrency:<3} {row['throughput']:7.1f} req/s "
                           f"({row['of_raw']:.0%} of raw)  p50 {row['p50_ms']:.1f} p95 {row['p95_ms']:.1f} "
-                          f"p99 {row['p99_ms']:.1f} ms  errors {row['errors']}  ({row['requests']} requests)", flush=True)
+                          f"p99 {row['p99_ms']:.1f} ms  errors {row['errors']}  ({row['requests']} requests; CPU a request: "
+                          f"server {row['server_cpu_ms']:.2f} ms, client {row['client_cpu_ms']:.2f} ms)", flush=True)
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
-    print("\n| backend | batching | concurrency | req/s | of raw batched | p50 ms | p95 ms | p99 ms | p99/p50 | errors |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| backend | batching | concurrency | req/s | of raw batched | p50 ms | p95 ms | p99 ms | p99/p50 | errors "
+          "| server CPU ms/request | client CPU ms/request |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['backend']} | {r['batching']} | {r['concurrency']} | {r['throughput']:.1f} | {r['of_raw']:.0%} | "
-              f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['p99_ms'] / r['p50_ms']:.2f} | {r['errors']} |")
+              f"{r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['p99_ms']:.1f} | {r['p99_ms'] / r['p50_ms']:.2f} | {r['errors']} "
+              f"| {r['server_cpu_ms']:.2f} | {r['client_cpu_ms']:.2f} |")
     (args.out / "results.json").write_text(json.dumps({"cpu": describe(), "results": results}, indent=2))
     assert all(np.isfinite(r["throughput"]) for r in results)
 

@@ -134,15 +134,17 @@ class Classifier:
         return results
 
 
-def load_parts(path: str | os.PathLike[str], threads: int | None = None) -> tuple[Any, list[str] | None, Preprocessing, str]:
-    """(model or runtime backend, class names, preprocessing, task) of a checkpoint, ``.onnx`` or ``.pte`` file."""
+def load_parts(path: str | os.PathLike[str], threads: int | None = None,
+               spin: bool = True) -> tuple[Any, list[str] | None, Preprocessing, str]:
+    """(model or runtime backend, class names, preprocessing, task) of a checkpoint, ``.onnx`` or ``.pte`` file;
+    ``spin=False``: onnxruntime's idle threads sleep instead of busy-waiting (a server has other work for the CPU)."""
     suffix = Path(path).suffix.lower()
     if suffix in (".onnx", ".pte"):
         if suffix == ".onnx":
             from mobilenetv2.export.runtime import OnnxBackend as Backend
         else:
             from mobilenetv2.export.executorch import ExecuTorchBackend as Backend
-        backend = Backend(path, threads=threads)
+        backend = Backend(path, threads=threads, **({"spin": spin} if suffix == ".onnx" else {}))
         return backend, backend.class_names, backend.preprocessing, getattr(backend, "task", "classification")
     from mobilenetv2.weights import load_checkpoint
 

@@ -14,9 +14,9 @@ PREDICTORS = {"classification": "mobilenetv2.evaluation.classifier:Classifier",
               "detection": "mobilenetv2.evaluation.detector:Detector"}
 
 
-def load_predictor(path: str | os.PathLike[str], device=None, threads: int | None = None) -> Classifier:
+def load_predictor(path: str | os.PathLike[str], device=None, threads: int | None = None, spin: bool = True) -> Classifier:
     """The predictor of a checkpoint, ``.onnx`` or ``.pte`` file for the task recorded in it."""
-    model, class_names, preprocessing, task = load_parts(path, threads)
+    model, class_names, preprocessing, task = load_parts(path, threads, spin)
     if task not in PREDICTORS:
         raise UserError(f"{path}: no predictor for task {task!r} in this version (tasks: {', '.join(PREDICTORS)})")
     module, name = PREDICTORS[task].split(":")

@@ -30,7 +30,8 @@ def load_served(path: str, backend: str | None = None, threads: int | None = Non
     source, arch = path, None
     if backend == "onnx" and not is_onnx:
         source, arch = export_for_serving(path)
-    predictor = load_predictor(source, device="cpu", threads=threads)
+    # idle onnxruntime threads must not busy-wait: decoding and request handling need the same cores
+    predictor = load_predictor(source, device="cpu", threads=threads, spin=False)
     return predictor, model_card(predictor, path, backend, arch)
 
 
