@@ -46,3 +46,42 @@ def tiny_config(data: Path, out: Path, **overrides) -> TrainConfig:
 def tiny():
     """``tiny(data, out, **overrides) -> TrainConfig``."""
     return tiny_config
+
+
+def as_flags(options: dict) -> list[str]:
+    """TrainConfig keyword options as `mobilenetv2 train` flags."""
+    flags = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        flags += ([flag] if value else [f"--no-{key.replace('_', '-')}"]) if isinstance(value, bool) else [flag, str(value)]
+    return flags
+
+
+@pytest.fixture
+def kill_mid_run():
+    """``kill(data, out, options)``: start `mobilenetv2 train` in a subprocess, SIGKILL it once its first resume state
+    is written, check that the run had not finished, and return its output."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import torch
+
+    def kill(data: Path, out: Path, options: dict) -> str:
+        cmd = [sys.executable, "-m", "mobilenetv2", "train", "--data", str(data), "--out", str(out), "--no-progress",
+               *as_flags(options)]
+        proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "2"}, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while not (out / "state.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        output = proc.communicate()[0].decode()
+        assert (out / "state.pt").exists(), output
+        interrupted_after = torch.load(out / "state.pt", weights_only=True)["epoch"]
+        assert interrupted_after < options["epochs"] - 1, "the run finished before it could be killed"
+        return output
+
+    return kill

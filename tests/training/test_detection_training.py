@@ -6,10 +6,8 @@ from __future__ import annotations
 import csv
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -74,28 +72,11 @@ def test_backbone_from_a_classifier_and_new_classes_from_a_detector(boxes_folder
                           **{**OPTIONS, "epochs": 1, "width_mult": None}))
 
 
-def as_flags(options: dict) -> list[str]:
-    flags = []
-    for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
-        flags += ([flag] if value else [f"--no-{key.replace('_', '-')}"]) if isinstance(value, bool) else [flag, str(value)]
-    return flags
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
-def test_sigkill_then_resume_equals_uninterrupted_run(boxes_folder, tmp_path):
+def test_sigkill_then_resume_equals_uninterrupted_run(boxes_folder, tmp_path, kill_mid_run):
     options = {**OPTIONS, "epochs": 4, "ema": 0.9, "augment": "paper"}
     killed = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "mobilenetv2", "train", "--data", str(boxes_folder), "--out", str(killed), "--no-progress",
-           *as_flags(options)]
-    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "2"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while not (killed / "state.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    output = proc.communicate()[0].decode()
-    assert (killed / "state.pt").exists(), output
-    assert torch.load(killed / "state.pt", weights_only=True)["epoch"] < options["epochs"] - 1, "finished before the kill"
+    kill_mid_run(boxes_folder, killed, options)
     assert main(["train", "--resume", str(killed)]) == 0
     straight = train(TrainConfig(data=str(boxes_folder), out=str(tmp_path / "straight"), progress=False, **options))
     resumed, reference = load_file(str(killed / "last.safetensors")), load_file(str(straight.run_dir / "last.safetensors"))

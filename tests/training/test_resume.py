@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 
 import pytest
 import torch
@@ -19,29 +15,10 @@ OPTIONS = dict(width_mult=0.35, input_size=32, augment="none", batch_size=8, epo
                lr=0.05, warmup_epochs=0.5, ema=0.9, deterministic=True, seed=3)
 
 
-def as_flags(options: dict) -> list[str]:
-    flags = []
-    for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
-        flags += ([flag] if value else [f"--no-{key.replace('_', '-')}"]) if isinstance(value, bool) else [flag, str(value)]
-    return flags
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
-def test_sigkill_then_resume_equals_uninterrupted_run(tiny_folder, tmp_path):
+def test_sigkill_then_resume_equals_uninterrupted_run(tiny_folder, tmp_path, kill_mid_run):
     killed = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "mobilenetv2", "train", "--data", str(tiny_folder), "--out", str(killed),
-           "--no-progress", *as_flags(OPTIONS)]
-    proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "2"}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 120
-    while not (killed / "state.pt").exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    output = proc.communicate()[0].decode()
-    assert (killed / "state.pt").exists(), output
-    interrupted_after = torch.load(killed / "state.pt", weights_only=True)["epoch"]
-    assert interrupted_after < OPTIONS["epochs"] - 1, "the run finished before it could be killed"
+    kill_mid_run(tiny_folder, killed, OPTIONS)
 
     assert main(["train", "--resume", str(killed)]) == 0
     straight = train(TrainConfig(data=str(tiny_folder), out=str(tmp_path / "straight"), progress=False, **OPTIONS))

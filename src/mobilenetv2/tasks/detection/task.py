@@ -136,7 +136,9 @@ class DetectionTask(Task):
 
     def eval_loss(self, outputs: torch.Tensor, targets: Any) -> float:
         """SSD's loss on evaluation outputs (the decoded boxes coded again against the anchors)."""
-        loss = SSDLoss()
+        if not hasattr(self, "_eval_loss"):  # one loss for every batch: its anchors are computed once
+            self._eval_loss = SSDLoss()
+        loss = self._eval_loss
         anchors = loss.anchors(outputs.shape[1], outputs.device)
         boxes = outputs[..., :4].reshape(-1, 4).clone()
         boxes[:, 2:] = torch.maximum(boxes[:, 2:], boxes[:, :2] + 1e-4)  # a quantized runtime may flip a tiny box
@@ -159,9 +161,9 @@ class DetectionTask(Task):
 
     # -- predictions ------------------------------------------------------------------------------------------------------------
     def postprocess(self, outputs: torch.Tensor, class_names: list[str], top_k: int) -> list[DetectionPrediction]:
-        """Evaluation outputs of whole inputs -> detections (score >= 0.3, at most ``top_k``) in the input's pixels."""
-        size = 1  # boxes stay normalised: the caller knows the image's size
-        return [DetectionPrediction.from_detections(Detections(d.boxes * size, d.scores, d.labels), class_names, 1, 1)
+        """Evaluation outputs of whole inputs -> detections (score >= 0.3, at most ``top_k``), boxes normalised to the
+        input (width and height 1): the caller knows the image's size (``Detector`` maps them to its pixels)."""
+        return [DetectionPrediction.from_detections(d, class_names, 1, 1)
                 for d in decode(outputs.float(), score_threshold=0.3, max_detections=top_k)]
 
     def visualise(self, image: Image.Image, prediction: DetectionPrediction) -> Image.Image:
