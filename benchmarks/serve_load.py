@@ -58,16 +58,16 @@ def payload() -> bytes:
     return buffer.getvalue()
 
 
-def raw_throughput(model: Path, body: bytes, seconds: float = 5.0) -> float:
-    """Images per second of the backend alone: batches of MAX_BATCH preprocessed inputs, in this process."""
+def raw_throughput(model: Path, body: bytes, batch: int = MAX_BATCH, seconds: float = 5.0) -> float:
+    """Images per second of the backend alone: batches of ``batch`` normalised inputs, in this process."""
     torch.set_num_threads(2)
     predictor = load_predictor(model, device="cpu", threads=2)
-    inputs = torch.cat([predictor.prepare(Image.open(io.BytesIO(body)).convert("RGB"))[0]] * MAX_BATCH)
+    inputs = torch.stack([predictor.preprocess(Image.open(io.BytesIO(body)).convert("RGB"))] * batch)
     predictor.logits(inputs)
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         predictor.logits(inputs)
-        done += MAX_BATCH
+        done += batch
     return done / (time.perf_counter() - start)
 
 
@@ -157,8 +157,10 @@ def main() -> None:
     for backend, model in models.items():
         if backend not in args.backends:
             continue
-        raw = raw_throughput(model, body)
-        print(f"{backend}: raw batched throughput in process {raw:.0f} img/s (batch {MAX_BATCH})", flush=True)
+        raw, raw_one = raw_throughput(model, body), raw_throughput(model, body, batch=1)
+        print(f"{backend}: raw throughput in process {raw:.0f} img/s in batches of {MAX_BATCH}, {raw_one:.0f} img/s "
+              f"one by one (the model's own gain from batching: {raw / raw_one:.2f}x; CPU an image at "
+              f"{MAX_BATCH}: {2000 / raw:.2f} ms on 2 threads)", flush=True)
         for batching, max_batch in (("on", MAX_BATCH), ("off", 1)):
             proc, port = serve(model, max_batch)
             try:
@@ -166,7 +168,7 @@ def main() -> None:
                 for concurrency in args.concurrency:
                     row = asyncio.run(load(port, body, args.requests, concurrency, args.seconds, proc.pid))
                     row |= {"backend": backend, "batching": batching, "raw_throughput": raw,
-                            "of_raw": row["throughput"] / raw}
+                            "raw_throughput_batch1": raw_one, "of_raw": row["throughput"] / raw}
                     results.append(row)
                     print(f"{backend:9} batching {batching:3} c={concurrency:<3} {row['throughput']:7.1f} req/s "
                           f"({row['of_raw']:.0%} of raw)  p50 {row['p50_ms']:.1f} p95 {row['p95_ms']:.1f} "

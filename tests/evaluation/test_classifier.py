@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from mobilenetv2.data.preprocessing import eval_transform
 from mobilenetv2.errors import UserError
 from mobilenetv2.evaluation import Classifier
 
@@ -26,6 +27,21 @@ def test_inputs_of_every_kind_agree(tiny_checkpoint, image_folder):
     np.testing.assert_allclose(preds[4].probabilities, preds[0].probabilities, atol=2e-3)  # float vs uint8 resize
     assert preds[0].source == str(path) and preds[2].source is None
     assert set(preds[0].labels) <= set(CLASSES) and preds[0].probabilities[0] >= preds[0].probabilities[1]
+
+
+def test_prepared_pixels_normalised_in_a_batch_match_predict(tiny_checkpoint, image_folder):
+    """A server resizes per request (uint8) and normalises per batch: the same numbers as the evaluation transform."""
+    clf = Classifier.load(tiny_checkpoint, device="cpu")
+    images = [Image.open(image_folder / name / "0.png").convert("RGB") for name in CLASSES]
+    prepared = [clf.prepare(image) for image in images]
+    assert all(inputs.dtype == torch.uint8 and inputs.shape[0] == 1 for inputs, _ in prepared)
+    reference = torch.stack([eval_transform(clf.preprocessing)(image) for image in images])
+    assert torch.equal(clf.normalize(torch.cat([inputs for inputs, _ in prepared])), reference)
+    logits = clf.logits_of_pixels(torch.cat([inputs for inputs, _ in prepared]))
+    answers = [clf.finish(logits[i:i + 1], state, top_k=3) for i, (_, state) in enumerate(prepared)]
+    for answer, expected in zip(answers, clf.predict(images, top_k=3)):
+        assert answer.indices == expected.indices
+        np.testing.assert_allclose(answer.probabilities, expected.probabilities, rtol=1e-5)
 
 
 def test_single_image_batch_and_top_k_clamped(tiny_checkpoint, image_folder):

@@ -37,6 +37,7 @@ def checkpoint(tmp_path_factory):
 @pytest.mark.parametrize(("args", "text"), [
     (["missing.safetensors"], "missing.safetensors"),
     (["{ckpt}", "--max-batch", "0"], "--max-batch"),
+    (["{ckpt}", "--decode-threads", "0"], "--decode-threads"),
     (["{ckpt}", "--backend", "gpu"], "invalid choice"),
 ])
 def test_bad_options_are_one_line(checkpoint, capsys, args, text):

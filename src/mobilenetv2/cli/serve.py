@@ -24,6 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=30.0, help="seconds a request may wait for its answer (504 after)")
     p.add_argument("--workers", type=int, default=1, help="server processes, each with its own model (default 1)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads per worker (default: torch's)")
+    p.add_argument("--decode-threads", type=int, default=None,
+                   help="threads per worker decoding and resizing uploads (default: half the cores, at least 1)")
     p.add_argument("--api-key", default=None, help="require this key (X-API-Key or Authorization: Bearer) on every "
                                                    "prediction; also read from $MOBILENETV2_API_KEY")
     return p
@@ -42,13 +44,17 @@ def run(args: argparse.Namespace) -> int:
         require(name, "serve")
     import uvicorn
 
-    if args.max_batch < 1 or args.max_queue < 1 or args.workers < 1 or args.max_wait_ms < 0 or args.timeout <= 0:
-        raise UserError("--max-batch, --max-queue and --workers must be >= 1, --max-wait-ms >= 0 and --timeout > 0")
+    if (args.max_batch < 1 or args.max_queue < 1 or args.workers < 1 or args.max_wait_ms < 0 or args.timeout <= 0
+            or (args.decode_threads is not None and args.decode_threads < 1)):
+        raise UserError("--max-batch, --max-queue, --workers and --decode-threads must be >= 1, --max-wait-ms >= 0 "
+                        "and --timeout > 0")
     from mobilenetv2.serving.model import load_served
 
     load_served(args.model, args.backend, args.threads)  # fail here, in one line, rather than in every worker
     config = {"model": args.model, "backend": args.backend, "threads": args.threads, "max_batch": args.max_batch,
               "max_wait_ms": args.max_wait_ms, "max_queue": args.max_queue, "timeout_s": args.timeout}
+    if args.decode_threads is not None:
+        config["decode_threads"] = args.decode_threads
     os.environ[CONFIG_VARIABLE] = json.dumps(config)
     if args.api_key:
         os.environ["MOBILENETV2_API_KEY"] = args.api_key

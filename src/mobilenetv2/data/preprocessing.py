@@ -82,9 +82,9 @@ class Preprocessing:
         return cls(**known)
 
 
-def eval_transform(pre: Preprocessing):
-    """torchvision transforms v2 pipeline: PIL/tensor image -> normalised float tensor of ``input_size``."""
-    import torch
+def pixel_transform(pre: Preprocessing):
+    """torchvision transforms v2: PIL/tensor image -> image tensor of ``input_size``, not yet normalised (uint8 from
+    PIL); a server runs this per request and ``normalize_transform`` once per batch."""
     from torchvision.transforms import InterpolationMode, v2
 
     mode = InterpolationMode(pre.interpolation)
@@ -92,6 +92,19 @@ def eval_transform(pre: Preprocessing):
         resize = [v2.Resize(pre.resize_size, interpolation=mode, antialias=True), v2.CenterCrop(pre.input_size)]
     else:
         resize = [v2.Resize((pre.input_size, pre.input_size), interpolation=mode, antialias=True)]
-    return v2.Compose([
-        v2.ToImage(), *resize, v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(pre.mean), list(pre.std)),
-    ])
+    return v2.Compose([v2.ToImage(), *resize])
+
+
+def normalize_transform(pre: Preprocessing):
+    """Image tensors [..., C, H, W] (uint8, or float in [0, 1]) -> normalised float32."""
+    import torch
+    from torchvision.transforms import v2
+
+    return v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(pre.mean), list(pre.std))])
+
+
+def eval_transform(pre: Preprocessing):
+    """torchvision transforms v2 pipeline: PIL/tensor image -> normalised float tensor of ``input_size``."""
+    from torchvision.transforms import v2
+
+    return v2.Compose([*pixel_transform(pre).transforms, *normalize_transform(pre).transforms])

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from mobilenetv2.data.images import load_image, to_rgb, upright
-from mobilenetv2.data.preprocessing import Preprocessing, eval_transform
+from mobilenetv2.data.preprocessing import Preprocessing, normalize_transform, pixel_transform
 from mobilenetv2.errors import UserError
 from mobilenetv2.tasks import get_task
 from mobilenetv2.tasks.classification import Prediction
@@ -38,10 +38,13 @@ class Classifier:
         self.is_torch = isinstance(model, torch.nn.Module)
         self.device = torch.device(device) if device is not None else (default_device() if self.is_torch else torch.device("cpu"))
         self.model = model.to(self.device).eval() if self.is_torch else model
-        self.preprocessing = preprocessing or Preprocessing()
-        self.transform = eval_transform(self.preprocessing)
+        self.set_preprocessing(preprocessing or Preprocessing())
         self.task = get_task(self.TASK)
         self._class_names = list(class_names) if class_names is not None else None
+
+    def set_preprocessing(self, preprocessing: Preprocessing) -> None:
+        self.preprocessing = preprocessing
+        self.to_pixels, self.normalize = pixel_transform(preprocessing), normalize_transform(preprocessing)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], device: str | torch.device | None = None,
@@ -83,6 +86,10 @@ class Classifier:
             return self.model(batch.to(self.device, non_blocking=True)).float().cpu()
         return torch.from_numpy(np.asarray(self.model(batch.cpu().numpy().astype(np.float32)), dtype=np.float32))
 
+    def logits_of_pixels(self, batch: torch.Tensor) -> torch.Tensor:
+        """``logits`` of a batch of ``prepare`` inputs (resized, not yet normalised): normalised here, in one op."""
+        return self.logits(self.normalize(batch))
+
     def probabilities(self, batch: torch.Tensor, tta: bool = False) -> torch.Tensor:
         """Softmax probabilities; with ``tta`` the average over the batch and its horizontal flip."""
         probs = self.logits(batch).softmax(dim=1)
@@ -92,6 +99,10 @@ class Classifier:
 
     def preprocess(self, image: ImageInput) -> torch.Tensor:
         """One image of any accepted kind -> a normalised CHW tensor of the model's input size."""
+        return self.normalize(self.pixels(image))
+
+    def pixels(self, image: ImageInput) -> torch.Tensor:
+        """One image of any accepted kind -> a CHW tensor of the model's input size, not yet normalised."""
         if isinstance(image, (str, os.PathLike)):
             image = load_image(image)
         elif isinstance(image, Image.Image):
@@ -105,12 +116,13 @@ class Classifier:
         else:
             raise UserError(f"cannot predict on a {type(image).__name__}; give"
                             f" paths, PIL images, HWC uint8 arrays or CHW tensors")
-        return self.transform(image)
+        return self.to_pixels(image).as_subclass(torch.Tensor)
 
     def prepare(self, image: ImageInput) -> tuple[torch.Tensor, Any]:
-        """One image -> its model inputs [k, C, S, S] and what ``finish`` needs; a server batches the inputs of many
-        requests through ``logits`` and gives each request its share of the outputs."""
-        return self.preprocess(image)[None], None
+        """One image -> its model inputs [k, C, S, S] (resized, uint8 from PIL) and what ``finish`` needs; a server
+        batches the inputs of many requests through ``logits_of_pixels`` and gives each request its share of the
+        outputs."""
+        return self.pixels(image)[None], None
 
     def finish(self, outputs: torch.Tensor, state: Any, top_k: int = 5) -> Any:
         """The prediction of one image from the outputs of its ``prepare`` inputs."""

@@ -11,7 +11,6 @@ import torch
 from PIL import Image
 
 from mobilenetv2.data.images import load_image
-from mobilenetv2.data.preprocessing import eval_transform
 from mobilenetv2.errors import UserError
 from mobilenetv2.evaluation.classifier import Classifier, ImageInput, _array_to_pil, _is_single
 
@@ -29,8 +28,7 @@ class Detector(Classifier):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.preprocessing = replace(self.preprocessing, resize_mode="squash", crop_pct=1.0)
-        self.transform = eval_transform(self.preprocessing)
+        self.set_preprocessing(replace(self.preprocessing, resize_mode="squash", crop_pct=1.0))
         self.score_threshold = DEFAULT_SCORE_THRESHOLD
         from mobilenetv2.tasks.detection.boxes import MAX_DETECTIONS
 
@@ -79,7 +77,7 @@ class Detector(Classifier):
 
         image = _as_pil(item)
         windows = tile_windows(image.width, image.height, self.tile, self.tile_overlap)
-        return torch.stack([self.preprocess(image.crop(w)) for w in windows]), (windows, (image.width, image.height))
+        return torch.stack([self.pixels(image.crop(w)) for w in windows]), (windows, (image.width, image.height))
 
     def finish(self, outputs: torch.Tensor, state: tuple[list, tuple[int, int]], top_k: int | None = None):
         """The image's detections in its pixels: each tile's, moved into place, merged by NMS."""
@@ -94,7 +92,7 @@ class Detector(Classifier):
 
     def detect(self, item: ImageInput, batch_size: int):
         inputs, state = self.prepare(item)
-        outputs = torch.cat([self.logits(inputs[i:i + batch_size]) for i in range(0, len(inputs), batch_size)])
+        outputs = torch.cat([self.logits_of_pixels(inputs[i:i + batch_size]) for i in range(0, len(inputs), batch_size)])
         prediction = self.finish(outputs, state)
         prediction.source = str(item) if isinstance(item, (str, os.PathLike)) else None
         return prediction

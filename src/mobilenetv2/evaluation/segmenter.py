@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from PIL import Image
 
 from mobilenetv2.data.images import load_image
-from mobilenetv2.data.preprocessing import eval_transform
 from mobilenetv2.errors import UserError
 from mobilenetv2.evaluation.classifier import Classifier, ImageInput, _is_single
 
@@ -27,8 +26,7 @@ class Segmenter(Classifier):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.preprocessing = replace(self.preprocessing, resize_mode="squash")  # no crop: every pixel gets a class
-        self.transform = eval_transform(self.preprocessing)
+        self.set_preprocessing(replace(self.preprocessing, resize_mode="squash"))  # no crop: every pixel gets a class
 
     def probabilities_at(self, batch: torch.Tensor, sizes: list[tuple[int, int]], tta: bool = False) -> list[torch.Tensor]:
         """Per-pixel class probabilities [C, H, W] of each image at its size; with ``tta`` averaged with the flip."""
@@ -39,7 +37,7 @@ class Segmenter(Classifier):
 
     def prepare(self, image: ImageInput) -> tuple[torch.Tensor, tuple[int, int]]:
         image = load_image(image) if isinstance(image, (str, os.PathLike)) else image
-        return self.preprocess(image)[None], _size(image)
+        return self.pixels(image)[None], _size(image)
 
     def finish(self, outputs: torch.Tensor, size: tuple[int, int], top_k: int = 5):
         """The mask at the image's ``size`` and the class fractions, from the logits of its input."""

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -30,7 +31,8 @@ class ServeOptions:
     max_queue: int = 256  # inputs waiting; more get 503 with Retry-After
     timeout_s: float = 30.0  # a request waiting longer gets 504
     max_top_k: int = 20
-    decode_threads: int = 2  # threads decoding and resizing uploads (PIL and torch release the GIL)
+    # threads decoding and resizing uploads (PIL and torch release the GIL); more than half the cores starves the model
+    decode_threads: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))
     api_key: str | None = None
 
 
@@ -59,7 +61,7 @@ class Metrics:
 def create_app(predictor: Any, card: dict[str, Any], options: ServeOptions | None = None) -> FastAPI:
     """The app serving ``predictor`` (a Classifier, Segmenter or Detector); ``card`` is what /v1/model shows."""
     options = options or ServeOptions()
-    batcher = Batcher(predictor.logits, options.max_batch, options.max_wait_ms, options.max_queue)
+    batcher = Batcher(predictor.logits_of_pixels, options.max_batch, options.max_wait_ms, options.max_queue)
     metrics = Metrics(batcher)
     batcher.on_batch = lambda size, seconds: metrics.batch_size.observe(size)
     state = {"ready": False}
@@ -188,4 +190,4 @@ async def multipart_file(request: Request, body: bytes) -> bytes:
 async def warm_up(predictor: Any, batcher: Batcher) -> None:
     """One forward pass before /readyz says ready (the first pass allocates and picks kernels)."""
     size = predictor.preprocessing.input_size
-    await batcher.submit(torch.zeros(1, 3, size, size), timeout=600)
+    await batcher.submit(torch.zeros(1, 3, size, size, dtype=torch.uint8), timeout=600)

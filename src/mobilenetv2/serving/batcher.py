@@ -71,23 +71,28 @@ class Batcher:
                 group.append(item)
                 count += len(item.inputs)
             self.waiting -= count
-            await self.run_group(group, count)
+            await self.run_group(group)
 
-    async def run_group(self, group: list[Pending], count: int) -> None:
+    def forward(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        # in the model thread: concatenating a batch is real work, the event loop must not wait for it
+        return self.run(torch.cat(parts))
+
+    async def run_group(self, group: list[Pending]) -> None:
         live = [p for p in group if not p.future.done()]  # requests that timed out are not computed
         if not live:
             return
-        batch = torch.cat([p.inputs for p in live])
+        count = sum(len(p.inputs) for p in live)
         started = time.perf_counter()
         try:
-            outputs = await asyncio.get_running_loop().run_in_executor(self.executor, self.run, batch)
+            outputs = await asyncio.get_running_loop().run_in_executor(self.executor, self.forward,
+                                                                       [p.inputs for p in live])
         except Exception as exc:  # the model failed: every request of the batch gets the error
             for p in live:
                 if not p.future.done():
                     p.future.set_exception(exc)
             return
         if self.on_batch is not None:
-            self.on_batch(len(batch), time.perf_counter() - started)
+            self.on_batch(count, time.perf_counter() - started)
         start = 0
         for p in live:
             rows = outputs[start:start + len(p.inputs)]

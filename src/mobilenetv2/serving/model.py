@@ -25,7 +25,11 @@ def load_served(path: str, backend: str | None = None, threads: int | None = Non
         raise UserError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if is_onnx and backend == "torch":
         raise UserError(f"{path} is an ONNX file: it serves on --backend onnx")
-    if threads is not None:
+    if backend == "onnx":
+        # torch only resizes and normalises here, from several threads at once: intra-op threads would fight
+        # onnxruntime's for the cores (and each other's), so torch gets one
+        torch.set_num_threads(1)
+    elif threads is not None:
         torch.set_num_threads(threads)
     source, arch = path, None
     if backend == "onnx" and not is_onnx:
