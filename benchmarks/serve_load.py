@@ -35,6 +35,7 @@ from mobilenetv2.hardware import describe
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MAX_BATCH = 16
+RAW_THREADS = 2  # the server's --threads
 
 
 def prepare_models(out: Path) -> dict[str, Path]:
@@ -58,11 +59,9 @@ def payload() -> bytes:
     return buffer.getvalue()
 
 
-def raw_throughput(model: Path, body: bytes, batch: int = MAX_BATCH, seconds: float = 5.0) -> float:
-    """Images per second of the backend alone: batches of ``batch`` normalised inputs, in this process."""
-    torch.set_num_threads(2)
-    predictor = load_predictor(model, device="cpu", threads=2)
-    inputs = torch.stack([predictor.preprocess(Image.open(io.BytesIO(body)).convert("RGB"))] * batch)
+def raw_throughput(predictor, image: torch.Tensor, batch: int = MAX_BATCH, seconds: float = 5.0) -> float:
+    """Images per second of the backend alone: batches of ``batch`` copies of a normalised input, in this process."""
+    inputs = torch.stack([image] * batch)
     predictor.logits(inputs)
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
@@ -129,8 +128,9 @@ def free_port() -> int:
 def serve(model: Path, max_batch: int) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mobilenetv2", "serve", str(model), "--port", str(port),
-                             "--max-batch", str(max_batch), "--threads", "2", "--max-queue", "1024"],
-                            env={**os.environ, "OMP_NUM_THREADS": "2"}, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+                             "--max-batch", str(max_batch), "--threads", str(RAW_THREADS), "--max-queue", "1024"],
+                            env={**os.environ, "OMP_NUM_THREADS": str(RAW_THREADS)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -157,10 +157,14 @@ def main() -> None:
     for backend, model in models.items():
         if backend not in args.backends:
             continue
-        raw, raw_one = raw_throughput(model, body), raw_throughput(model, body, batch=1)
+        torch.set_num_threads(RAW_THREADS)
+        predictor = load_predictor(model, device="cpu", threads=RAW_THREADS)
+        image = predictor.preprocess(Image.open(io.BytesIO(body)).convert("RGB"))
+        raw, raw_one = raw_throughput(predictor, image), raw_throughput(predictor, image, batch=1)
+        del predictor
         print(f"{backend}: raw throughput in process {raw:.0f} img/s in batches of {MAX_BATCH}, {raw_one:.0f} img/s "
               f"one by one (the model's own gain from batching: {raw / raw_one:.2f}x; CPU an image at "
-              f"{MAX_BATCH}: {2000 / raw:.2f} ms on 2 threads)", flush=True)
+              f"{MAX_BATCH}: {RAW_THREADS * 1000 / raw:.2f} ms on {RAW_THREADS} threads)", flush=True)
         for batching, max_batch in (("on", MAX_BATCH), ("off", 1)):
             proc, port = serve(model, max_batch)
             try:
