@@ -15,13 +15,13 @@ from pathlib import Path
 
 import torch
 
-from mobilenetv2.data.preprocessing import Preprocessing
 from mobilenetv2.export.executorch import ExecuTorchBackend, export_executorch, quantize_executorch
 from mobilenetv2.export.exporter import export_model
 from mobilenetv2.export.runtime import OnnxBackend
 from mobilenetv2.hardware import describe
 from mobilenetv2.models import create_model
 from mobilenetv2.reporting import format_table
+from mobilenetv2.spec import Preprocessing
 from mobilenetv2.timing import time_interleaved
 from mobilenetv2.weights import CheckpointMeta
 

@@ -44,7 +44,7 @@ def test_info_checkpoint(tmp_path, capsys):
 
 def test_info_checkpoint_uses_its_input_size(tmp_path, capsys):
     from mobilenetv2 import create_model
-    from mobilenetv2.data.preprocessing import Preprocessing
+    from mobilenetv2.spec import Preprocessing
     from mobilenetv2.weights import save_checkpoint
 
     path = save_checkpoint(tmp_path / "m.safetensors", create_model("mobilenet_v2_035", num_classes=2), ["a", "b"],

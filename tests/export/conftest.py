@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from mobilenetv2.data.preprocessing import Preprocessing
 from mobilenetv2.models import create_model
+from mobilenetv2.spec import Preprocessing
 from mobilenetv2.weights import save_checkpoint
 
 

@@ -48,11 +48,11 @@ def run(args: argparse.Namespace) -> int:
         if is_deeplab_tflite(source):  # the graph says which model it is, not the file name
             if args.drop_background:
                 raise UserError("--drop-background applies to classifiers; a segmentation model keeps class 0, background")
-            ckpt = convert_deeplab_tflite(source, labels=args.labels, calibration=args.calibrate,
-                                          max_calibration_images=args.calibrate_images)
+            ckpt = convert_deeplab_tflite(source, labels=args.labels)
         else:
-            ckpt = convert_tflite(source, labels=args.labels, drop_background=args.drop_background,
-                                  calibration=args.calibrate, max_calibration_images=args.calibrate_images)
+            ckpt = convert_tflite(source, labels=args.labels, drop_background=args.drop_background)
+        if args.calibrate:
+            calibrate(ckpt, args.calibrate, args.calibrate_images)
     else:
         from mobilenetv2.weights.keras import convert_keras
 
@@ -73,3 +73,15 @@ def run(args: argparse.Namespace) -> int:
               "note: BatchNorm is folded into the convolutions; before fine-tuning with BatchNorm in training mode, "
               "convert again with --calibrate IMAGES (e.g. your training images)")
     return 0
+
+
+def calibrate(ckpt, images: list[str], limit: int) -> None:
+    """Give the converted model's folded BatchNorm layers the statistics of up to ``limit`` of ``images``."""
+    import torch
+
+    from mobilenetv2.data.images import load_image, spread_images
+    from mobilenetv2.data.preprocessing import eval_transform
+    from mobilenetv2.weights.tflite import calibrate_checkpoint
+
+    transform = eval_transform(ckpt.preprocessing)
+    calibrate_checkpoint(ckpt, torch.stack([transform(load_image(p)) for p in spread_images(images, limit)]))

@@ -38,10 +38,10 @@ from mobilenetv2.data.loaders import (
     default_workers,
     distributed_rank,
 )
-from mobilenetv2.data.preprocessing import Preprocessing
 from mobilenetv2.data.segmentation import DIGIT_CLASSES, background, contrasting, glyph
 from mobilenetv2.data.transforms import sample_seed
 from mobilenetv2.errors import UserError
+from mobilenetv2.spec import Preprocessing
 
 logger = logging.getLogger(__name__)
 

@@ -165,3 +165,12 @@ def verify_image(path: str | os.PathLike[str], decode: bool = True) -> str | Non
         return str(exc).removeprefix(f"{path}: ")
     except DECODE_ERRORS as exc:
         return f"{type(exc).__name__}: {exc}"
+
+
+def spread_images(inputs: list[str], limit: int) -> list[Path]:
+    """At most ``limit`` of the images that ``inputs`` names, spread evenly over the sorted list (class folders are
+    often sorted, so the first ``limit`` would be one class); none found is an error."""
+    paths = find_images(list(inputs))
+    if not paths:
+        raise UserError(f"no images found in {' '.join(map(str, inputs))}")
+    return paths[::max(1, len(paths) // limit)][:limit]

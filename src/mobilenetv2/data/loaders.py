@@ -12,9 +12,10 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 from torch.utils.data._utils.collate import default_collate
 
 from mobilenetv2.data.datasets import LabeledImages, resolve_source
-from mobilenetv2.data.preprocessing import Preprocessing, check_crop_pct, check_input_size, eval_transform
+from mobilenetv2.data.preprocessing import eval_transform
 from mobilenetv2.data.transforms import BatchMix, check_augment, sample_seed, train_transform
 from mobilenetv2.errors import UserError
+from mobilenetv2.spec import Preprocessing, check_crop_pct, check_input_size
 
 # Recommended settings for the built-in digits (8x8 images upscaled): small input, no flips (a flipped 2 is not a 2),
 # no centre crop (the digits touch the borders). The training helper merges these into its defaults for data="digits".

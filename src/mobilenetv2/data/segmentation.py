@@ -35,9 +35,9 @@ from mobilenetv2.data.loaders import (
     default_workers,
     distributed_rank,
 )
-from mobilenetv2.data.preprocessing import Preprocessing
 from mobilenetv2.data.transforms import sample_seed
 from mobilenetv2.errors import UserError
+from mobilenetv2.spec import Preprocessing
 
 IGNORE = 255
 SPLITS = ("val", "train", "all")

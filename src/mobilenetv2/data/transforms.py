@@ -7,8 +7,9 @@ from collections.abc import Callable
 import torch
 from torchvision.transforms import InterpolationMode, v2
 
-from mobilenetv2.data.preprocessing import Preprocessing, eval_transform
+from mobilenetv2.data.preprocessing import eval_transform
 from mobilenetv2.errors import UserError
+from mobilenetv2.spec import Preprocessing
 
 _MASK64 = (1 << 64) - 1
 

@@ -12,8 +12,9 @@ import torch
 from PIL import Image
 
 from mobilenetv2.data.images import load_image, to_rgb, upright
-from mobilenetv2.data.preprocessing import Preprocessing, normalize_transform, pixel_transform
+from mobilenetv2.data.preprocessing import normalize_transform, pixel_transform
 from mobilenetv2.errors import UserError
+from mobilenetv2.spec import Preprocessing
 from mobilenetv2.tasks import get_task
 from mobilenetv2.tasks.classification import Prediction
 

@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from mobilenetv2.data.preprocessing import Preprocessing
 from mobilenetv2.errors import UserError
 from mobilenetv2.export.fuse import fuse_bn
 from mobilenetv2.export.onnx import first_line
 from mobilenetv2.extras import require
+from mobilenetv2.spec import Preprocessing
 
 
 def _require_executorch() -> None:

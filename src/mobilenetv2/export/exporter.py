@@ -11,9 +11,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from mobilenetv2.data.preprocessing import Preprocessing, eval_transform
+from mobilenetv2.data.preprocessing import eval_transform
 from mobilenetv2.errors import UserError
 from mobilenetv2.io import atomic_path, atomic_write_text
+from mobilenetv2.spec import Preprocessing
 from mobilenetv2.tasks import Task, get_task
 from mobilenetv2.weights import CheckpointMeta
 

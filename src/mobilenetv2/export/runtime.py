@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from mobilenetv2.data.preprocessing import Preprocessing
 from mobilenetv2.errors import UserError
 from mobilenetv2.extras import require
+from mobilenetv2.spec import Preprocessing
 
 # Keys of the ONNX model's metadata_props written by `export_onnx` (values are JSON).
 META_CLASS_NAMES = "mobilenetv2.class_names"

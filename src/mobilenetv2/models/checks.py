@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from mobilenetv2.errors import UserError
+from mobilenetv2.spec import check_choice
+
+__all__ = ["check_choice", "check_common_args", "check_num_classes", "check_resolution"]
 
 MIN_RESOLUTION = 32
 
@@ -28,9 +31,3 @@ def check_resolution(resolution: int) -> None:
     """An integer input resolution the stride-32 network can take."""
     if not isinstance(resolution, int) or resolution < MIN_RESOLUTION:
         raise UserError(f"resolution must be an integer >= {MIN_RESOLUTION} (the paper uses 96 to 224), got {resolution!r}")
-
-
-def check_choice(name: str, value: str, allowed: list[str]) -> None:
-    """``value`` is one of ``allowed``."""
-    if value not in allowed:
-        raise UserError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")

@@ -9,7 +9,7 @@ from typing import Any
 
 from mobilenetv2.data import DIGITS_DEFAULTS
 from mobilenetv2.data.describe import DataSummary, describe_source
-from mobilenetv2.data.preprocessing import check_crop_pct, check_input_size
+from mobilenetv2.spec import check_crop_pct, check_input_size
 from mobilenetv2.tasks import get_task
 from mobilenetv2.training.config import TrainConfig
 

@@ -102,7 +102,7 @@ def class_count(base: TrainConfig) -> Callable[[], int]:
     def count() -> int:
         if not cache:
             from mobilenetv2.data import build_eval_loader
-            from mobilenetv2.data.preprocessing import Preprocessing
+            from mobilenetv2.spec import Preprocessing
 
             _, names = build_eval_loader(base.data, Preprocessing(input_size=32), split="val", batch_size=1,
                                          workers=0, val_split=base.val_split, seed=base.seed, data_root=base.data_root)

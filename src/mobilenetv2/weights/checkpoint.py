@@ -19,10 +19,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mobilenetv2.data.preprocessing import Preprocessing
 from mobilenetv2.errors import UserError
 from mobilenetv2.io import atomic_path
 from mobilenetv2.models import model_from_arch
+from mobilenetv2.spec import Preprocessing
 from mobilenetv2.weights.convert import check_state_dict, detect_format, load_state_dict_strict, to_our_keys
 
 FORMAT = "mobilenetv2-checkpoint"

@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from mobilenetv2.data.preprocessing import Preprocessing
 from mobilenetv2.errors import UserError
 from mobilenetv2.extras import require
 from mobilenetv2.models import model_from_arch
+from mobilenetv2.spec import Preprocessing
 from mobilenetv2.weights.checkpoint import Checkpoint, CheckpointMeta
 from mobilenetv2.weights.convert import infer_arch, load_state_dict_strict
 
@@ -52,12 +52,11 @@ class TFLiteLayer:
 
 def convert_tflite(
     path: str | os.PathLike[str], labels: str | os.PathLike[str] | list[str] | None = None, drop_background: bool = False,
-    calibration: list[str] | None = None, max_calibration_images: int = 128,
 ) -> Checkpoint:
     """Read a TFLite MobileNetV2 into a Checkpoint (model, class names, preprocessing); save it with ``save_checkpoint``.
 
-    ``calibration``: image files/folders/globs that give the folded BatchNorm layers real statistics (see
-    ``calibrate_batchnorm``), which fine-tuning with BatchNorm in training mode needs.
+    Its BatchNorm layers are folded (identity statistics): ``calibrate_checkpoint`` gives them real ones, which
+    fine-tuning with BatchNorm in training mode needs.
     """
     path = Path(path)
     interpreter, schema_model = _open(path)
@@ -77,9 +76,15 @@ def convert_tflite(
     model.eval()
     pre = _preprocessing(interpreter)
     extra = {"source": str(path), "source_format": "tflite", "dropped_background": drop_background, "bn_calibration_images": 0}
-    if calibration:
-        extra["bn_calibration_images"] = calibrate_batchnorm(model, _calibration_batch(calibration, pre, max_calibration_images))
     return Checkpoint(model, CheckpointMeta.for_model(model, class_names=class_names, preprocessing=pre, extra=extra))
+
+
+def calibrate_checkpoint(ckpt: Checkpoint, images: torch.Tensor) -> int:
+    """``calibrate_batchnorm`` on a converted checkpoint, recording the number of images in its ``extra``."""
+    used = calibrate_batchnorm(ckpt.model, images)
+    ckpt.extra["bn_calibration_images"] = used
+    ckpt.model.eval()
+    return used
 
 
 @torch.no_grad()
@@ -118,18 +123,6 @@ def calibrate_batchnorm(model: torch.nn.Module, images: torch.Tensor, batch_size
         bn.running_var.copy_(var.float())
         bn.weight.copy_((var + bn.eps).sqrt().float())
     return len(images)
-
-
-def _calibration_batch(sources: list[str], pre: Preprocessing, limit: int) -> torch.Tensor:
-    from mobilenetv2.data.images import find_images, load_image
-    from mobilenetv2.data.preprocessing import eval_transform
-
-    paths = find_images(list(sources))
-    if not paths:
-        raise UserError(f"no calibration images found in {' '.join(map(str, sources))}")
-    step = max(1, len(paths) // limit)  # spread over the folder (classes are often in sorted sub-folders)
-    transform = eval_transform(pre)
-    return torch.stack([transform(load_image(p)) for p in paths[::step][:limit]])
 
 
 def _open(path: Path) -> tuple[Any, Any]:

@@ -22,14 +22,12 @@ from mobilenetv2.weights.tflite import (
     BN_EPS,
     NUM_BLOCKS,
     TFLiteLayer,
-    _calibration_batch,
     _expect,
     _layer,
     _open,
     _preprocessing,
     _put_conv_bn,
     _starts_block,
-    calibrate_batchnorm,
 )
 
 WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D")
@@ -45,11 +43,11 @@ def is_deeplab_tflite(path: str | os.PathLike[str]) -> bool:
     return "RESIZE_BILINEAR" in names and "CONCATENATION" in names
 
 
-def convert_deeplab_tflite(path: str | os.PathLike[str], labels: str | os.PathLike[str] | list[str] | None = None,
-                           calibration: list[str] | None = None, max_calibration_images: int = 128) -> Checkpoint:
+def convert_deeplab_tflite(path: str | os.PathLike[str],
+                           labels: str | os.PathLike[str] | list[str] | None = None) -> Checkpoint:
     """A segmentation Checkpoint (model, PASCAL class names, preprocessing) from a DeepLabv3-MobileNetV2 TFLite file.
 
-    ``calibration``: images that give the folded BatchNorm layers real statistics (see ``calibrate_batchnorm``).
+    Its BatchNorm layers are folded: ``weights.tflite.calibrate_checkpoint`` gives them real statistics.
     """
     path = Path(path)
     interpreter, schema_model = _open(path)
@@ -78,8 +76,6 @@ def convert_deeplab_tflite(path: str | os.PathLike[str], labels: str | os.PathLi
     names = read_labels(labels, num_classes) if labels is not None else None
     pre = _preprocessing(interpreter)
     extra = {"source": str(path), "source_format": "tflite", "bn_calibration_images": 0}
-    if calibration:
-        extra["bn_calibration_images"] = calibrate_batchnorm(model, _calibration_batch(calibration, pre, max_calibration_images))
     meta = CheckpointMeta.for_model(model, class_names=names, preprocessing=pre, task="segmentation", extra=extra)
     return Checkpoint(model, meta)
 
