@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
 
+from mobilenetv2.data.digit_scenes import BOX_CANVAS, DIGIT_CLASSES, DigitCanvases, digit_items
 from mobilenetv2.data.images import load_image, open_image
 from mobilenetv2.data.loaders import (
     Data,
@@ -38,7 +39,6 @@ from mobilenetv2.data.loaders import (
     default_workers,
     distributed_rank,
 )
-from mobilenetv2.data.segmentation import DIGIT_CLASSES, background, contrasting, glyph
 from mobilenetv2.data.transforms import sample_seed
 from mobilenetv2.errors import UserError
 from mobilenetv2.spec import Preprocessing
@@ -505,61 +505,12 @@ def folder_source(root: Path, val_split: float, seed: int) -> DetectionSource:
 
 
 # -- the built-in digits -----------------------------------------------------------------------------------------------
-DIGIT_CANVAS = 128
-DIGIT_IMAGES = {"train": 480, "val": 120}
-DIGIT_SIZES = (20, 48)  # font size in pixels
-MAX_DIGIT_IOU = 0.3
-
-
-def iou(a: tuple[int, ...], b: tuple[int, ...]) -> float:
-    inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-class DigitBoxes:
-    """Canvases of 1-4 digits printed in Pillow's bundled font on generated backgrounds; boxes are tight around each
-    digit's visible pixels, label = digit + 1. Made on the fly from (seed, split, index)."""
-
-    def __init__(self, seed: int = 0) -> None:
-        self.seed = seed
-
-    def __call__(self, item: tuple[str, int]) -> tuple[Image.Image, np.ndarray, np.ndarray]:
-        split, index = item
-        rng = np.random.default_rng([self.seed, index, 0 if split == "train" else 1, 0xB0C5])
-        canvas = background(rng, DIGIT_CANVAS)
-        owner = np.full((DIGIT_CANVAS, DIGIT_CANVAS), -1, dtype=np.int64)
-        placed: list[tuple[int, ...]] = []
-        digits: list[int] = []
-        for _ in range(int(rng.integers(1, 5))):
-            digit = int(rng.integers(10))
-            pixels = glyph(digit, int(rng.integers(DIGIT_SIZES[0], DIGIT_SIZES[1] + 1)))
-            h, w = pixels.shape
-            for _attempt in range(20):
-                y, x = int(rng.integers(0, DIGIT_CANVAS - h + 1)), int(rng.integers(0, DIGIT_CANVAS - w + 1))
-                if all(iou((x, y, x + w, y + h), other) < MAX_DIGIT_IOU for other in placed):
-                    break
-            else:
-                continue
-            region = canvas[y:y + h, x:x + w]
-            region[pixels] = contrasting(rng, region.mean(axis=(0, 1)))
-            owner[y:y + h, x:x + w][pixels] = len(placed)
-            placed.append((x, y, x + w, y + h))
-            digits.append(digit)
-        boxes, labels = [], []
-        for k, digit in enumerate(digits):  # a later digit may cover part of an earlier one: box what is visible
-            ys, xs = np.nonzero(owner == k)
-            if len(xs):
-                boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-                labels.append(digit + 1)
-        return Image.fromarray(canvas), np.array(boxes, dtype=np.float32).reshape(-1, 4), np.array(labels, dtype=np.int64)
+DIGIT_CANVAS = BOX_CANVAS
 
 
 def digits_source(seed: int) -> DetectionSource:
-    reader = DigitBoxes(seed)
-    items = {s: [(s, i) for i in range(n)] for s, n in DIGIT_IMAGES.items()}
-    items["all"] = items["train"] + items["val"]
-    splits = {s: DetectionImages(it, reader, [(DIGIT_CANVAS, DIGIT_CANVAS)] * len(it)) for s, it in items.items()}
+    reader = DigitCanvases(seed)
+    splits = {s: DetectionImages(it, reader, [(BOX_CANVAS, BOX_CANVAS)] * len(it)) for s, it in digit_items().items()}
     return DetectionSource(list(DIGIT_CLASSES), splits, in_memory=True)
 
 

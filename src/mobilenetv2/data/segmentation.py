@@ -11,7 +11,6 @@ never starts on bad data; unreadable images are errors too (a mask without its i
 
 from __future__ import annotations
 
-import functools
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from mobilenetv2.data.digit_scenes import DIGIT_CLASSES, SCENE_CANVAS, DigitScenes, digit_items
 from mobilenetv2.data.images import load_image
 from mobilenetv2.data.loaders import (
     Data,
@@ -43,7 +43,6 @@ IGNORE = 255
 SPLITS = ("val", "train", "all")
 PASCAL_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                   "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
-DIGIT_CLASSES = ["background", *(str(d) for d in range(10))]
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
 TORCHVISION = ("VOCSegmentation", "OxfordIIITPet")
@@ -221,81 +220,10 @@ def torchvision_source(name: str, data_root: str | None, download: bool) -> Segm
 
 
 # -- the built-in digit scenes -----------------------------------------------------------------------------------------
-DIGIT_CANVAS = 96
-DIGIT_SCENES = {"train": 480, "val": 120}
-
-
-class DigitScenes:
-    """Canvases of 1-2 digit cards on generated backgrounds: each tile is a coloured card with a digit printed on it
-    in Pillow's bundled font (36-60 px); the mask is exactly the card, class = digit + 1. Cards, not bare strokes:
-    a network at output stride 16 resolves regions of a dozen pixels, not 3-pixel strokes."""
-
-    def __init__(self, split: str, seed: int = 0) -> None:
-        self.split, self.seed = split, seed
-
-    def __call__(self, index: int) -> tuple[Image.Image, np.ndarray]:
-        rng = np.random.default_rng([self.seed, index, 0 if self.split == "train" else 1])
-        canvas = background(rng, DIGIT_CANVAS)
-        mask = np.zeros((DIGIT_CANVAS, DIGIT_CANVAS), dtype=np.uint8)
-        for _ in range(rng.integers(1, 3)):
-            digit, side = int(rng.integers(10)), int(rng.integers(36, 61))
-            drawn = np.pad(glyph(digit, side), 4)
-            h, w = drawn.shape
-            y, x = rng.integers(0, DIGIT_CANVAS - h + 1), rng.integers(0, DIGIT_CANVAS - w + 1)
-            card = contrasting(rng, canvas[y:y + h, x:x + w].mean(axis=(0, 1)))
-            canvas[y:y + h, x:x + w] = card
-            canvas[y:y + h, x:x + w][drawn] = contrasting(rng, card)
-            mask[y:y + h, x:x + w] = digit + 1
-        return Image.fromarray(canvas), mask
-
-
-@functools.lru_cache(maxsize=512)
-def glyph(digit: int, size: int) -> np.ndarray:
-    """The pixels of ``digit`` printed ``size`` px tall in Pillow's bundled font, cropped to the glyph."""
-    from PIL import ImageDraw, ImageFont
-
-    image = Image.new("L", (size * 2, size * 2))
-    ImageDraw.Draw(image).text((size // 4, 0), str(digit), font=ImageFont.load_default(size=size), fill=255)
-    pixels = np.asarray(image) > 127
-    ys, xs = np.nonzero(pixels)
-    return pixels[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
-
-
-def background(rng: np.random.Generator, size: int) -> np.ndarray:
-    """A smooth two-colour gradient at a random angle, sometimes striped, with noise (uint8 HxWx3)."""
-    a, b = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
-    yy, xx = np.mgrid[:size, :size] / size
-    angle = rng.uniform(0, np.pi)
-    t = (np.cos(angle) * xx + np.sin(angle) * yy)[..., None]
-    t = (t - t.min()) / max(t.max() - t.min(), 1e-6)
-    image = a * (1 - t) + b * t
-    if rng.random() < 0.3:
-        image = image + 25 * np.sign(np.sin(xx * rng.uniform(10, 40)))[..., None]
-    image = image + rng.normal(0, 12, image.shape)
-    return image.clip(0, 255).astype(np.uint8)
-
-
-def contrasting(rng: np.random.Generator, under: np.ndarray) -> np.ndarray:
-    """A random colour whose brightness is far from ``under``'s."""
-    colour = rng.uniform(0, 255, 3)
-    if abs(colour.mean() - under.mean()) < 80:
-        colour = np.clip(colour + (110 if under.mean() < 128 else -110), 0, 255)
-    return colour.astype(np.uint8)
-
-
 def digits_source(seed: int) -> SegmentationSource:
-    parts = {s: SegmentationImages(list(range(n)), DigitScenes(s, seed)) for s, n in DIGIT_SCENES.items()}
-    parts["all"] = SegmentationImages([("train", i) for i in range(DIGIT_SCENES["train"])]
-                                      + [("val", i) for i in range(DIGIT_SCENES["val"])], BothScenes(seed))
-    return SegmentationSource(parts, list(DIGIT_CLASSES), in_memory=True)
-
-
-class BothScenes:
-    def __init__(self, seed: int) -> None:
-        self.scenes = {s: DigitScenes(s, seed) for s in DIGIT_SCENES}
-
-    def __call__(self, item: tuple[str, int]) -> tuple[Image.Image, np.ndarray]:
-        return self.scenes[item[0]](item[1])
+    reader = DigitScenes(seed)
+    return SegmentationSource({s: SegmentationImages(items, reader) for s, items in digit_items().items()},
+                              list(DIGIT_CLASSES), in_memory=True)
 
 
 # -- resolving a data string -------------------------------------------------------------------------------------------
@@ -328,7 +256,7 @@ def segmentation_default_split(data: str, data_root: str | None = None) -> str:
 def typical_side(data: str, data_root: str | None = None, sample: int = 16) -> int | None:
     """The median long side of a few of the images (None when they are not files to look at)."""
     if data == "digits":
-        return DIGIT_CANVAS
+        return SCENE_CANVAS
     if data in TORCHVISION or not Path(data).is_dir():
         return None
     root = Path(data)
