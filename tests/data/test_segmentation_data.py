@@ -19,6 +19,7 @@ from mobilenetv2.data.segmentation import (
     segmentation_default_split,
     typical_side,
 )
+from mobilenetv2.data.splits import seeded_split
 from mobilenetv2.errors import UserError
 
 COLOURS = {0: (0, 0, 0), 1: (250, 0, 0), 2: (0, 250, 0)}
@@ -52,6 +53,14 @@ def test_images_and_masks_folder_with_seeded_split_and_class_names(tmp_path):
     assert resolve_segmentation_source(str(tmp_path)).class_names == ["void", "red", "green"]
     assert segmentation_default_split(str(tmp_path)) == "all" and typical_side(str(tmp_path)) == 48
 
+
+
+def test_seeded_split_keeps_a_training_image_whatever_the_validation_share(tmp_path):
+    assert seeded_split(10, 0.3, 1) == ([0, 1, 2, 3, 4, 5, 7], [6, 8, 9])  # the split by image of both tasks
+    assert seeded_split(5, 0.01, 2) == ([0, 1, 3, 4], [2]) and seeded_split(1, 0.5, 0) == ([0], [])
+    write_pairs(tmp_path, 2)
+    data = build_segmentation_data(DataConfig(data=str(tmp_path), val_split=0.9, input_size=32, batch_size=2, workers=0))
+    assert len(data.train_loader.dataset) == 1 and len(data.val_loader.dataset) == 1
 
 def test_train_val_folders_and_palette_masks(tmp_path):
     write_pairs(tmp_path / "train", 4)

@@ -31,6 +31,7 @@ from mobilenetv2.data.images import (
     upright,
     verify_image,
 )
+from mobilenetv2.data.splits import stratified_split
 from mobilenetv2.data.transforms import sample_seed
 from mobilenetv2.errors import UserError
 
@@ -124,19 +125,6 @@ def digits_source(val_split: float, seed: int) -> Source:
 
 
 # ----------------------------------------------------------------------------------------------- files on disk
-
-def stratified_split(labels: Sequence[int], val_split: float, seed: int) -> tuple[list[int], list[int]]:
-    """Seeded per-class split: round(val_split * n) of each class (at least 1 when it has 2+) go to validation."""
-    rng = np.random.default_rng(seed)
-    labels = np.asarray(labels)
-    train, val = [], []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        n_val = min(max(int(round(val_split * len(idx))), 1), len(idx) - 1) if len(idx) > 1 else 0
-        val += idx[:n_val].tolist()
-        train += idx[n_val:].tolist()
-    return sorted(train), sorted(val)
-
 
 def split_source(everything: LabeledImages, class_names: list[str], val_split: float, seed: int, **kw: Any) -> Source:
     train, val = stratified_split(everything.labels, val_split, seed)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import random
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -39,6 +38,7 @@ from mobilenetv2.data.loaders import (
     default_workers,
     distributed_rank,
 )
+from mobilenetv2.data.splits import seeded_split
 from mobilenetv2.data.transforms import sample_seed
 from mobilenetv2.errors import UserError
 from mobilenetv2.spec import Preprocessing
@@ -280,14 +280,6 @@ def read_classes(root: Path) -> list[str] | None:
     if len(names) < 2 or len(set(names)) != len(names):
         raise UserError(f"{path}: needs at least one class name and no repeated names")
     return names
-
-
-def seeded_split(n: int, val_split: float, seed: int) -> tuple[list[int], list[int]]:
-    """Indices of (train, val) images: at least one in each when there are two or more."""
-    order = list(range(n))
-    random.Random(seed).shuffle(order)
-    n_val = min(n - 1, max(1, round(n * val_split))) if n > 1 else 0
-    return sorted(order[n_val:]), sorted(order[:n_val])
 
 
 def assemble(root: Path, split_raws: dict[str, list[RawRecord]], declared: list[str] | None, val_split: float,

@@ -11,7 +11,6 @@ never starts on bad data; unreadable images are errors too (a mask without its i
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from mobilenetv2.data.loaders import (
     default_workers,
     distributed_rank,
 )
+from mobilenetv2.data.splits import seeded_split
 from mobilenetv2.data.transforms import sample_seed
 from mobilenetv2.errors import UserError
 from mobilenetv2.spec import Preprocessing
@@ -130,13 +130,6 @@ def read_class_names(root: Path) -> list[str] | None:
         if (root / name).is_file():
             return [line.strip() for line in (root / name).read_text().splitlines() if line.strip()]
     return None
-
-
-def seeded_split(n: int, val_split: float, seed: int) -> tuple[list[int], list[int]]:
-    order = list(range(n))
-    random.Random(seed).shuffle(order)
-    n_val = max(1, round(n * val_split)) if n > 1 else 0
-    return sorted(order[n_val:]), sorted(order[:n_val])
 
 
 def from_pairs(split_pairs: dict[str, list[tuple[Path, Path]]], names: list[str] | None, val_split: float,
