@@ -187,6 +187,14 @@ def test_train_val_subfolders_and_classes_txt(tmp_path):
     assert detection_default_split(str(tmp_path)) == "val"
 
 
+
+def test_images_of_every_suffix_the_package_reads_pair_with_their_xml(tmp_path):
+    voc_folder(tmp_path, count=2)
+    Image.open(tmp_path / "im1.png").save(tmp_path / "im1.ppm")  # data/images.py's suffixes, as for classification
+    (tmp_path / "im1.png").unlink()
+    source = resolve_detection_source(str(tmp_path))
+    assert sorted(r.path.name for r in source.splits["all"].items) == ["im0.png", "im1.ppm"]
+
 def test_voc_root_with_image_sets(tmp_path):
     root = tmp_path / "VOCdevkit" / "VOC2007"
     (root / "ImageSets" / "Main").mkdir(parents=True)

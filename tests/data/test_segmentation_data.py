@@ -52,6 +52,9 @@ def test_images_and_masks_folder_with_seeded_split_and_class_names(tmp_path):
     (tmp_path / "classes.txt").write_text("void\nred\ngreen\n")
     assert resolve_segmentation_source(str(tmp_path)).class_names == ["void", "red", "green"]
     assert segmentation_default_split(str(tmp_path)) == "all" and typical_side(str(tmp_path)) == 48
+    Image.open(tmp_path / "images" / "p0.png").save(tmp_path / "images" / "p0.gif")  # data/images.py's suffixes
+    (tmp_path / "images" / "p0.png").unlink()
+    assert sorted(p.name for p, _ in resolve_segmentation_source(str(tmp_path)).splits["all"].items)[0] == "p0.gif"
 
 
 

@@ -28,7 +28,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
 
 from mobilenetv2.data.digit_scenes import BOX_CANVAS, DIGIT_CLASSES, DigitCanvases, digit_items
-from mobilenetv2.data.images import load_image, open_image
+from mobilenetv2.data.images import IMAGE_EXTENSIONS, is_image_file, load_image, open_image
 from mobilenetv2.data.loaders import (
     Data,
     DataConfig,
@@ -47,7 +47,6 @@ logger = logging.getLogger(__name__)
 
 BACKGROUND = "background"
 SPLITS = ("val", "train", "all")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 CSV_COLUMNS = ("path", "xmin", "ymin", "xmax", "ymax", "label")
 LAYOUTS = ("images with Pascal VOC .xml beside them (optionally under train/ and val/), a VOC root (Annotations/ + "
            "JPEGImages/), a COCO .json (or a folder with train.json + val.json or annotations/instances_{train,val}*.json), "
@@ -332,7 +331,7 @@ def parse_voc_xml(xml: Path, image: Path) -> RawRecord:
 def images_by_stem(folder: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for path in sorted(folder.iterdir()):
-        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+        if path.is_file() and is_image_file(path):
             found.setdefault(path.stem, path)
     return found
 
@@ -346,7 +345,7 @@ def xml_folder(folder: Path) -> tuple[list[RawRecord], list[str]]:
     raws = []
     for xml in xmls:
         if xml.stem not in images:
-            raise UserError(f"{xml}: no image beside it named {xml.stem} + one of {', '.join(IMAGE_SUFFIXES)}")
+            raise UserError(f"{xml}: no image beside it named {xml.stem} + one of {', '.join(IMAGE_EXTENSIONS)}")
         raws.append(parse_voc_xml(xml, images[xml.stem]))
     stems = {x.stem for x in xmls}
     return raws, [str(p) for s, p in images.items() if s not in stems]

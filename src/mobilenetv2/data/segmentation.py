@@ -24,7 +24,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from mobilenetv2.data.digit_scenes import DIGIT_CLASSES, SCENE_CANVAS, DigitScenes, digit_items
-from mobilenetv2.data.images import load_image
+from mobilenetv2.data.images import IMAGE_EXTENSIONS, is_image_file, load_image
 from mobilenetv2.data.loaders import (
     Data,
     DataConfig,
@@ -43,7 +43,6 @@ IGNORE = 255
 SPLITS = ("val", "train", "all")
 PASCAL_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                   "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
 TORCHVISION = ("VOCSegmentation", "OxfordIIITPet")
 LAYOUTS = "images/ + masks/ (optionally under train/ and val/), a PASCAL VOC root (JPEGImages/, SegmentationClass/, " \
@@ -116,12 +115,12 @@ def pair_folder(folder: Path) -> list[tuple[Path, Path]]:
     """(image, mask) of folder/images/* and folder/masks/<stem>.png; an image without a mask is an error."""
     masks = {p.stem: p for p in (folder / "masks").iterdir() if p.suffix.lower() in MASK_SUFFIXES}
     pairs = []
-    for image in sorted(p for p in (folder / "images").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
+    for image in sorted(p for p in (folder / "images").iterdir() if is_image_file(p)):
         if image.stem not in masks:
             raise UserError(f"{image}: no mask (expected {folder / 'masks' / (image.stem + '.png')})")
         pairs.append((image, masks[image.stem]))
     if not pairs:
-        raise UserError(f"{folder / 'images'}: no images ({', '.join(IMAGE_SUFFIXES)})")
+        raise UserError(f"{folder / 'images'}: no images ({', '.join(IMAGE_EXTENSIONS)})")
     return pairs
 
 
@@ -253,7 +252,7 @@ def typical_side(data: str, data_root: str | None = None, sample: int = 16) -> i
     if data in TORCHVISION or not Path(data).is_dir():
         return None
     root = Path(data)
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and "masks" not in p.parts
+    files = sorted(p for p in root.rglob("*") if is_image_file(p) and "masks" not in p.parts
                    and "SegmentationClass" not in p.parts)[:sample]
     sides = []
     for path in files:
