@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from mobilenetv2.data import AUGMENT_PRESETS, DataConfig, Preprocessing, build_data, train_transform
-from mobilenetv2.data.loaders import ShardSampler, WeightedEpochSampler, balanced_class_weights
+from mobilenetv2.data.detection import build_detection_data
+from mobilenetv2.data.loaders import EpochLoader, ShardSampler, WeightedEpochSampler, balanced_class_weights
+from mobilenetv2.data.segmentation import build_segmentation_data
 
 
 @pytest.fixture
@@ -145,6 +147,22 @@ def test_distributed_training_loader_uses_a_distributed_sampler(folder, tmp_path
     finally:
         dist.destroy_process_group()
 
+
+
+@pytest.mark.parametrize("build", [build_segmentation_data, build_detection_data])
+def test_segmentation_and_detection_loaders_are_built_the_same_way(build, tmp_path):
+    import torch.distributed as dist
+    from torch.utils.data import DistributedSampler
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'pg'}", rank=0, world_size=1)
+    try:
+        d = build(DataConfig(data="digits", input_size=32, batch_size=4, workers=0, seed=3))
+        train, val = d.train_loader, d.val_loader
+        assert isinstance(train, EpochLoader) and isinstance(train.sampler, DistributedSampler) and train.drop_last
+        assert train.dataset.seed == 3 and train.dataset.transform is not None and val.dataset.transform is not None
+        assert isinstance(val.sampler, ShardSampler) and len(val.sampler) == 120 and not val.drop_last
+    finally:
+        dist.destroy_process_group()
 
 def test_validation_shards_cover_every_image_once():
     shards = [list(ShardSampler(7, rank, 3)) for rank in range(3)]

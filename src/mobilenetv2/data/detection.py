@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import InterpolationMode, v2
 
@@ -32,11 +32,12 @@ from mobilenetv2.data.images import IMAGE_EXTENSIONS, is_image_file, load_image,
 from mobilenetv2.data.loaders import (
     Data,
     DataConfig,
-    EpochLoader,
-    ShardSampler,
     check_config,
+    check_split,
     default_workers,
-    distributed_rank,
+    refuse_classification_options,
+    train_val_loaders,
+    train_val_splits,
 )
 from mobilenetv2.data.splits import seeded_split
 from mobilenetv2.data.transforms import sample_seed
@@ -46,7 +47,6 @@ from mobilenetv2.spec import Preprocessing
 logger = logging.getLogger(__name__)
 
 BACKGROUND = "background"
-SPLITS = ("val", "train", "all")
 CSV_COLUMNS = ("path", "xmin", "ymin", "xmax", "ymax", "label")
 LAYOUTS = ("images with Pascal VOC .xml beside them (optionally under train/ and val/), a VOC root (Annotations/ + "
            "JPEGImages/), a COCO .json (or a folder with train.json + val.json or annotations/instances_{train,val}*.json), "
@@ -624,29 +624,15 @@ def build_detection_data(cfg: DataConfig) -> Data:
     """Training loader (augmented windows, targets in S x S pixels) and validation loader (windows with their image's
     full ground truth); batches are (images [N, 3, S, S], BoxTargets)."""
     check_config(cfg)
-    if cfg.mixup > 0 or cfg.cutmix > 0 or cfg.balance != "none":
-        raise UserError("--mixup, --cutmix and --balance are for classification; detection trains on boxes as they are")
+    refuse_classification_options(cfg, "detection trains on boxes as they are")
     pre = squash_preprocessing(cfg)
     source = resolve_detection_source(cfg.data, cfg.data_root, cfg.val_split, cfg.seed)
-    train, val = source.splits["all" if cfg.train_on_val else "train"], source.splits["val"]
-    if len(train) == 0 or len(val) == 0:
-        raise UserError(f"{cfg.data}: the training or validation split is empty ({len(train)} / {len(val)} images); "
-                        f"detection needs at least 2 images")
+    train, val = train_val_splits(cfg, source.splits, "; detection needs at least 2 images")
     for dataset in (train, val):
         dataset.set_tiles(cfg.tile, cfg.tile_overlap)
-    train.transform, train.seed = DetectionTrain(pre, cfg.augment, flip=cfg.data != "digits"), cfg.seed
-    val.transform = DetectionEval(pre)
-    workers = default_workers(source.in_memory) if cfg.workers is None else int(cfg.workers)
-    dist = distributed_rank()
-    sampler = DistributedSampler(train, num_replicas=dist[1], rank=dist[0], shuffle=True, seed=cfg.seed) if dist else None
-    common = {"batch_size": int(cfg.batch_size), "num_workers": workers, "pin_memory": torch.cuda.is_available(),
-              "collate_fn": collate_detection}
-    per_epoch = len(sampler) if sampler is not None else len(train)
-    # drop_last: a final batch of one image would break BatchNorm in training
-    train_loader = EpochLoader(train, seed=cfg.seed, sampler=sampler, shuffle=sampler is None,
-                               drop_last=per_epoch > cfg.batch_size, **common)
-    val_loader = DataLoader(val, sampler=ShardSampler(len(val), *dist) if dist else None, **common)
-    return Data(train_loader, val_loader, source.class_names, pre, skipped=source.skipped)
+    transforms = DetectionTrain(pre, cfg.augment, flip=cfg.data != "digits"), DetectionEval(pre)
+    loaders = train_val_loaders(cfg, train, val, transforms, collate_detection, source.in_memory)
+    return Data(*loaders, source.class_names, pre, skipped=source.skipped)
 
 
 def build_detection_eval_loader(data: str, preprocessing: Preprocessing, split: str = "val", batch_size: int = 8,
@@ -654,8 +640,7 @@ def build_detection_eval_loader(data: str, preprocessing: Preprocessing, split: 
                                 data_root: str | None = None, tile: int | None = None,
                                 tile_overlap: float = 0.25) -> tuple[DataLoader, list[str]]:
     """A deterministic loader over one split's windows; each target holds its whole image's ground truth."""
-    if split not in SPLITS:
-        raise UserError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    check_split(split)
     if int(batch_size) < 1 or (workers is not None and int(workers) < 0):
         raise UserError(f"batch_size must be >= 1 and workers >= 0, got {batch_size} and {workers}")
     source = resolve_detection_source(data, data_root, val_split, seed)

@@ -75,7 +75,7 @@ class Data:
 class EpochLoader(DataLoader):
     """A DataLoader whose every pass is a numbered epoch, seeded from (seed, epoch); passes count up from set_epoch."""
 
-    def __init__(self, dataset: LabeledImages, *, seed: int, **kwargs: Any):
+    def __init__(self, dataset: Dataset, *, seed: int, **kwargs: Any):
         super().__init__(dataset, generator=torch.Generator(), **kwargs)
         self.seed, self.epoch = seed, 0
 
@@ -173,32 +173,64 @@ def distributed_rank() -> tuple[int, int] | None:
     return None
 
 
+def refuse_classification_options(cfg: DataConfig, why: str) -> None:
+    """Segmentation and detection: mixup, cutmix and class balancing are classification's; ``why`` says what the task
+    trains on instead."""
+    if cfg.mixup > 0 or cfg.cutmix > 0 or cfg.balance != "none":
+        raise UserError(f"--mixup, --cutmix and --balance are for classification; {why}")
+
+
+def train_val_splits(cfg: DataConfig, splits: dict[str, Any], need: str = "") -> tuple[Any, Any]:
+    """The training split ("all" with ``train_on_val``) and the validation split; an empty one is an error (``need``
+    ends its message)."""
+    train, val = splits["all" if cfg.train_on_val else "train"], splits["val"]
+    if len(train) == 0 or len(val) == 0:
+        raise UserError(f"{cfg.data}: the training or validation split is empty ({len(train)} / {len(val)} images){need}")
+    return train, val
+
+
+def check_split(split: str) -> None:
+    if split not in EVAL_SPLITS:
+        raise UserError(f"split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
+
+
+def train_val_loaders(cfg: DataConfig, train: Any, val: Any, transforms: tuple[Callable, Callable],
+                      collate: Callable | tuple[Callable, Callable], in_memory: bool,
+                      sampler: Sampler | None = None) -> tuple[EpochLoader, DataLoader]:
+    """Every task's two loaders over its datasets, with its (training, validation) transforms and its collate
+    function (one for both, or (training, validation)). Training: seeded, resumable epochs (``EpochLoader``),
+    shuffled, or drawn by ``sampler``, or under torchrun a ``DistributedSampler`` shard. Validation: in order, each
+    rank a ``ShardSampler`` shard."""
+    train.transform, train.seed = transforms[0], cfg.seed
+    val.transform = transforms[1]
+    train_collate, val_collate = collate if isinstance(collate, tuple) else (collate, collate)
+    workers = default_workers(in_memory) if cfg.workers is None else int(cfg.workers)
+    dist = distributed_rank()
+    if sampler is None and dist is not None:
+        sampler = DistributedSampler(train, num_replicas=dist[1], rank=dist[0], shuffle=True, seed=cfg.seed)
+    common = {"batch_size": int(cfg.batch_size), "num_workers": workers, "pin_memory": torch.cuda.is_available()}
+    per_epoch = len(sampler) if sampler is not None else len(train)
+    # drop_last: a final batch of one image would break BatchNorm in training
+    train_loader = EpochLoader(train, seed=cfg.seed, sampler=sampler, shuffle=sampler is None,
+                               drop_last=per_epoch > cfg.batch_size, collate_fn=train_collate, **common)
+    val_loader = DataLoader(val, sampler=ShardSampler(len(val), *dist) if dist else None, collate_fn=val_collate, **common)
+    return train_loader, val_loader
+
+
 def build_data(cfg: DataConfig) -> Data:
     """Resolve ``cfg.data`` and build the loaders; bad files are skipped with one warning line, nothing usable is an error."""
     check_config(cfg)
     pre = cfg.preprocessing()
     source = resolve_source(cfg.data, cfg.data_root, cfg.val_split, cfg.seed, cfg.download)
     train, val = source.splits["all" if cfg.train_on_val else "train"], source.splits["val"]
-    train.transform, train.seed = train_transform(cfg.augment, pre), cfg.seed
-    val.transform = eval_transform(pre)
     num_classes = len(source.class_names)
     counts = class_counts(train, num_classes)
-    workers = default_workers(source.in_memory) if cfg.workers is None else int(cfg.workers)
-    dist = distributed_rank()
+    sampler = None
     if cfg.balance == "sampler":
         sample_weights = (1.0 / counts.clamp(min=1).double())[torch.tensor(train.labels)]
-        sampler: Sampler | None = WeightedEpochSampler(sample_weights, cfg.seed, *(dist or (0, 1)))
-    elif dist is not None:
-        sampler = DistributedSampler(train, num_replicas=dist[1], rank=dist[0], shuffle=True, seed=cfg.seed)
-    else:
-        sampler = None
-    common = {"batch_size": int(cfg.batch_size), "num_workers": workers, "pin_memory": torch.cuda.is_available(),
-              "collate_fn": DropNoneCollate(pre.input_size)}
-    per_epoch = len(sampler) if sampler is not None else len(train)
-    # drop_last: a final batch of one image would break BatchNorm in training
-    train_loader = EpochLoader(train, seed=cfg.seed, sampler=sampler, shuffle=sampler is None,
-                               drop_last=per_epoch > cfg.batch_size, **common)
-    val_loader = DataLoader(val, sampler=ShardSampler(len(val), *dist) if dist else None, **common)
+        sampler = WeightedEpochSampler(sample_weights, cfg.seed, *(distributed_rank() or (0, 1)))
+    train_loader, val_loader = train_val_loaders(cfg, train, val, (train_transform(cfg.augment, pre), eval_transform(pre)),
+                                                 DropNoneCollate(pre.input_size), source.in_memory, sampler)
     mix = BatchMix(num_classes, cfg.mixup, cfg.cutmix, cfg.seed) if cfg.mixup > 0 or cfg.cutmix > 0 else None
     return Data(train_loader, val_loader, source.class_names, pre,
                 class_weights=balanced_class_weights(counts) if cfg.balance == "weights" else None,
@@ -209,8 +241,7 @@ def build_eval_loader(data: str, preprocessing: Preprocessing, split: str = "val
                       workers: int | None = None, val_split: float = 0.2, seed: int = 0,
                       data_root: str | None = None) -> tuple[DataLoader, list[str]]:
     """A deterministic loader over one split ("val", "train" or "all") with the model's evaluation transform."""
-    if split not in EVAL_SPLITS:
-        raise UserError(f"split must be one of {', '.join(EVAL_SPLITS)}, got {split!r}")
+    check_split(split)
     check_config(DataConfig(data=data, input_size=preprocessing.input_size, batch_size=batch_size, workers=workers))
     source = resolve_source(data, data_root, val_split, seed)
     dataset: Dataset = source.splits[split]

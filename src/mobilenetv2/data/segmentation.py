@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
@@ -28,11 +28,12 @@ from mobilenetv2.data.images import IMAGE_EXTENSIONS, is_image_file, load_image
 from mobilenetv2.data.loaders import (
     Data,
     DataConfig,
-    EpochLoader,
-    ShardSampler,
     check_config,
+    check_split,
     default_workers,
-    distributed_rank,
+    refuse_classification_options,
+    train_val_loaders,
+    train_val_splits,
 )
 from mobilenetv2.data.splits import seeded_split
 from mobilenetv2.data.transforms import sample_seed
@@ -40,7 +41,6 @@ from mobilenetv2.errors import UserError
 from mobilenetv2.spec import Preprocessing
 
 IGNORE = 255
-SPLITS = ("val", "train", "all")
 PASCAL_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
                   "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor"]
 MASK_SUFFIXES = (".png", ".bmp", ".tif", ".tiff")
@@ -316,32 +316,20 @@ def collate_eval(batch: list) -> tuple[torch.Tensor, list[torch.Tensor]]:
 def build_segmentation_data(cfg: DataConfig) -> Data:
     """Training loader (fixed-size crops, masks [N, S, S]) and validation loader (full-resolution masks, a list)."""
     check_config(cfg)
-    if cfg.mixup > 0 or cfg.cutmix > 0 or cfg.balance != "none":
-        raise UserError("--mixup, --cutmix and --balance are for classification; segmentation trains on masks as they are")
+    refuse_classification_options(cfg, "segmentation trains on masks as they are")
     pre = cfg.preprocessing()
     source = resolve_segmentation_source(cfg.data, cfg.data_root, cfg.val_split, cfg.seed, cfg.download)
-    train, val = source.splits["all" if cfg.train_on_val else "train"], source.splits["val"]
-    if len(train) == 0 or len(val) == 0:
-        raise UserError(f"{cfg.data}: the training or validation split is empty ({len(train)} / {len(val)} images)")
-    train.transform, train.seed = JointTrain(pre, cfg.augment, flip=cfg.data != "digits"), cfg.seed
-    val.transform = JointEval(pre)
-    workers = default_workers(source.in_memory) if cfg.workers is None else int(cfg.workers)
-    dist = distributed_rank()
-    sampler = DistributedSampler(train, num_replicas=dist[1], rank=dist[0], shuffle=True, seed=cfg.seed) if dist else None
-    common = {"batch_size": int(cfg.batch_size), "num_workers": workers, "pin_memory": torch.cuda.is_available()}
-    per_epoch = len(sampler) if sampler is not None else len(train)
-    train_loader = EpochLoader(train, seed=cfg.seed, sampler=sampler, shuffle=sampler is None,
-                               drop_last=per_epoch > cfg.batch_size, collate_fn=collate_train, **common)
-    val_loader = DataLoader(val, sampler=ShardSampler(len(val), *dist) if dist else None, collate_fn=collate_eval, **common)
-    return Data(train_loader, val_loader, source.class_names, pre)
+    train, val = train_val_splits(cfg, source.splits)
+    transforms = JointTrain(pre, cfg.augment, flip=cfg.data != "digits"), JointEval(pre)
+    loaders = train_val_loaders(cfg, train, val, transforms, (collate_train, collate_eval), source.in_memory)
+    return Data(*loaders, source.class_names, pre)
 
 
 def build_segmentation_eval_loader(data: str, preprocessing: Preprocessing, split: str = "val", batch_size: int = 8,
                                    workers: int | None = None, val_split: float = 0.2, seed: int = 0,
                                    data_root: str | None = None) -> tuple[DataLoader, list[str]]:
     """A deterministic loader over one split, images at the input size and masks at full resolution."""
-    if split not in SPLITS:
-        raise UserError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    check_split(split)
     source = resolve_segmentation_source(data, data_root, val_split, seed)
     dataset = source.splits[split]
     dataset.transform = JointEval(preprocessing)
