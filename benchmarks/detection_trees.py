@@ -26,7 +26,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from mobilenetv2.data.detection import build_detection_data, parse_voc_xml
+from mobilenetv2.data.detection.loaders import build_detection_data
+from mobilenetv2.data.detection.sources import parse_voc_xml
 from mobilenetv2.evaluation import load_predictor
 from mobilenetv2.evaluation.evaluate import evaluate
 from mobilenetv2.hardware import describe

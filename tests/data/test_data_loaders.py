@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from mobilenetv2.data import AUGMENT_PRESETS, DataConfig, Preprocessing, build_data, train_transform
-from mobilenetv2.data.detection import build_detection_data
+from mobilenetv2.data.detection.loaders import build_detection_data
 from mobilenetv2.data.loaders import EpochLoader, ShardSampler, WeightedEpochSampler, balanced_class_weights
-from mobilenetv2.data.segmentation import build_segmentation_data
+from mobilenetv2.data.segmentation.loaders import build_segmentation_data
 
 
 @pytest.fixture

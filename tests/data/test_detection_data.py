@@ -13,17 +13,11 @@ import torch
 from PIL import Image
 
 from mobilenetv2.data import DataConfig, Preprocessing
-from mobilenetv2.data.detection import (
-    BACKGROUND,
-    DIGIT_CANVAS,
-    BoxTargets,
-    build_detection_data,
-    build_detection_eval_loader,
-    collate_detection,
-    detection_default_split,
-    resolve_detection_source,
-    tile_windows,
-)
+from mobilenetv2.data.detection.loaders import build_detection_data, build_detection_eval_loader
+from mobilenetv2.data.detection.sources import BACKGROUND, detection_default_split, resolve_detection_source
+from mobilenetv2.data.detection.targets import BoxTargets, collate_detection
+from mobilenetv2.data.detection.tiles import tile_windows
+from mobilenetv2.data.digit_scenes import BOX_CANVAS
 from mobilenetv2.errors import UserError
 
 TREE_BOXES = {"OSBS_029.png": 61, "SOAP_061.png": 37, "2019_YELL_2_541000_4977000_image_crop.png": 279}
@@ -87,6 +81,15 @@ def test_trees_eval_tiles_carry_the_whole_images_ground_truth(shared_data):
     assert len(loader.dataset) == 1 + 1 + 16  # 1249x1035 at 400 px tiles, stride 300: 4 x 4
 
 
+
+def test_the_packages_keep_their_entry_points():
+    from mobilenetv2.data import detection, segmentation
+    from mobilenetv2.data.detection import tiles
+
+    assert detection.tile_windows is tiles.tile_windows  # evaluation/detector.py imports it from the package
+    assert all(hasattr(detection, name) for name in detection.__all__)
+    assert all(hasattr(segmentation, name) for name in segmentation.__all__)
+
 # -- the built-in digits -----------------------------------------------------------------------------------------------
 def test_digits_are_deterministic_with_boxes_inside_the_canvas():
     source = resolve_detection_source("digits", seed=5)
@@ -95,9 +98,9 @@ def test_digits_are_deterministic_with_boxes_inside_the_canvas():
     for i in range(20):
         image, target = source.splits["train"][i]
         boxes, labels = target["boxes"], target["labels"]
-        assert image.size == (DIGIT_CANVAS, DIGIT_CANVAS) and 1 <= len(labels) <= 4
+        assert image.size == (BOX_CANVAS, BOX_CANVAS) and 1 <= len(labels) <= 4
         assert ((labels >= 1) & (labels <= 10)).all()
-        assert (boxes >= 0).all() and (boxes <= DIGIT_CANVAS).all() and (boxes[:, 2:] > boxes[:, :2]).all()
+        assert (boxes >= 0).all() and (boxes <= BOX_CANVAS).all() and (boxes[:, 2:] > boxes[:, :2]).all()
     again = resolve_detection_source("digits", seed=5).splits["train"][7]
     first = source.splits["train"][7]
     assert np.array_equal(np.asarray(first[0]), np.asarray(again[0])) and torch.equal(first[1]["boxes"], again[1]["boxes"])

@@ -8,8 +8,8 @@ import hashlib
 import numpy as np
 import pytest
 
-from mobilenetv2.data.detection import resolve_detection_source
-from mobilenetv2.data.segmentation import resolve_segmentation_source
+from mobilenetv2.data.detection.sources import resolve_detection_source
+from mobilenetv2.data.segmentation.sources import resolve_segmentation_source
 
 
 def digest(array: np.ndarray) -> str:

@@ -9,16 +9,15 @@ import torch
 from PIL import Image
 
 from mobilenetv2.data import DataConfig, Preprocessing
-from mobilenetv2.data.segmentation import (
-    DIGIT_CLASSES,
+from mobilenetv2.data.digit_scenes import DIGIT_CLASSES
+from mobilenetv2.data.segmentation.loaders import build_segmentation_data, build_segmentation_eval_loader
+from mobilenetv2.data.segmentation.sources import (
     PASCAL_CLASSES,
-    JointTrain,
-    build_segmentation_data,
-    build_segmentation_eval_loader,
     resolve_segmentation_source,
     segmentation_default_split,
     typical_side,
 )
+from mobilenetv2.data.segmentation.transforms import JointTrain
 from mobilenetv2.data.splits import seeded_split
 from mobilenetv2.errors import UserError
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torchvision.models.detection._utils import SSDMatcher
 
-from mobilenetv2.data.detection import BoxTargets
+from mobilenetv2.data.detection.targets import BoxTargets
 from mobilenetv2.models.detection import anchors_for_count, box_coder, feature_sizes, ssd_anchors
 from mobilenetv2.tasks import get_task
 from mobilenetv2.tasks.detection.boxes import Detections, decode, merge, to_image

@@ -83,19 +83,19 @@ class DetectionTask(Task):
         return dict(PHOTO_DEFAULTS), "defaults for detection in photos"
 
     def default_split(self, data: str, data_root: str | None) -> str:
-        from mobilenetv2.data.detection import detection_default_split
+        from mobilenetv2.data.detection.sources import detection_default_split
 
         return detection_default_split(data, data_root)
 
     def build_data(self, cfg: DataConfig) -> Data:
-        from mobilenetv2.data.detection import build_detection_data
+        from mobilenetv2.data.detection.loaders import build_detection_data
 
         data = build_detection_data(cfg)
         data.preprocessing = detection_preprocessing(data.preprocessing, cfg.tile, cfg.tile_overlap)
         return data
 
     def eval_loader(self, data, preprocessing: Preprocessing, *, split, batch_size, workers, val_split, seed, data_root):
-        from mobilenetv2.data.detection import build_detection_eval_loader
+        from mobilenetv2.data.detection.loaders import build_detection_eval_loader
 
         pre = detection_preprocessing(preprocessing, preprocessing.tile, preprocessing.tile_overlap)
         return build_detection_eval_loader(data, pre, split=split, batch_size=batch_size, workers=workers,

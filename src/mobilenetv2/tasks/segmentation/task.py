@@ -13,12 +13,8 @@ from PIL import Image
 from torch import nn
 
 from mobilenetv2.data import Data, DataConfig, Preprocessing
-from mobilenetv2.data.segmentation import (
-    build_segmentation_data,
-    build_segmentation_eval_loader,
-    segmentation_default_split,
-    typical_side,
-)
+from mobilenetv2.data.segmentation.loaders import build_segmentation_data, build_segmentation_eval_loader
+from mobilenetv2.data.segmentation.sources import segmentation_default_split, typical_side
 from mobilenetv2.errors import UserError
 from mobilenetv2.io import atomic_path
 from mobilenetv2.models import create_model

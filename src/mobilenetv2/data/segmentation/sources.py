@@ -1,4 +1,4 @@
-"""Segmentation data: images with class-index masks (255 = ignore), joint augmentation, loaders.
+"""Segmentation sources: images with class-index masks (255 = ignore) from every layout, as datasets.
 
 Sources (``data``): the built-in ``digits`` scenes (cards with digits printed in Pillow's bundled font on generated
 backgrounds, exact masks); a folder with ``images/`` + ``masks/`` (same stem, masks PNG of class indices, "L" or "P"), directly or
@@ -19,26 +19,13 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
-from torchvision import tv_tensors
-from torchvision.transforms import v2
+from torch.utils.data import Dataset
 
 from mobilenetv2.data.digit_scenes import DIGIT_CLASSES, SCENE_CANVAS, DigitScenes, digit_items
 from mobilenetv2.data.images import IMAGE_EXTENSIONS, is_image_file, load_image
-from mobilenetv2.data.loaders import (
-    Data,
-    DataConfig,
-    check_config,
-    check_split,
-    default_workers,
-    refuse_classification_options,
-    train_val_loaders,
-    train_val_splits,
-)
 from mobilenetv2.data.splits import seeded_split
 from mobilenetv2.data.transforms import sample_seed
 from mobilenetv2.errors import UserError
-from mobilenetv2.spec import Preprocessing
 
 IGNORE = 255
 PASCAL_CLASSES = ["background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -262,77 +249,3 @@ def typical_side(data: str, data_root: str | None = None, sample: int = 16) -> i
         except Exception:  # noqa: BLE001
             continue
     return int(np.median(sides)) if sides else None
-
-
-# -- transforms --------------------------------------------------------------------------------------------------------
-SCALES = {"paper": (0.5, 2.0), "randaugment": (0.5, 2.0), "trivialaugment": (0.5, 2.0), "light": (0.75, 1.25),
-          "none": (1.0, 1.0)}
-
-
-class JointTrain:
-    """Random scale, crop to input_size (image padded with 0, mask with 255), flip, colour jitter, normalise."""
-
-    def __init__(self, pre: Preprocessing, augment: str, flip: bool) -> None:
-        low, high = SCALES[augment]
-        size = pre.input_size
-        ops: list[Any] = [v2.ToImage()]
-        if augment == "none":
-            ops.append(v2.Resize((size, size), antialias=True))
-        else:
-            ops += [v2.RandomResize(int(low * size), int(high * size) + 1, antialias=True),
-                    v2.RandomCrop(size, pad_if_needed=True, fill={tv_tensors.Image: 0, tv_tensors.Mask: IGNORE})]
-            if flip and augment != "light":
-                ops.append(v2.RandomHorizontalFlip())
-            if augment in ("paper", "randaugment", "trivialaugment"):
-                ops.append(v2.ColorJitter(0.3, 0.3, 0.3, 0.02))
-        ops += [v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True), v2.Normalize(pre.mean, pre.std)]
-        self.transform = v2.Compose(ops)
-
-    def __call__(self, image: Image.Image, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        image, mask = self.transform(image, tv_tensors.Mask(torch.from_numpy(np.array(mask, dtype=np.uint8))))
-        return image.as_subclass(torch.Tensor), mask.as_subclass(torch.Tensor).long()
-
-
-class JointEval:
-    """The image resized to input_size x input_size and normalised; the mask kept at full resolution."""
-
-    def __init__(self, pre: Preprocessing) -> None:
-        self.transform = v2.Compose([v2.ToImage(), v2.Resize((pre.input_size, pre.input_size), antialias=True),
-                                     v2.ToDtype(torch.float32, scale=True), v2.Normalize(pre.mean, pre.std)])
-
-    def __call__(self, image: Image.Image, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.transform(image).as_subclass(torch.Tensor), torch.from_numpy(np.array(mask, dtype=np.int64))
-
-
-def collate_train(batch: list) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.stack([b[0] for b in batch]), torch.stack([b[1] for b in batch])
-
-
-def collate_eval(batch: list) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    return torch.stack([b[0] for b in batch]), [b[1] for b in batch]
-
-
-# -- loaders -----------------------------------------------------------------------------------------------------------
-def build_segmentation_data(cfg: DataConfig) -> Data:
-    """Training loader (fixed-size crops, masks [N, S, S]) and validation loader (full-resolution masks, a list)."""
-    check_config(cfg)
-    refuse_classification_options(cfg, "segmentation trains on masks as they are")
-    pre = cfg.preprocessing()
-    source = resolve_segmentation_source(cfg.data, cfg.data_root, cfg.val_split, cfg.seed, cfg.download)
-    train, val = train_val_splits(cfg, source.splits)
-    transforms = JointTrain(pre, cfg.augment, flip=cfg.data != "digits"), JointEval(pre)
-    loaders = train_val_loaders(cfg, train, val, transforms, (collate_train, collate_eval), source.in_memory)
-    return Data(*loaders, source.class_names, pre)
-
-
-def build_segmentation_eval_loader(data: str, preprocessing: Preprocessing, split: str = "val", batch_size: int = 8,
-                                   workers: int | None = None, val_split: float = 0.2, seed: int = 0,
-                                   data_root: str | None = None) -> tuple[DataLoader, list[str]]:
-    """A deterministic loader over one split, images at the input size and masks at full resolution."""
-    check_split(split)
-    source = resolve_segmentation_source(data, data_root, val_split, seed)
-    dataset = source.splits[split]
-    dataset.transform = JointEval(preprocessing)
-    loader = DataLoader(dataset, batch_size=int(batch_size), shuffle=False, collate_fn=collate_eval,
-                        num_workers=default_workers(source.in_memory) if workers is None else int(workers))
-    return loader, source.class_names

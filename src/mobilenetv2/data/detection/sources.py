@@ -1,4 +1,4 @@
-"""Detection data: images with boxes (xyxy pixels, labels 1..K, 0 = background), tiles, SSD augmentation, loaders.
+"""Detection sources: images with boxes (xyxy pixels, labels 1..K, 0 = background) from every layout, as datasets.
 
 Sources (``data``): the built-in ``digits`` (generated canvases with printed digits and exact boxes); a folder of images
 with Pascal VOC ``.xml`` beside them, paired by file stem (never by the XML's ``<filename>``), directly or under
@@ -16,33 +16,22 @@ import json
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
-from torchvision import tv_tensors
-from torchvision.transforms import InterpolationMode, v2
+from torch.utils.data import Dataset
 
+from mobilenetv2.data.detection.targets import make_target
+from mobilenetv2.data.detection.tiles import tile_windows
 from mobilenetv2.data.digit_scenes import BOX_CANVAS, DIGIT_CLASSES, DigitCanvases, digit_items
 from mobilenetv2.data.images import IMAGE_EXTENSIONS, is_image_file, load_image, open_image
-from mobilenetv2.data.loaders import (
-    Data,
-    DataConfig,
-    check_config,
-    check_split,
-    default_workers,
-    refuse_classification_options,
-    train_val_loaders,
-    train_val_splits,
-)
 from mobilenetv2.data.splits import seeded_split
 from mobilenetv2.data.transforms import sample_seed
 from mobilenetv2.errors import UserError
-from mobilenetv2.spec import Preprocessing
 
 logger = logging.getLogger(__name__)
 
@@ -51,113 +40,10 @@ CSV_COLUMNS = ("path", "xmin", "ymin", "xmax", "ymax", "label")
 LAYOUTS = ("images with Pascal VOC .xml beside them (optionally under train/ and val/), a VOC root (Annotations/ + "
            "JPEGImages/), a COCO .json (or a folder with train.json + val.json or annotations/instances_{train,val}*.json), "
            "a .csv with path,xmin,ymin,xmax,ymax,label (or a folder with train.csv + val.csv), or 'digits'")
-MIN_VISIBLE = 0.5  # a box cut by a tile edge is an object of that tile when at least this much of it is inside
 
 
 def one_line(text: object) -> str:
     return " ".join(str(text).split())
-
-
-# -- targets -----------------------------------------------------------------------------------------------------------
-@dataclass
-class BoxTargets:
-    """A batch's ground truth: every box of the whole image each input comes from, in that image's pixels."""
-
-    boxes: torch.Tensor  # [N, M, 4] float32 xyxy in pixels of the original image (padded rows: zeros)
-    labels: torch.Tensor  # [N, M] int64, 1..K; 0 = padding
-    image_size: torch.Tensor  # [N, 2] int64 (height, width) of the original image
-    window: torch.Tensor  # [N, 4] float32 (x0, y0, x1, y1): the region of the original image each input shows
-    image_id: torch.Tensor  # [N] int64: index of the original image in its split (tiles of one image share it)
-
-    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> BoxTargets:
-        return BoxTargets(**{f.name: fn(getattr(self, f.name)) for f in fields(self)})
-
-    def to(self, device: Any, non_blocking: bool = False) -> BoxTargets:
-        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
-
-    def pin_memory(self) -> BoxTargets:
-        """Called by DataLoader(pin_memory=True)."""
-        return self._map(lambda t: t.pin_memory())
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def image(self, i: int) -> dict[str, torch.Tensor]:
-        """Input ``i``'s boxes (pixels of its original image) and labels, without padding."""
-        keep = self.labels[i] > 0
-        return {"boxes": self.boxes[i][keep], "labels": self.labels[i][keep]}
-
-    def in_window(self, min_visible: float = MIN_VISIBLE) -> tuple[torch.Tensor, torch.Tensor]:
-        """Boxes normalised to each input's window ([N, M, 4] in [0, 1], clipped) and labels [N, M] with 0 where a box
-        is padding or has less than ``min_visible`` of its area inside the window: what the training loss matches."""
-        lo = self.window[:, None, [0, 1, 0, 1]]
-        hi = self.window[:, None, [2, 3, 2, 3]]
-        clipped = torch.maximum(torch.minimum(self.boxes, hi), lo)
-        area, visible = box_area(self.boxes), box_area(clipped)
-        keep = (self.labels > 0) & (visible > 0) & (visible >= min_visible * area)
-        normalised = ((clipped - lo) / (hi - lo).clamp(min=1e-6)).clamp(0, 1) * keep[..., None]
-        return normalised, self.labels * keep
-
-
-def box_area(boxes: torch.Tensor) -> torch.Tensor:
-    return (boxes[..., 2] - boxes[..., 0]).clamp(min=0) * (boxes[..., 3] - boxes[..., 1]).clamp(min=0)
-
-
-def collate_detection(batch: list) -> tuple[torch.Tensor, BoxTargets]:
-    """Stack images and pad every target to the batch's largest box count (at least one row: zeros, label 0)."""
-    images = torch.stack([b[0] for b in batch])
-    targets = [b[1] for b in batch]
-    m = max([1, *(len(t["labels"]) for t in targets)])
-    boxes = torch.zeros(len(batch), m, 4, dtype=torch.float32)
-    labels = torch.zeros(len(batch), m, dtype=torch.int64)
-    for i, t in enumerate(targets):
-        boxes[i, :len(t["labels"])] = t["boxes"]
-        labels[i, :len(t["labels"])] = t["labels"]
-    return images, BoxTargets(boxes, labels, torch.stack([t["image_size"] for t in targets]),
-                              torch.stack([t["window"] for t in targets]), torch.stack([t["image_id"] for t in targets]))
-
-
-def make_target(boxes: Any, labels: Any, size: tuple[int, int], window: tuple[float, ...], image_id: int) -> dict:
-    """The target dict of one sample; ``size`` is (height, width)."""
-    return {"boxes": torch.as_tensor(np.asarray(boxes, dtype=np.float32)).reshape(-1, 4),
-            "labels": torch.as_tensor(np.asarray(labels, dtype=np.int64)).reshape(-1),
-            "image_size": torch.tensor(size, dtype=torch.int64),
-            "window": torch.tensor(window, dtype=torch.float32), "image_id": torch.tensor(image_id, dtype=torch.int64)}
-
-
-# -- tiles -------------------------------------------------------------------------------------------------------------
-def axis_starts(length: int, tile: int, stride: int) -> list[int]:
-    if length <= tile:
-        return [0]
-    starts = list(range(0, length - tile + 1, stride))
-    return starts if starts[-1] == length - tile else [*starts, length - tile]
-
-
-def tile_windows(width: int, height: int, tile: int | None, overlap: float = 0.25) -> list[tuple[int, int, int, int]]:
-    """(x0, y0, x1, y1) windows covering the image: one window (the whole image) when tile is None or the image fits
-    in a tile; else tile x tile windows, stride = round(tile * (1 - overlap)), the last row/column aligned to the
-    right/bottom edge (a side smaller than the tile gets one window of its full length)."""
-    if tile is None or (width <= tile and height <= tile):
-        return [(0, 0, width, height)]
-    if isinstance(tile, bool) or int(tile) != tile or tile < 1:
-        raise UserError(f"tile must be a whole number of pixels >= 1, got {tile!r}")
-    if not 0 <= overlap < 1:
-        raise UserError(f"tile_overlap must be in [0, 1), got {overlap!r}")
-    tile = int(tile)
-    stride = max(1, round(tile * (1 - overlap)))
-    return [(x, y, min(x + tile, width), min(y + tile, height))
-            for y in axis_starts(height, tile, stride) for x in axis_starts(width, tile, stride)]
-
-
-def boxes_in_crop(boxes: np.ndarray, labels: np.ndarray, window: tuple[int, ...],
-                  min_visible: float = MIN_VISIBLE) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes shifted into ``window``'s pixels and clipped; those with less than ``min_visible`` inside are left out."""
-    x0, y0, x1, y1 = window
-    clipped = np.clip(boxes - [x0, y0, x0, y0], 0, [x1 - x0, y1 - y0] * 2).astype(np.float32)
-    area = np.prod(np.clip(boxes[:, 2:] - boxes[:, :2], 0, None), axis=1)
-    visible = np.prod(np.clip(clipped[:, 2:] - clipped[:, :2], 0, None), axis=1)
-    keep = (visible > 0) & (visible >= min_visible * area)
-    return clipped[keep].reshape(-1, 4), labels[keep]
 
 
 # -- datasets ----------------------------------------------------------------------------------------------------------
@@ -496,7 +382,7 @@ def folder_source(root: Path, val_split: float, seed: int) -> DetectionSource:
 
 
 # -- the built-in digits -----------------------------------------------------------------------------------------------
-DIGIT_CANVAS = BOX_CANVAS
+DIGIT_CANVAS = BOX_CANVAS  # the side of a digits image in pixels
 
 
 def digits_source(seed: int) -> DetectionSource:
@@ -550,104 +436,3 @@ def detection_default_split(data: str, data_root: str | None = None) -> str:
             and coco_split_files(path) is None and len(list(path.glob("*.xml"))) == 1:
         return "all"
     return "val"
-
-
-# -- transforms --------------------------------------------------------------------------------------------------------
-def boxes_sample(image: Image.Image, boxes: np.ndarray, labels: np.ndarray) -> tuple[Any, dict[str, Any]]:
-    canvas = (image.height, image.width)
-    return image, {"boxes": tv_tensors.BoundingBoxes(torch.from_numpy(np.asarray(boxes, dtype=np.float32)).reshape(-1, 4),
-                                                      format="XYXY", canvas_size=canvas),
-                   "labels": torch.from_numpy(np.asarray(labels, dtype=np.int64)).reshape(-1)}
-
-
-def crop_window(image: Image.Image, window: tuple[int, ...]) -> Image.Image:
-    return image if tuple(window) == (0, 0, image.width, image.height) else image.crop(tuple(window))
-
-
-class DetectionTrain:
-    """Crop the window, augment ("paper": SSD's colour distortion, zoom out, IoU crop, flip; "light": flip and a
-    mild random crop; "none": nothing), squash to S x S, normalise. Targets: the augmented boxes in S x S pixels."""
-
-    def __init__(self, pre: Preprocessing, augment: str, flip: bool) -> None:
-        size, mode = pre.input_size, InterpolationMode(pre.interpolation)
-        flips = [v2.RandomHorizontalFlip()] if flip else []
-        resize = v2.Resize((size, size), interpolation=mode, antialias=True)
-        fill = {tv_tensors.Image: [round(255 * m) for m in pre.mean], "others": 0}
-        if augment == "none":
-            steps: list[list[Any]] = [[resize]] * 2
-        elif augment == "light":
-            steps = [[*flips, v2.RandomResizedCrop(size, scale=(0.8, 1.0), interpolation=mode, antialias=True)]] * 2
-        else:  # "paper"; randaugment and trivialaugment are classification presets and mean SSD's augmentation here
-            # SSD's photometric distortion without its channel swap: colour tells vegetation, fruit, signs apart
-            colour = v2.RandomApply([v2.ColorJitter(brightness=0.125, contrast=0.5, saturation=0.5, hue=0.05)], p=0.5)
-            head = [colour, v2.RandomZoomOut(fill=fill, side_range=(1.0, 2.0), p=0.5)]
-            # RandomIoUCrop needs a box to keep; an image without boxes skips it
-            steps = [[*head, v2.RandomIoUCrop(), *flips, resize], [*head, *flips, resize]]
-        tail = [v2.ClampBoundingBoxes(), v2.SanitizeBoundingBoxes(min_size=1),
-                v2.ToDtype({tv_tensors.Image: torch.float32, "others": None}, scale=True), v2.Normalize(pre.mean, pre.std)]
-        self.with_boxes, self.without_boxes = (v2.Compose([v2.ToImage(), *s, *tail]) for s in steps)
-        self.size = size
-
-    def __call__(self, image: Image.Image, boxes: np.ndarray, labels: np.ndarray, window: tuple[int, ...],
-                 image_id: int) -> tuple[torch.Tensor, dict]:
-        boxes, labels = boxes_in_crop(np.asarray(boxes, dtype=np.float32).reshape(-1, 4), np.asarray(labels), window)
-        transform = self.with_boxes if len(boxes) else self.without_boxes
-        out, target = transform(*boxes_sample(crop_window(image, window), boxes, labels))
-        h, w = out.shape[-2:]
-        return out.as_subclass(torch.Tensor), make_target(target["boxes"].as_subclass(torch.Tensor), target["labels"],
-                                                          (h, w), (0, 0, w, h), image_id)
-
-
-class DetectionEval:
-    """Crop the window, squash to S x S, normalise; the target is the whole image's ground truth in its pixels."""
-
-    def __init__(self, pre: Preprocessing) -> None:
-        mode = InterpolationMode(pre.interpolation)
-        self.transform = v2.Compose([v2.ToImage(), v2.Resize((pre.input_size, pre.input_size), interpolation=mode,
-                                                             antialias=True),
-                                     v2.ToDtype(torch.float32, scale=True), v2.Normalize(pre.mean, pre.std)])
-
-    def __call__(self, image: Image.Image, boxes: np.ndarray, labels: np.ndarray, window: tuple[int, ...],
-                 image_id: int) -> tuple[torch.Tensor, dict]:
-        out = self.transform(crop_window(image, window)).as_subclass(torch.Tensor)
-        return out, make_target(boxes, labels, (image.height, image.width), window, image_id)
-
-
-# -- loaders -----------------------------------------------------------------------------------------------------------
-def squash_preprocessing(cfg: DataConfig) -> Preprocessing:
-    norm = {k: tuple(v) for k, v in (("mean", cfg.mean), ("std", cfg.std)) if v is not None}
-    return Preprocessing(input_size=cfg.input_size, crop_pct=1.0, interpolation=cfg.interpolation, resize_mode="squash",
-                         **norm)
-
-
-def build_detection_data(cfg: DataConfig) -> Data:
-    """Training loader (augmented windows, targets in S x S pixels) and validation loader (windows with their image's
-    full ground truth); batches are (images [N, 3, S, S], BoxTargets)."""
-    check_config(cfg)
-    refuse_classification_options(cfg, "detection trains on boxes as they are")
-    pre = squash_preprocessing(cfg)
-    source = resolve_detection_source(cfg.data, cfg.data_root, cfg.val_split, cfg.seed)
-    train, val = train_val_splits(cfg, source.splits, "; detection needs at least 2 images")
-    for dataset in (train, val):
-        dataset.set_tiles(cfg.tile, cfg.tile_overlap)
-    transforms = DetectionTrain(pre, cfg.augment, flip=cfg.data != "digits"), DetectionEval(pre)
-    loaders = train_val_loaders(cfg, train, val, transforms, collate_detection, source.in_memory)
-    return Data(*loaders, source.class_names, pre, skipped=source.skipped)
-
-
-def build_detection_eval_loader(data: str, preprocessing: Preprocessing, split: str = "val", batch_size: int = 8,
-                                workers: int | None = None, val_split: float = 0.2, seed: int = 0,
-                                data_root: str | None = None, tile: int | None = None,
-                                tile_overlap: float = 0.25) -> tuple[DataLoader, list[str]]:
-    """A deterministic loader over one split's windows; each target holds its whole image's ground truth."""
-    check_split(split)
-    if int(batch_size) < 1 or (workers is not None and int(workers) < 0):
-        raise UserError(f"batch_size must be >= 1 and workers >= 0, got {batch_size} and {workers}")
-    source = resolve_detection_source(data, data_root, val_split, seed)
-    dataset = source.splits[split]
-    dataset.set_tiles(tile, tile_overlap)
-    dataset.transform = DetectionEval(preprocessing)
-    loader = DataLoader(dataset, batch_size=int(batch_size), shuffle=False, collate_fn=collate_detection,
-                        num_workers=default_workers(source.in_memory) if workers is None else int(workers),
-                        pin_memory=torch.cuda.is_available())
-    return loader, source.class_names
