@@ -227,3 +227,15 @@ def test_onnx_backend_serves_the_same_answers(classifier_file):
         assert card["parameters"] > 0
     assert answers[0]["labels"] == answers[1]["labels"]
     np.testing.assert_allclose(answers[0]["probabilities"], answers[1]["probabilities"], atol=1e-4)
+
+
+def test_a_one_channel_model_warms_up_and_serves(tmp_path):
+    model = create_model("mobilenet_v2", width_mult=0.35, num_classes=3, in_chans=1)
+    gray = save_checkpoint(tmp_path / "gray.safetensors", model, ["a", "b", "c"],
+                           Preprocessing(input_size=64, crop_pct=1.0, mean=(0.5,), std=(0.5,)))
+    predictor, card = load_served(str(gray))
+    assert predictor.input_channels == 1
+    with serving(predictor, card, ServeOptions()) as url:
+        assert call(url + "/readyz")[:2] == (200, {"ready": True})  # the warm-up pass took a 1-channel input
+        status, card, _ = call(url + "/v1/model")
+    assert status == 200 and card["architecture"]["args"]["in_chans"] == 1

@@ -203,6 +203,7 @@ async def multipart_file(request: Request, body: bytes) -> bytes:
 
 
 async def warm_up(predictor: Any, batcher: Batcher) -> None:
-    """One forward pass before /readyz says ready (the first pass allocates and picks kernels)."""
+    """One forward pass before /readyz says ready (the first pass allocates and picks kernels): a black image of the
+    model's input size and channels."""
     size = predictor.preprocessing.input_size
-    await batcher.submit(torch.zeros(1, 3, size, size, dtype=torch.uint8), timeout=600)
+    await batcher.submit(torch.zeros(1, predictor.input_channels, size, size, dtype=torch.uint8), timeout=600)
