@@ -7,6 +7,7 @@ import gc
 import hmac
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -67,9 +68,13 @@ def create_app(predictor: Any, card: dict[str, Any], options: ServeOptions | Non
     batcher.on_batch = lambda size, seconds: metrics.batch_size.observe(size)
     state = {"ready": False}
     decoders = ThreadPoolExecutor(max_workers=options.decode_threads, thread_name_prefix="mobilenetv2-decode")
-    # torch ops from two Python threads at once make two OpenMP teams that fight for the cores: when torch itself has
-    # several threads (the torch backend), resizing and postprocessing run on the model's thread instead
-    torch_work = batcher.executor if torch.get_num_threads() > 1 else decoders
+    on_model_thread = torch_work_on_model_thread()
+
+    async def decode(fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(decoders, fn, *args)
+
+    async def torch_work(fn: Callable[..., Any], *args: Any) -> Any:
+        return await (batcher.call(fn, *args) if on_model_thread else decode(fn, *args))
 
     def finish(outputs: torch.Tensor, prepared: Any, top_k: int) -> dict[str, Any]:
         return predictor.task.answer(predictor.finish(outputs, prepared, top_k))
@@ -130,12 +135,11 @@ def create_app(predictor: Any, card: dict[str, Any], options: ServeOptions | Non
             if not 1 <= top_k <= options.max_top_k:
                 raise ApiError(422, f"top_k must be between 1 and {options.max_top_k}, got {top_k}")
             body = await read_upload(request)
-            loop = asyncio.get_running_loop()  # decoding and resizing run beside the event loop, not on it
-            if torch_work is decoders:  # one hop: decode and resize
-                inputs, prepared = await loop.run_in_executor(decoders, lambda: predictor.prepare(load_image_bytes(body)))
-            else:
-                image = await loop.run_in_executor(decoders, load_image_bytes, body)
-                inputs, prepared = await loop.run_in_executor(torch_work, predictor.prepare, image)
+            # decoding and resizing run beside the event loop, not on it
+            if on_model_thread:
+                inputs, prepared = await torch_work(predictor.prepare, await decode(load_image_bytes, body))
+            else:  # one hop: decode and resize
+                inputs, prepared = await decode(lambda: predictor.prepare(load_image_bytes(body)))
             try:
                 outputs = await batcher.submit(inputs, options.timeout_s)
             except QueueFull:
@@ -143,7 +147,7 @@ def create_app(predictor: Any, card: dict[str, Any], options: ServeOptions | Non
             except asyncio.TimeoutError:
                 raise ApiError(504, f"no answer within {options.timeout_s:g} s") from None
             answer = {"task": card["task"], "backend": card["backend"],
-                      **await loop.run_in_executor(torch_work, finish, outputs, prepared, top_k),
+                      **await torch_work(finish, outputs, prepared, top_k),
                       "latency_ms": round(1000 * (time.perf_counter() - started), 2)}
             metrics.requests.labels("200").inc()
             return JSONResponse(answer)
@@ -160,6 +164,14 @@ def create_app(predictor: Any, card: dict[str, Any], options: ServeOptions | Non
 
 
 STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
+
+
+def torch_work_on_model_thread() -> bool:
+    """Whether the requests' torch work (resizing, postprocessing) runs on the model's thread, else on the decoding
+    threads. Torch ops from two Python threads at once make two OpenMP teams that fight for the cores: when torch itself
+    has several threads (the torch backend), its work takes turns with the forward passes on the model's thread; with
+    one thread (beside onnxruntime) it runs beside the decoding."""
+    return torch.get_num_threads() > 1
 
 
 def check_key(request: Request, key: str | None) -> None:
