@@ -192,6 +192,37 @@ def test_full_queue_answers_503_with_retry_after_and_the_api_key_is_required(cla
         assert call(url + "/v1/predict", good, {"Authorization": "Bearer s3cret"})[0] == 200
 
 
+def test_each_prediction_is_counted_once_by_status_and_kind(classifier_file):
+    predictor, card = load_served(str(classifier_file))
+    fast, delay = predictor.logits, []
+
+    def logits(batch):
+        time.sleep(sum(delay))
+        return fast(batch)
+
+    predictor.logits = logits
+    key, good = {"X-API-Key": "k"}, photos(1)[0]
+    with serving(predictor, card, ServeOptions(api_key="k", timeout_s=0.2)) as url:
+        statuses = [call(url + path, body, headers)[0] for path, body, headers in [
+            ("/v1/predict", good, key), ("/v1/predict", good, {}), ("/v1/predict?top_k=0", good, key),
+            ("/v1/predict", b"not an image", key), ("/v1/predict", b"", key)]]
+        delay.append(1.0)
+        statuses.append(call(url + "/v1/predict", good, key)[0])
+        call(url + "/static/nope.js")  # not a prediction: not counted
+        metrics = call(url + "/metrics")[1].decode()
+    assert statuses == [200, 401, 422, 400, 400, 504]
+    counted = dict(line.rsplit(" ", 1) for line in metrics.splitlines()
+                   if line.startswith(("mobilenetv2_requests_total", "mobilenetv2_errors_total",
+                                       "mobilenetv2_request_latency_seconds_count")))
+    assert {k: float(v) for k, v in counted.items()} == {
+        'mobilenetv2_requests_total{status="200"}': 1, 'mobilenetv2_requests_total{status="401"}': 1,
+        'mobilenetv2_requests_total{status="422"}': 1, 'mobilenetv2_requests_total{status="400"}': 2,
+        'mobilenetv2_requests_total{status="504"}': 1, 'mobilenetv2_errors_total{kind="401"}': 1,
+        'mobilenetv2_errors_total{kind="422"}': 1, 'mobilenetv2_errors_total{kind="bad_image"}': 1,
+        'mobilenetv2_errors_total{kind="400"}': 1, 'mobilenetv2_errors_total{kind="504"}': 1,
+        "mobilenetv2_request_latency_seconds_count": 6}
+
+
 def test_segmentation_and_detection_answer_through_the_task(tmp_path):
     image = photos(1, size=70)[0]
     seg = save_checkpoint(tmp_path / "seg.safetensors", create_model("deeplabv3_mobilenet_v2", width_mult=0.35, num_classes=3),

@@ -17,13 +17,16 @@ from typing import Any
 import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from mobilenetv2.data.images import BadImageError, load_image_bytes
-from mobilenetv2.serving.batcher import Batcher, QueueFull
+from mobilenetv2.data.images import load_image_bytes
+from mobilenetv2.serving.batcher import Batcher
+from mobilenetv2.serving.errors import ApiError, install_error_handler
+from mobilenetv2.serving.metrics import CountRequests, Metrics
 
 MAX_BODY_BYTES = 20 * 1024 * 1024  # an upload above 20 MB is refused (413) before it is read whole
 FILE_FIELD = "file"
+PREDICT_PATH = "/v1/predict"
 
 
 @dataclass
@@ -38,34 +41,11 @@ class ServeOptions:
     api_key: str | None = None
 
 
-class ApiError(Exception):
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.headers = status, message, headers or {}
-
-
-class Metrics:
-    """Prometheus metrics in the app's own registry."""
-
-    def __init__(self, batcher: Batcher) -> None:
-        self.registry = CollectorRegistry()
-        self.requests = Counter("mobilenetv2_requests", "prediction requests by HTTP status", ["status"],
-                                registry=self.registry)
-        self.errors = Counter("mobilenetv2_errors", "failed prediction requests by kind", ["kind"], registry=self.registry)
-        self.latency = Histogram("mobilenetv2_request_latency_seconds", "prediction latency, request to answer",
-                                 buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10), registry=self.registry)
-        self.batch_size = Histogram("mobilenetv2_batch_size", "inputs per forward pass",
-                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=self.registry)
-        self.queue = Gauge("mobilenetv2_queue_depth", "inputs waiting for a forward pass", registry=self.registry)
-        self.queue.set_function(lambda: batcher.waiting)
-
-
 def create_app(predictor: Any, card: dict[str, Any], options: ServeOptions | None = None) -> FastAPI:
     """The app serving ``predictor`` (a Classifier, Segmenter or Detector); ``card`` is what /v1/model shows."""
     options = options or ServeOptions()
     batcher = Batcher(predictor.logits_of_pixels, options.max_batch, options.max_wait_ms, options.max_queue)
     metrics = Metrics(batcher)
-    batcher.on_batch = lambda size, seconds: metrics.batch_size.observe(size)
     state = {"ready": False}
     decoders = ThreadPoolExecutor(max_workers=options.decode_threads, thread_name_prefix="mobilenetv2-decode")
     on_model_thread = torch_work_on_model_thread()
@@ -95,9 +75,9 @@ def create_app(predictor: Any, card: dict[str, Any], options: ServeOptions | Non
     app = FastAPI(title="mobilenetv2", version="1", lifespan=lifespan,
                   description=f"{card.get('task', '')} model {card.get('model', '')}: POST an image to /v1/predict")
 
-    @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse({"error": exc.message}, status_code=exc.status, headers=exc.headers)
+    app.state.options = options
+    install_error_handler(app)
+    app.add_middleware(CountRequests, metrics=metrics, path=PREDICT_PATH)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -127,38 +107,23 @@ def create_app(predictor: Any, card: dict[str, Any], options: ServeOptions | Non
         body = resources.files("mobilenetv2.serving").joinpath(f"static/{name}").read_bytes()
         return Response(body, media_type=STATIC[name])
 
-    @app.post("/v1/predict")
+    @app.post(PREDICT_PATH)
     async def predict(request: Request, top_k: int = 5) -> JSONResponse:
         started = time.perf_counter()
-        try:
-            check_key(request, options.api_key)
-            if not 1 <= top_k <= options.max_top_k:
-                raise ApiError(422, f"top_k must be between 1 and {options.max_top_k}, got {top_k}")
-            body = await read_upload(request)
-            # decoding and resizing run beside the event loop, not on it
-            if on_model_thread:
-                inputs, prepared = await torch_work(predictor.prepare, await decode(load_image_bytes, body))
-            else:  # one hop: decode and resize
-                inputs, prepared = await decode(lambda: predictor.prepare(load_image_bytes(body)))
-            try:
-                outputs = await batcher.submit(inputs, options.timeout_s)
-            except QueueFull:
-                raise ApiError(503, "the server is busy (queue full); retry shortly", {"Retry-After": "1"}) from None
-            except asyncio.TimeoutError:
-                raise ApiError(504, f"no answer within {options.timeout_s:g} s") from None
-            answer = {"task": card["task"], "backend": card["backend"],
-                      **await torch_work(finish, outputs, prepared, top_k),
-                      "latency_ms": round(1000 * (time.perf_counter() - started), 2)}
-            metrics.requests.labels("200").inc()
-            return JSONResponse(answer)
-        except (ApiError, BadImageError) as exc:
-            status = exc.status if isinstance(exc, ApiError) else 400
-            metrics.requests.labels(str(status)).inc()
-            metrics.errors.labels("bad_image" if isinstance(exc, BadImageError) else str(status)).inc()
-            headers = exc.headers if isinstance(exc, ApiError) else {}
-            return JSONResponse({"error": str(exc)}, status_code=status, headers=headers)
-        finally:
-            metrics.latency.observe(time.perf_counter() - started)
+        check_key(request, options.api_key)
+        if not 1 <= top_k <= options.max_top_k:
+            raise ApiError(422, f"top_k must be between 1 and {options.max_top_k}, got {top_k}")
+        body = await read_upload(request)
+        # decoding and resizing run beside the event loop, not on it
+        if on_model_thread:
+            inputs, prepared = await torch_work(predictor.prepare, await decode(load_image_bytes, body))
+        else:  # one hop: decode and resize
+            inputs, prepared = await decode(lambda: predictor.prepare(load_image_bytes(body)))
+        outputs = await batcher.submit(inputs, options.timeout_s)
+        answer = {"task": card["task"], "backend": card["backend"],
+                  **await torch_work(finish, outputs, prepared, top_k),
+                  "latency_ms": round(1000 * (time.perf_counter() - started), 2)}
+        return JSONResponse(answer)
 
     return app
 
