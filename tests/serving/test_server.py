@@ -28,7 +28,7 @@ from mobilenetv2.weights import save_checkpoint
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 
-from mobilenetv2.serving import app as app_module  # noqa: E402
+from mobilenetv2.serving import upload  # noqa: E402
 from mobilenetv2.serving.app import ServeOptions, create_app  # noqa: E402
 from mobilenetv2.serving.model import load_served  # noqa: E402
 
@@ -150,7 +150,7 @@ def bomb() -> bytes:
 def test_bad_input_is_a_json_4xx_and_the_server_keeps_serving(server, monkeypatch):
     url, _ = server
     good = photos(1)[0]
-    monkeypatch.setattr(app_module, "MAX_BODY_BYTES", 50_000)
+    monkeypatch.setattr(upload, "MAX_BODY_BYTES", 50_000)
     cases = {
         "not an image": (b"hello, not an image", {}, 400, "not a readable image"),
         "truncated": (good[: len(good) // 2], {}, 400, "not a readable image"),

@@ -37,7 +37,7 @@ def as_api_error(exc: Exception, timeout_s: float) -> ApiError:
 
 
 async def answer_failure(request: Request, exc: Exception) -> JSONResponse:
-    error = as_api_error(exc, request.app.state.options.timeout_s)
+    error = as_api_error(exc, request.app.state.serving.options.timeout_s)
     request.scope[FAILURE_KIND] = error.kind
     return JSONResponse({"error": error.message}, status_code=error.status, headers=error.headers)
 
