@@ -28,7 +28,7 @@ from mobilenetv2.weights import save_checkpoint
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
 
-from mobilenetv2.serving import app as app_module  # noqa: E402
+from mobilenetv2.serving import upload  # noqa: E402
 from mobilenetv2.serving.app import ServeOptions, create_app  # noqa: E402
 from mobilenetv2.serving.model import load_served  # noqa: E402
 
@@ -150,7 +150,7 @@ def bomb() -> bytes:
 def test_bad_input_is_a_json_4xx_and_the_server_keeps_serving(server, monkeypatch):
     url, _ = server
     good = photos(1)[0]
-    monkeypatch.setattr(app_module, "MAX_BODY_BYTES", 50_000)
+    monkeypatch.setattr(upload, "MAX_BODY_BYTES", 50_000)
     cases = {
         "not an image": (b"hello, not an image", {}, 400, "not a readable image"),
         "truncated": (good[: len(good) // 2], {}, 400, "not a readable image"),
@@ -192,6 +192,37 @@ def test_full_queue_answers_503_with_retry_after_and_the_api_key_is_required(cla
         assert call(url + "/v1/predict", good, {"Authorization": "Bearer s3cret"})[0] == 200
 
 
+def test_each_prediction_is_counted_once_by_status_and_kind(classifier_file):
+    predictor, card = load_served(str(classifier_file))
+    fast, delay = predictor.logits, []
+
+    def logits(batch):
+        time.sleep(sum(delay))
+        return fast(batch)
+
+    predictor.logits = logits
+    key, good = {"X-API-Key": "k"}, photos(1)[0]
+    with serving(predictor, card, ServeOptions(api_key="k", timeout_s=0.2)) as url:
+        statuses = [call(url + path, body, headers)[0] for path, body, headers in [
+            ("/v1/predict", good, key), ("/v1/predict", good, {}), ("/v1/predict?top_k=0", good, key),
+            ("/v1/predict", b"not an image", key), ("/v1/predict", b"", key)]]
+        delay.append(1.0)
+        statuses.append(call(url + "/v1/predict", good, key)[0])
+        call(url + "/static/nope.js")  # not a prediction: not counted
+        metrics = call(url + "/metrics")[1].decode()
+    assert statuses == [200, 401, 422, 400, 400, 504]
+    counted = dict(line.rsplit(" ", 1) for line in metrics.splitlines()
+                   if line.startswith(("mobilenetv2_requests_total", "mobilenetv2_errors_total",
+                                       "mobilenetv2_request_latency_seconds_count")))
+    assert {k: float(v) for k, v in counted.items()} == {
+        'mobilenetv2_requests_total{status="200"}': 1, 'mobilenetv2_requests_total{status="401"}': 1,
+        'mobilenetv2_requests_total{status="422"}': 1, 'mobilenetv2_requests_total{status="400"}': 2,
+        'mobilenetv2_requests_total{status="504"}': 1, 'mobilenetv2_errors_total{kind="401"}': 1,
+        'mobilenetv2_errors_total{kind="422"}': 1, 'mobilenetv2_errors_total{kind="bad_image"}': 1,
+        'mobilenetv2_errors_total{kind="400"}': 1, 'mobilenetv2_errors_total{kind="504"}': 1,
+        "mobilenetv2_request_latency_seconds_count": 6}
+
+
 def test_segmentation_and_detection_answer_through_the_task(tmp_path):
     image = photos(1, size=70)[0]
     seg = save_checkpoint(tmp_path / "seg.safetensors", create_model("deeplabv3_mobilenet_v2", width_mult=0.35, num_classes=3),
@@ -227,3 +258,15 @@ def test_onnx_backend_serves_the_same_answers(classifier_file):
         assert card["parameters"] > 0
     assert answers[0]["labels"] == answers[1]["labels"]
     np.testing.assert_allclose(answers[0]["probabilities"], answers[1]["probabilities"], atol=1e-4)
+
+
+def test_a_one_channel_model_warms_up_and_serves(tmp_path):
+    model = create_model("mobilenet_v2", width_mult=0.35, num_classes=3, in_chans=1)
+    gray = save_checkpoint(tmp_path / "gray.safetensors", model, ["a", "b", "c"],
+                           Preprocessing(input_size=64, crop_pct=1.0, mean=(0.5,), std=(0.5,)))
+    predictor, card = load_served(str(gray))
+    assert predictor.input_channels == 1
+    with serving(predictor, card, ServeOptions()) as url:
+        assert call(url + "/readyz")[:2] == (200, {"ready": True})  # the warm-up pass took a 1-channel input
+        status, card, _ = call(url + "/v1/model")
+    assert status == 200 and card["architecture"]["args"]["in_chans"] == 1

@@ -80,6 +80,22 @@ class Classifier:
     def has_class_names(self) -> bool:
         return self._class_names is not None
 
+    @property
+    def input_channels(self) -> int:
+        """Channels of the model's input: a torch model's ``in_chans``; a runtime's (onnxruntime, ExecuTorch) input
+        channel dimension when the file fixes it, else 3."""
+        if self.is_torch:
+            return int(self.model.in_chans)
+        session = getattr(self.model, "session", None)  # onnxruntime: the dimension may be a name ("channels")
+        method = getattr(self.model, "_forward", None)  # ExecuTorch: the program's shapes are static
+        if session is not None:
+            shape = session.get_inputs()[0].shape
+        elif method is not None:
+            shape = tuple(method.metadata.input_tensor_meta(0).sizes())
+        else:
+            shape = ()
+        return shape[1] if len(shape) == 4 and isinstance(shape[1], int) else 3
+
     @torch.inference_mode()
     def logits(self, batch: torch.Tensor) -> torch.Tensor:
         """Normalised NCHW float batch -> logits [N, C] (float32, CPU)."""

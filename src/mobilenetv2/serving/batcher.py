@@ -8,8 +8,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import torch
+
+T = TypeVar("T")
 
 
 class QueueFull(Exception):
@@ -44,6 +47,10 @@ class Batcher:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
         self.executor.shutdown(wait=False, cancel_futures=True)
+
+    async def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the model's thread, between forward passes (torch work that must not run beside them)."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def submit(self, inputs: torch.Tensor, timeout: float) -> torch.Tensor:
         """The outputs for ``inputs``; ``QueueFull`` when the queue is full, ``TimeoutError`` after ``timeout`` s."""
@@ -84,8 +91,7 @@ class Batcher:
         count = sum(len(p.inputs) for p in live)
         started = time.perf_counter()
         try:
-            outputs = await asyncio.get_running_loop().run_in_executor(self.executor, self.forward,
-                                                                       [p.inputs for p in live])
+            outputs = await self.call(self.forward, [p.inputs for p in live])
         except Exception as exc:  # the model failed: every request of the batch gets the error
             for p in live:
                 if not p.future.done():

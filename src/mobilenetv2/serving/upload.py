@@ -1,0 +1,42 @@
+"""The image a prediction request uploads: the raw body or the multipart field ``file``, refused above 20 MB."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from mobilenetv2.serving.errors import ApiError
+
+MAX_BODY_BYTES = 20 * 1024 * 1024  # an upload above 20 MB is refused (413) before it is read whole
+FILE_FIELD = "file"
+
+
+async def read_upload(request: Request) -> bytes:
+    """The image bytes: the multipart field ``file``, or the raw body; refused above ``MAX_BODY_BYTES``."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ApiError(413, f"the body is {int(declared):,} bytes, above the limit of {MAX_BODY_BYTES:,} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise ApiError(413, f"the body is above the limit of {MAX_BODY_BYTES:,} bytes")
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return await multipart_file(request, bytes(body))
+    if not body:
+        raise ApiError(400, "empty body: send the image as the body, or as the multipart field 'file'")
+    return bytes(body)
+
+
+async def multipart_file(request: Request, body: bytes) -> bytes:
+    from starlette.datastructures import UploadFile
+    from starlette.requests import Request as Replay
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    form = await Replay(request.scope, receive).form()
+    upload = form.get(FILE_FIELD)
+    if not isinstance(upload, UploadFile):
+        fields = ", ".join(repr(k) for k in form) or "none"
+        raise ApiError(422, f"multipart upload without a file field named {FILE_FIELD!r} (fields: {fields})")
+    return await upload.read()
