@@ -1,7 +1,7 @@
 """ExecuTorch XNNPACK fp32 vs int8 vs onnxruntime fp32, MobileNetV2 at batch 1, interleaved in one run.
 
 Random weights with non-trivial BatchNorm statistics; int8 calibrated on random images (speed only: accuracy of int8
-on real photos comes from ``mobilenetv2 quantize --runtime executorch``, see BENCHMARKS.md). onnxruntime runs with
+on real photos comes from ``mobilenetv2 quantize --format pte``, see BENCHMARKS.md). onnxruntime runs with
 thread spinning off: its spinning idle threads would otherwise steal the cores from XNNPACK's (8.8 ms instead of 5.6).
 
     .venv/bin/python benchmarks/executorch_int8.py [--resolution 224] [--threads 2] [--rounds 15]
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-from mobilenetv2.export.executorch import ExecuTorchBackend, export_executorch, quantize_executorch
 from mobilenetv2.export.exporter import export_model
-from mobilenetv2.export.runtime import OnnxBackend
+from mobilenetv2.formats import get_format, open_runtime
+from mobilenetv2.formats.base import QuantizeOptions
 from mobilenetv2.hardware import describe
 from mobilenetv2.models import create_model
 from mobilenetv2.reporting import format_table
@@ -48,14 +48,14 @@ def main() -> None:
     calibration = [torch.randn(16, 3, args.resolution, args.resolution).numpy()]
     with tempfile.TemporaryDirectory() as tmp:
         paths = {name: Path(tmp) / name for name in ("fp32.pte", "int8.pte", "fp32.onnx")}
-        export_executorch(model, paths["fp32.pte"], input_size=args.resolution)
-        quantize_executorch(model, paths["int8.pte"], calibration, input_size=args.resolution)
-        export_model(model, paths["fp32.onnx"], "onnx", meta=CheckpointMeta.for_model(
-            model, preprocessing=Preprocessing(input_size=args.resolution)))
+        meta = CheckpointMeta.for_model(model, preprocessing=Preprocessing(input_size=args.resolution))
+        get_format("pte").export(model, paths["fp32.pte"], meta)
+        get_format("pte").quantize(model, paths["int8.pte"], meta, calibration, QuantizeOptions())
+        export_model(model, paths["fp32.onnx"], "onnx", meta=meta)
         runners = {
-            "executorch fp32 (XNNPACK)": ExecuTorchBackend(paths["fp32.pte"], args.threads),
-            "executorch int8 (XNNPACK)": ExecuTorchBackend(paths["int8.pte"], args.threads),
-            "onnxruntime fp32": OnnxBackend(paths["fp32.onnx"], args.threads, spin=False),
+            "executorch fp32 (XNNPACK)": open_runtime(paths["fp32.pte"], threads=args.threads),
+            "executorch int8 (XNNPACK)": open_runtime(paths["int8.pte"], threads=args.threads),
+            "onnxruntime fp32": open_runtime(paths["fp32.onnx"], threads=args.threads, spin=False),
         }
         sizes = {name: paths[file].stat().st_size / 1e6 for name, file in
                  zip(runners, ("fp32.pte", "int8.pte", "fp32.onnx"))}

@@ -21,8 +21,8 @@ import torch
 
 from mobilenetv2.benchmarking.inference import PATHS, benchmark_inference, meta_at_resolution
 from mobilenetv2.export.exporter import export_model
-from mobilenetv2.export.quantize import quantize_onnx
-from mobilenetv2.export.runtime import OnnxBackend
+from mobilenetv2.formats import open_runtime
+from mobilenetv2.formats.onnx import quantize_onnx
 from mobilenetv2.models import create_model
 from mobilenetv2.reporting import format_table
 from mobilenetv2.timing import time_interleaved
@@ -47,7 +47,7 @@ def int8_variants(model, resolution: int, threads: int, batches: list[int], roun
         files = {"onnxruntime fp32": fp32}
         for i, (name, options) in enumerate(INT8_VARIANTS.items()):
             files[name] = quantize_onnx(fp32, Path(tmp) / f"int8_{i}.onnx", calibration, **options)
-        backends = {name: OnnxBackend(path, threads, spin=False) for name, path in files.items()}
+        backends = {name: open_runtime(path, threads=threads, spin=False) for name, path in files.items()}
         sizes = {name: path.stat().st_size / 1e6 for name, path in files.items()}
         timings = {b: time_interleaved({n: (lambda be=be, x=inputs[b]: be(x)) for n, be in backends.items()}, rounds=rounds)
                    for b in batches}

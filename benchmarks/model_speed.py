@@ -19,7 +19,7 @@ import torch
 import torchvision
 
 from mobilenetv2 import create_model
-from mobilenetv2.export.fuse import fuse_bn
+from mobilenetv2.models.fuse import fuse_bn
 from mobilenetv2.timing import time_interleaved
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -21,12 +21,14 @@ import numpy as np
 from PIL import Image
 
 from mobilenetv2.benchmarking.inference import benchmark_inference
+from mobilenetv2.export.calibration import calibration_batch_size, image_batches
 from mobilenetv2.export.exporter import export_model
-from mobilenetv2.export.ptq import calibration_batch_size, compare_outputs
-from mobilenetv2.export.quantize import image_batches, quantize_onnx
-from mobilenetv2.export.runtime import OnnxBackend
+from mobilenetv2.formats import open_runtime
+from mobilenetv2.formats.onnx import quantize_onnx
+from mobilenetv2.formats.verify import OutputComparison
 from mobilenetv2.hardware import describe
 from mobilenetv2.reporting import format_table
+from mobilenetv2.tasks import get_task
 from mobilenetv2.weights import load_checkpoint
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -49,17 +51,9 @@ def fidelity_photos() -> dict[str, np.ndarray]:
 
 
 def interpreter_masks(path: Path, photos: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(path), num_threads=2)
-    interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    masks = {}
-    for name, pixels in photos.items():
-        interpreter.set_tensor(inp["index"], pixels[None])
-        interpreter.invoke()
-        masks[name] = interpreter.get_tensor(out["index"])[0].copy()
-    return masks
+    """The published file's masks (its graph ends in an ArgMax) from its own uint8 NHWC input: ``runtime.run``."""
+    runtime = open_runtime(path, "litert", threads=2)
+    return {name: runtime.run(pixels[None])[0].copy() for name, pixels in photos.items()}
 
 
 def bird_iou(mask: np.ndarray, truth: np.ndarray) -> float:
@@ -77,7 +71,7 @@ def fidelity(ckpt, tflite: Path, calibration: list[np.ndarray]) -> dict:
         fp32_path, int8_path = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
         export_model(ckpt.model, fp32_path, "onnx", meta=ckpt.meta)
         quantize_onnx(fp32_path, int8_path, calibration)
-        fp32_run, int8_run = OnnxBackend(fp32_path, 2), OnnxBackend(int8_path, 2)
+        fp32_run, int8_run = open_runtime(fp32_path, threads=2), open_runtime(int8_path, threads=2)
         fp32 = np.concatenate([fp32_run(x[None]) for x in batch])
         int8 = np.concatenate([int8_run(x[None]) for x in batch])
     theirs = interpreter_masks(tflite, photos)
@@ -87,7 +81,9 @@ def fidelity(ckpt, tflite: Path, calibration: list[np.ndarray]) -> dict:
     def agree(masks: np.ndarray) -> dict[str, float]:
         return {n: float((m == theirs[n]).mean()) for n, m in zip(names, masks)}
 
-    return {"photos": names, "int8_vs_fp32": compare_outputs(fp32, int8)["agreement"],
+    comparison = OutputComparison(get_task("segmentation"))
+    comparison.update(fp32, int8)
+    return {"photos": names, "int8_vs_fp32": comparison.result()["agreement"],
             "fp32_vs_tflite": agree(fp32.argmax(1)), "int8_vs_tflite": agree(int8.argmax(1)),
             "bird_iou": {"onnx fp32": bird_iou(fp32.argmax(1)[0], truth), "onnx int8": bird_iou(int8.argmax(1)[0], truth),
                          "tflite": bird_iou(theirs[names[0]], truth)}}

@@ -30,8 +30,8 @@ import torch
 from PIL import Image
 
 from mobilenetv2.cli import main as cli
-from mobilenetv2.evaluation import load_predictor
 from mobilenetv2.hardware import describe
+from mobilenetv2.inference import load_predictor
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 MAX_BATCH = 16

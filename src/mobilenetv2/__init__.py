@@ -4,7 +4,8 @@ from mobilenetv2.errors import UserError
 
 __version__ = "0.1.0"
 
-__all__ = ["Classifier", "UserError", "__version__", "create_model", "list_models", "load_model"]
+__all__ = ["Classifier", "UserError", "__version__", "create_model", "list_models", "load_model", "load_predictor",
+           "open_runtime"]
 
 
 def __getattr__(name: str):  # torch loads on first use, not for `mobilenetv2 --help`
@@ -16,8 +17,12 @@ def __getattr__(name: str):  # torch loads on first use, not for `mobilenetv2 --
         from mobilenetv2.weights import load_model
 
         return load_model
-    if name == "Classifier":
-        from mobilenetv2.evaluation import Classifier
+    if name in ("Classifier", "load_predictor"):
+        from mobilenetv2 import inference
 
-        return Classifier
+        return getattr(inference, name)
+    if name == "open_runtime":
+        from mobilenetv2.formats import open_runtime
+
+        return open_runtime
     raise AttributeError(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -31,7 +32,7 @@ def checkpoint(tmp_path_factory):
 
 def test_benchmark_times_eager_and_onnx_without_a_torchvision_twin(checkpoint, capsys):
     pytest.importorskip("onnxruntime", reason="the ONNX paths need the [deploy] extra")
-    assert main(["benchmark", str(checkpoint), "--batch", "1", "--rounds", "2", "--formats", "torchvision", "eager",
+    assert main(["benchmark", str(checkpoint), "--batch", "1", "--rounds", "2", "--paths", "torchvision", "eager",
                  "onnx", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert [p["name"] for p in report["paths"]] == ["eager", "onnx"]
@@ -42,7 +43,8 @@ def test_benchmark_times_eager_and_onnx_without_a_torchvision_twin(checkpoint, c
 def test_without_a_reference_the_table_has_no_ratio_column():
     from mobilenetv2.benchmarking.inference import BenchmarkReport, PathResult
 
-    paths = [PathResult("eager", 2.0, 1, {1: 40.0}, {1: 45.0}), PathResult("int8", 0.7, 1, {1: 10.0}, {1: 11.0})]
+    paths = [PathResult("eager", 2.0, 1, {1: 40.0}, {1: 45.0}),
+             PathResult("int8", 0.7, 1, {1: 10.0}, {1: 11.0}, precision="int8")]
     text = BenchmarkReport("deeplabv3_mobilenet_v2()", 513, 2, 2_740_000_000, 100.0, [1], 3, paths, cpu="CPU: x").table()
     assert "vs torchvision" not in text and "vs TFLite" not in text and "- (int8)" in text
 
@@ -60,7 +62,7 @@ def test_large_inputs_default_to_batch_one(tmp_path, monkeypatch, capsys, size, 
         return Report()
 
     monkeypatch.setattr("mobilenetv2.benchmarking.inference.benchmark_inference", fake)
-    assert main(["benchmark", str(_checkpoint(tmp_path, size)), "--formats", "eager"]) == 0
+    assert main(["benchmark", str(_checkpoint(tmp_path, size)), "--paths", "eager"]) == 0
     assert seen["batches"] == batches and seen["resolution"] == size and seen["meta"].task == "segmentation"
 
 
@@ -71,22 +73,28 @@ def published(shared_data):
 
 
 def test_the_tflite_path_times_the_published_file(published):
-    from mobilenetv2.benchmarking.tflite import file_size_mb, tflite_runner
+    import torch
 
-    run = tflite_runner(published, threads=2, resolution=513)
-    mask = run()
-    assert mask.shape == (1, 513, 513) and file_size_mb(published) > 0.5
+    from mobilenetv2.benchmarking.inference import runners
+    from mobilenetv2.formats import open_runtime
+
+    runtime = open_runtime(published, threads=2)
+    assert (runtime.backend, runtime.input_layout, runtime.input_dtype, runtime.precision) == ("litert", "NHWC", np.uint8, "int8")
+    images = {1: torch.randn(1, 3, 513, 513), 32: torch.randn(32, 3, 513, 513)}
+    calls = runners(runtime, images, 513)
+    assert list(calls) == [1]  # the interpreter runs batch 1 only
+    assert calls[1]().shape == (1, 513, 513)  # the published file ends with an ArgMax: class indices
     with pytest.raises(UserError, match="takes 513x513 images"):
-        tflite_runner(published, threads=2, resolution=224)
-    with pytest.raises(UserError, match="file not found"):
-        tflite_runner(published.with_name("missing.tflite"), threads=2, resolution=513)
+        runners(runtime, {1: torch.randn(1, 3, 224, 224)}, 224)
+    with pytest.raises(UserError, match="TFLite model not found"):
+        open_runtime(published.with_name("missing.tflite"))
 
 
 def test_benchmark_beside_the_tflite_interpreter(published, tmp_path, capsys):
     ckpt = tmp_path / "half.safetensors"
     assert main(["convert", str(published), str(ckpt)]) == 0
     capsys.readouterr()
-    assert main(["benchmark", str(ckpt), "--rounds", "2", "--formats", "bn_folded", "--tflite", str(published)]) == 0
+    assert main(["benchmark", str(ckpt), "--rounds", "2", "--paths", "bn_folded", "--tflite", str(published)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("CPU: ") and "at 513px" in out and "b1 vs TFLite" in out and "b32" not in out
     row = next(line for line in out.splitlines() if line.startswith("| TFLite interpreter"))

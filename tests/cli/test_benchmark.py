@@ -20,7 +20,7 @@ def test_benchmark_times_every_path_but_compile(capsys):
 
 def test_benchmark_table_has_ratios(capsys):
     assert main(["benchmark", "--width", "0.35", "--resolution", "32", "--num-classes", "10", "--rounds", "1",
-                 "--batch", "1", "--formats", "torchvision", "bn_folded"]) == 0
+                 "--batch", "1", "--paths", "torchvision", "bn_folded"]) == 0
     out = capsys.readouterr().out
     assert "b1 vs torchvision" in out and "1.00x" in out and "compute limit" in out
     cpu, runtimes = out.splitlines()[:2]

@@ -10,7 +10,7 @@ from PIL import Image
 
 from mobilenetv2.cli import main
 from mobilenetv2.data import Preprocessing
-from mobilenetv2.evaluation import Classifier
+from mobilenetv2.inference import Classifier
 from mobilenetv2.models import create_model
 from mobilenetv2.weights import save_checkpoint
 
@@ -53,13 +53,13 @@ def test_report_files_and_agreement_with_predict(checkpoint, folder, tmp_path, c
 
 
 def test_onnx_gives_the_same_report(checkpoint, folder, tmp_path, capsys):
-    pytest.importorskip("mobilenetv2.export.onnx", reason="the ONNX exporter (DEPLOYMENT helper) is not installed")
-    from mobilenetv2.export.onnx import export_onnx, model_metadata
+    pytest.importorskip("onnxruntime", reason="ONNX comes with the [deploy] extra")
+    from mobilenetv2.formats import get_format
     from mobilenetv2.weights import load_checkpoint
 
     ckpt = load_checkpoint(checkpoint)
-    onnx_path = export_onnx(ckpt.model, tmp_path / "m.onnx", input_size=ckpt.meta.input_size,
-                            metadata=model_metadata(ckpt.meta))
+    onnx_path = tmp_path / "m.onnx"
+    get_format("onnx").export(ckpt.model, onnx_path, ckpt.meta)
     reports = []
     for path in (checkpoint, onnx_path):
         assert main(["evaluate", str(path), "--data", str(folder), "--split", "all", "--json", "--workers", "0"]) == 0

@@ -29,9 +29,9 @@ def test_quantize_reports_fp32_and_int8_side_by_side(checkpoint, shared_data, ca
     assert any(n.op_type == "QuantizeLinear" for n in proto.graph.node)
     assert "mobilenetv2.class_names" in {p.key for p in proto.metadata_props}
 
-    from mobilenetv2.export.runtime import OnnxBackend
+    from mobilenetv2.formats import open_runtime
 
-    assert OnnxBackend(out).class_names == ["ants", "bees"]
+    assert open_runtime(out).class_names == ["ants", "bees"]
 
 
 def test_quantize_rejects_a_calibration_folder_without_images(checkpoint, tmp_path, capsys):
@@ -47,28 +47,32 @@ def test_quantize_rejects_a_calibration_folder_without_images(checkpoint, tmp_pa
 
 @pytest.mark.slow
 def test_quantize_for_executorch_writes_an_int8_program_beside_its_metadata(checkpoint, shared_data, capsys):
-    pytest.importorskip("executorch", reason="--runtime executorch needs ExecuTorch (the [interop] extra)")
+    pytest.importorskip("executorch", reason="--format pte needs ExecuTorch (the [interop] extra)")
     import numpy as np
     import torch
 
-    from mobilenetv2.export.executorch import ExecuTorchBackend
+    from mobilenetv2.formats import open_runtime
     from mobilenetv2.weights import load_model
 
     data = shared_data / "hymenoptera_data"
     out = checkpoint.parent / "tiny.int8.pte"
     code = main(["quantize", str(checkpoint), "--calib", str(data / "train"), "--val", str(data / "val"),
-                 "--num-calib", "8", "--runtime", "executorch", "--json"])
+                 "--num-calib", "8", "--format", "pte", "--json"])
     assert code == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["runtime"] == "executorch" and report["method"] == "histogram" and report["out"] == str(out)
+    assert (report["format"], report["backend"], report["method"]) == ("pte", "executorch", "histogram")
+    assert report["out"] == str(out)
     assert report["val_images"] == 153 and report["calibration_images"] == 8
     assert report["int8_mb"] < report["fp32_mb"] / 2  # int8 weights in the program, not fp32 ones
-    assert json.loads(out.with_name("tiny.int8.pte.json").read_text())["mobilenetv2.class_names"] == ["ants", "bees"]
+    stored = json.loads(out.with_name("tiny.int8.pte.json").read_text())
+    assert stored["mobilenetv2.class_names"] == ["ants", "bees"] and stored["mobilenetv2.precision"] == "int8"
 
     images = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         reference = load_model(checkpoint)(images).numpy()
-    logits = ExecuTorchBackend(out)(images)
+    runtime = open_runtime(out)
+    assert runtime.precision == "int8"
+    logits = runtime(images)
     assert logits.shape == reference.shape
     # int8 approximates fp32: close relative to the logits' spread, but not equal (it would be for fp32 weights)
     spread = float(np.abs(reference).max())
@@ -76,13 +80,22 @@ def test_quantize_for_executorch_writes_an_int8_program_beside_its_metadata(chec
 
 
 def test_quantize_rejects_onnx_only_options_for_executorch(checkpoint, shared_data, tmp_path, capsys):
-    out = tmp_path / "x.int8.pte"
+    out = tmp_path / "x.int8.pte"  # the extension picks the format
     data = shared_data / "hymenoptera_data"
-    assert main(["quantize", str(checkpoint), "--calib", str(data / "train"), "--runtime", "executorch",
-                 "--method", "entropy", "--out", str(out)]) == 2
+    assert main(["quantize", str(checkpoint), "--calib", str(data / "train"), "--method", "entropy", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("mobilenetv2 quantize: error: --method apply to --runtime onnxruntime only")
+    assert err.startswith("mobilenetv2 quantize: error: --method apply to ONNX (onnxruntime) only")
     assert err.count("\n") == 1 and not out.exists()
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--out", "m.int8.torchscript.pt"], "--out m.int8.torchscript.pt: quantize writes onnx, pte files (.onnx, .pte)"),
+    (["--out", "m.int8.onnx", "--format", "pte"], "--out m.int8.onnx is an onnx file but --format says pte"),
+])
+def test_quantize_format_comes_from_the_output_name(checkpoint, args, expected, capsys):
+    assert main(["quantize", str(checkpoint), "--calib", "photos", *args]) == 2
+    err = capsys.readouterr().err
+    assert err == f"mobilenetv2 quantize: error: {expected}\n"
 
 
 def test_quantize_with_unlabelled_photos_reports_agreement_and_no_accuracy(checkpoint, shared_data, tmp_path, capsys):

@@ -11,7 +11,7 @@ import torch
 
 from mobilenetv2.cli import main
 from mobilenetv2.data import Preprocessing
-from mobilenetv2.export.ptq import OutputComparison
+from mobilenetv2.formats.verify import OutputComparison
 from mobilenetv2.models import create_model
 from mobilenetv2.tasks import get_task
 from mobilenetv2.weights import save_checkpoint
@@ -72,7 +72,7 @@ def test_int8_agreement_is_counted_per_anchor_over_the_classes():
 
 
 def test_benchmark_times_a_detection_checkpoint_at_its_size(checkpoint, capsys):
-    assert main(["benchmark", str(checkpoint), "--formats", "eager", "onnx", "--batch", "1", "--rounds", "2",
+    assert main(["benchmark", str(checkpoint), "--paths", "eager", "onnx", "--batch", "1", "--rounds", "2",
                  "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["resolution"] == 96

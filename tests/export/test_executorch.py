@@ -22,7 +22,7 @@ def exported_pte(tiny_checkpoint, tmp_path_factory):
 
 
 def test_export_pte_runs_in_executorch_like_pytorch(exported_pte, tiny_checkpoint):
-    from mobilenetv2.export.executorch import run_executorch
+    from mobilenetv2.formats import open_runtime
     from mobilenetv2.weights import load_model
 
     path, printed = exported_pte
@@ -32,7 +32,9 @@ def test_export_pte_runs_in_executorch_like_pytorch(exported_pte, tiny_checkpoin
     images = torch.randn(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
         reference = model(images).numpy()
-    logits = run_executorch(path, images)
+    runtime = open_runtime(path)
+    assert (runtime.backend, runtime.format, runtime.precision, runtime.max_batch) == ("executorch", "pte", "fp32", 1)
+    logits = runtime(images)  # three images through a batch-1 program
     assert np.abs(reference).max() > 1e-3  # non-trivial logits, so the comparison below means something
     np.testing.assert_allclose(logits, reference, atol=1e-4, rtol=0)
     assert (logits.argmax(1) == reference.argmax(1)).all()
@@ -43,6 +45,7 @@ def test_export_pte_writes_metadata_beside_it(exported_pte):
     assert meta["mobilenetv2.class_names"] == ["ants", "bees"]
     assert meta["mobilenetv2.preprocessing"]["input_size"] == 64
     assert meta["mobilenetv2.architecture"]["name"] == "mobilenet_v2"
+    assert meta["mobilenetv2.task"] == "classification" and meta["mobilenetv2.precision"] == "fp32"
 
 
 def _reference(checkpoint, batch):
@@ -56,19 +59,20 @@ def _reference(checkpoint, batch):
 def test_failed_pte_export_leaves_nothing(problem, tiny_checkpoint, tmp_path, monkeypatch, capsys):
     import executorch.exir
 
-    import mobilenetv2.export.executorch as et
+    from mobilenetv2.backends.executorch import ExecuTorchRuntime
+    from mobilenetv2.formats.pte import PteFormat
 
     if problem == "lowering fails":
         def broken_lowering(*args, **kwargs):
             raise RuntimeError("XNNPACK cannot lower this graph")
         monkeypatch.setattr(executorch.exir, "to_edge_transform_and_lower", broken_lowering)
         expected = "this model cannot be exported to ExecuTorch: XNNPACK cannot lower this graph"
-    else:
-        monkeypatch.setattr(et, "export_executorch", lambda model, path, **kw: path.write_bytes(b"not a program"))
+    elif problem == "unloadable program":
+        monkeypatch.setattr(PteFormat, "export", lambda self, model, path, meta, **kw: path.write_bytes(b"not a program"))
         expected = "Failed to load program"
-        if problem == "wrong logits":
-            monkeypatch.setattr(et, "run_executorch", lambda path, batch: _reference(tiny_checkpoint, batch) + 1.0)
-            expected = "the exported model does not match PyTorch, nothing written: verify: FAIL"
+    else:
+        monkeypatch.setattr(ExecuTorchRuntime, "run", lambda self, x: _reference(tiny_checkpoint, torch.from_numpy(x)) + 1.0)
+        expected = "the exported model does not match PyTorch, nothing written: verify: FAIL"
     out = tmp_path / "bad.pte"
     capsys.readouterr()  # drop what importing ExecuTorch above may have logged
     assert main(["export", str(tiny_checkpoint), "--format", "pte", "--out", str(out)]) == 2
@@ -78,7 +82,7 @@ def test_failed_pte_export_leaves_nothing(problem, tiny_checkpoint, tmp_path, mo
 
 
 def test_classifier_predict_and_evaluate_take_a_pte(exported_pte, tiny_checkpoint, shared_data, capsys):
-    from mobilenetv2.evaluation import Classifier
+    from mobilenetv2.inference import Classifier
 
     photos = sorted((shared_data / "hymenoptera_data" / "val" / "bees").glob("*.jpg"))[:3]
     expected = Classifier.load(tiny_checkpoint, device="cpu").predict(photos, top_k=2)

@@ -1,6 +1,6 @@
 import torch
 
-from mobilenetv2.export.fuse import count_batchnorms, fuse_bn
+from mobilenetv2.models.fuse import count_batchnorms, fuse_bn
 from mobilenetv2.weights import load_model
 
 

@@ -12,9 +12,11 @@ from PIL import Image
 
 from mobilenetv2.cli import main
 from mobilenetv2.data import Preprocessing
-from mobilenetv2.export.exporter import Verification
-from mobilenetv2.export.ptq import OutputComparison, QuantizeReport, calibration_batch_size, compare_outputs
+from mobilenetv2.export.calibration import calibration_batch_size
+from mobilenetv2.export.ptq import QuantizeReport
+from mobilenetv2.formats.verify import OutputComparison, Verification
 from mobilenetv2.models import create_model
+from mobilenetv2.tasks import get_task
 from mobilenetv2.weights import save_checkpoint
 
 NAMES = ["background", "a", "b"]
@@ -64,7 +66,7 @@ def test_export_onnx_is_verified_per_pixel_at_the_checkpoint_size(checkpoint, ph
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     (inp,), (output,) = session.get_inputs(), session.get_outputs()
     assert inp.shape[1:] == [3, SIZE, SIZE] and output.shape[1:] == [3, SIZE, SIZE]
-    from mobilenetv2.evaluation import load_predictor
+    from mobilenetv2.inference import load_predictor
 
     onnx, torch_ = load_predictor(out), load_predictor(checkpoint)
     assert onnx.task.name == "segmentation" and onnx.class_names == NAMES
@@ -73,7 +75,7 @@ def test_export_onnx_is_verified_per_pixel_at_the_checkpoint_size(checkpoint, ph
     assert a.mask.shape == (50, 80) and (a.mask == b.mask).mean() > 0.99
     batch = torch.randn(2, 3, SIZE, SIZE, generator=torch.Generator().manual_seed(1))
     with torch.inference_mode():
-        reference = torch_.model(batch).numpy()
+        reference = torch_.logits(batch).numpy()
     assert np.abs(session.run(None, {inp.name: batch.numpy()})[0] - reference).max() < 1e-4
 
 
@@ -122,7 +124,9 @@ def test_the_comparison_streams_and_counts_pixels_or_images():
     rng = np.random.default_rng(0)
     for shape in [(6, 5), (6, 3, 7, 9)]:
         a, b = rng.standard_normal(shape, dtype=np.float32), rng.standard_normal(shape, dtype=np.float32)
-        whole, streamed = compare_outputs(a, b), OutputComparison()
+        whole, streamed = OutputComparison(get_task("classification")), OutputComparison(get_task("segmentation"))
+        whole.update(a, b)
+        whole = whole.result()
         for i in range(0, 6, 4):
             streamed.update(a[i:i + 4], b[i:i + 4])
         found = streamed.result()

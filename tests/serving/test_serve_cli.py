@@ -38,7 +38,7 @@ def checkpoint(tmp_path_factory):
     (["missing.safetensors"], "missing.safetensors"),
     (["{ckpt}", "--max-batch", "0"], "--max-batch"),
     (["{ckpt}", "--decode-threads", "0"], "--decode-threads"),
-    (["{ckpt}", "--backend", "gpu"], "invalid choice"),
+    (["{ckpt}", "--backend", "gpu"], "unknown backend 'gpu'; allowed: torch, onnxruntime"),
 ])
 def test_bad_options_are_one_line(checkpoint, capsys, args, text):
     try:

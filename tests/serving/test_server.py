@@ -249,13 +249,14 @@ def test_onnx_backend_serves_the_same_answers(classifier_file):
     pytest.importorskip("onnxruntime")
     image = photos(1)[0]
     answers = []
-    for backend in ("torch", "onnx"):
+    for backend, name in (("torch", "torch"), ("onnx", "onnxruntime")):  # "onnx": serve's name before the registry
         predictor, card = load_served(str(classifier_file), backend=backend)
         with serving(predictor, card, ServeOptions()) as url:
             status, answer, _ = call(url + "/v1/predict?top_k=2", image)
-            assert status == 200 and answer["backend"] == backend
+            assert status == 200 and answer["backend"] == name
             answers.append(answer)
-        assert card["parameters"] > 0
+        assert card["parameters"] > 0 and card["precision"] == "fp32"
+        assert card["format"] == ("checkpoint" if name == "torch" else "onnx")
     assert answers[0]["labels"] == answers[1]["labels"]
     np.testing.assert_allclose(answers[0]["probabilities"], answers[1]["probabilities"], atol=1e-4)
 

@@ -97,6 +97,6 @@ def test_checkpoint_file_has_usual_permissions(tmp_path):
 
 def test_classifier_at_package_root():
     import mobilenetv2
-    from mobilenetv2.evaluation import Classifier
+    from mobilenetv2.inference import Classifier
 
     assert mobilenetv2.Classifier is Classifier

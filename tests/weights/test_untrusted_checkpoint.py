@@ -84,7 +84,7 @@ def test_commands_answer_a_bad_checkpoint_with_one_line_and_write_nothing(tiny, 
     Image.new("RGB", (40, 40), "red").save(images / "x.png")
     out = tmp_path / "out"
     for argv in (["predict", evil, str(images), "--out", str(out)], ["export", evil, "--out", str(out / "m.onnx")],
-                 ["benchmark", evil, "--formats", "eager"], ["info", "--checkpoint", evil]):
+                 ["benchmark", evil, "--paths", "eager"], ["info", "--checkpoint", evil]):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "1000 class names for a model with 3 outputs" in err[0] and len(err[0]) < 300, err

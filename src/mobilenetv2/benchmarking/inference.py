@@ -1,7 +1,9 @@
 """Inference speed of one model through every path the project offers, timed interleaved in one run.
 
 Paths: torchvision's eager ``mobilenet_v2`` (the reference), our eager model (NCHW, channels_last, BN folded),
-torch.compile, onnxruntime fp32 and onnxruntime int8 (static QDQ, per-channel). Each is timed at every batch size;
+torch.compile, onnxruntime fp32 and onnxruntime int8 (static QDQ, per-channel), and a given TFLite file in the LiteRT
+interpreter. Each path is a ``Runtime`` (the interface every backend implements), timed on its own inputs
+(``runtime.run`` on what ``runtime.to_native`` made of the same images) at every batch size it takes;
 ratios are given to the reference and to a compute limit measured on the spot: a large fp32 matmul's GFLOP/s with
 the same thread count, timed before, inside (as one more candidate of every interleaved round) and after the paths, the
 best of all kept, so that load on the machine lowers the paths and the limit alike (limit_ms = 2 * MACs * batch /
@@ -22,6 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from mobilenetv2.backends.base import Runtime, RuntimeOptions
+from mobilenetv2.backends.torch import TorchRuntime
 from mobilenetv2.benchmarking import PATHS
 from mobilenetv2.errors import UserError
 from mobilenetv2.hardware import describe
@@ -36,7 +40,6 @@ LABELS = {
     "compile": "torch.compile fp32 (BN folded, channels_last)", "onnx": "onnxruntime fp32",
     "int8": "onnxruntime int8 (QDQ, per-channel)", "tflite": "TFLite interpreter (the --tflite file, XNNPACK)",
 }
-INT8_PATHS = ("int8", "tflite")  # not bound by the fp32 compute limit (the published TFLite files are uint8)
 
 
 @dataclass
@@ -46,6 +49,8 @@ class PathResult:
     memory_mb: float                                      # RSS growth when built and run once (see `rss_mb`)
     median_ms: dict[int, float] = field(default_factory=dict)   # batch -> median ms per call
     p90_ms: dict[int, float] = field(default_factory=dict)
+    precision: str = "fp32"                               # the runtime's: only fp32 paths are held to the fp32 limit
+    backend: str = "torch"
 
 
 @dataclass
@@ -66,7 +71,7 @@ class BenchmarkReport:
     def below_limit(self) -> list[tuple[str, int, float]]:
         """(path, batch, median / limit) for every fp32 median faster than the compute limit: it was disturbed."""
         return [(p.name, b, p.median_ms[b] / self.limit_ms(b)) for p in self.paths for b in self.batches
-                if p.name not in INT8_PATHS and b in p.median_ms and p.median_ms[b] < self.limit_ms(b)]
+                if p.precision == "fp32" and b in p.median_ms and p.median_ms[b] < self.limit_ms(b)]
 
     def to_dict(self) -> dict:
         return {**asdict(self), "limit_ms": {b: self.limit_ms(b) for b in self.batches},
@@ -92,7 +97,7 @@ class BenchmarkReport:
                 ms = p.median_ms[b]
                 speedup = [f"{ref.median_ms[b] / ms:.2f}x" if b in ref.median_ms else "-"] if ref else []
                 ratio = ms / self.limit_ms(b)
-                limit = "- (int8)" if p.name in INT8_PATHS else f"{ratio:.2f}" + (" (!)" if ratio < 1 else "")
+                limit = f"- ({p.precision})" if p.precision != "fp32" else f"{ratio:.2f}" + (" (!)" if ratio < 1 else "")
                 row += [f"{ms:.2f}", f"{p.p90_ms[b]:.2f}", f"{1e3 * b / ms:.0f}", *speedup, limit]
             rows.append(row)
         limits = ", ".join(f"batch {b}: {self.limit_ms(b):.2f} ms" for b in self.batches)
@@ -157,58 +162,57 @@ def torchvision_twin(model: nn.Module) -> nn.Module:
     return twin.eval()
 
 
-def _torch_runner(module: nn.Module, x: torch.Tensor) -> Callable[[], object]:
-    def run() -> object:
-        with torch.inference_mode():
-            return module(x)
-    return run
-
-
 def meta_at_resolution(model: nn.Module, resolution: int, meta: CheckpointMeta | None = None) -> CheckpointMeta:
     """``meta`` (or a bare model's) with its input size set to ``resolution`` (ONNX files have a static image size)."""
     meta = meta or CheckpointMeta.for_model(model)
     return meta.replace(preprocessing=replace(meta.preprocessing, input_size=resolution))
 
 
-def build_path(name: str, model: nn.Module, inputs: dict[int, torch.Tensor], workdir: Path, threads: int,
-               calibration: list[np.ndarray], meta: CheckpointMeta | None = None,
-               ) -> tuple[dict[int, Callable[[], object]], float]:
-    """Zero-argument callables per batch size for one path, and the path's model size in MB.
+def param_mb(model: nn.Module) -> float:
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 1e6
 
-    ``meta``: the checkpoint's (its task picks the comparison that verifies the ONNX export), else the bare model's."""
-    from mobilenetv2.export.fuse import fuse_bn
 
-    param_mb = sum(t.numel() * t.element_size() for t in model.state_dict().values()) / 1e6
-    cl = {b: x.contiguous(memory_format=torch.channels_last) for b, x in inputs.items()}
+def build_runtime(name: str, model: nn.Module, meta: CheckpointMeta, workdir: Path, options: RuntimeOptions,
+                  calibration: list[np.ndarray], tflite: str | None = None) -> tuple[Runtime, float]:
+    """One path as a runtime, and its model's size in MB (the file's, for files)."""
+    from mobilenetv2.formats import get_format, open_runtime
+    from mobilenetv2.models.fuse import fuse_bn
+
     if name == "torchvision":
-        twin = torchvision_twin(model)
-        return {b: _torch_runner(twin, x) for b, x in inputs.items()}, param_mb
+        return TorchRuntime(torchvision_twin(model), meta, options=options), param_mb(model)
     if name == "eager":
-        return {b: _torch_runner(model, x) for b, x in inputs.items()}, param_mb
+        return TorchRuntime(model, meta, options=options), param_mb(model)
     if name == "channels_last":
-        m = copy.deepcopy(model).to(memory_format=torch.channels_last)
-        return {b: _torch_runner(m, x) for b, x in cl.items()}, param_mb
-    fused = fuse_bn(model).to(memory_format=torch.channels_last)
-    fused_mb = sum(t.numel() * t.element_size() for t in fused.state_dict().values()) / 1e6
-    if name == "bn_folded":
-        return {b: _torch_runner(fused, x) for b, x in cl.items()}, fused_mb
-    if name == "compile":
-        compiled = torch.compile(fused, dynamic=False)
-        return {b: _torch_runner(compiled, x) for b, x in cl.items()}, fused_mb
+        return TorchRuntime(copy.deepcopy(model), meta, options=options, channels_last=True), param_mb(model)
+    if name in ("bn_folded", "compile"):
+        fused = fuse_bn(model).to(memory_format=torch.channels_last)
+        module = torch.compile(fused, dynamic=False) if name == "compile" else fused
+        return TorchRuntime(module, meta, options=options, channels_last=True), param_mb(fused)
+    if name == "tflite":
+        path = Path(tflite)
+        return open_runtime(path, "litert", options.threads), path.stat().st_size / 1e6
     from mobilenetv2.export.exporter import export_model
-    from mobilenetv2.export.runtime import OnnxBackend
 
     fp32_path = workdir / "fp32.onnx"
     if not fp32_path.exists():
-        export_model(model, fp32_path, "onnx", meta=meta_at_resolution(model, inputs[min(inputs)].shape[-1], meta))
+        export_model(model, fp32_path, "onnx", meta=meta)
     path = fp32_path
     if name == "int8":
-        from mobilenetv2.export.quantize import quantize_onnx
+        from mobilenetv2.formats.onnx import quantize_onnx
 
         path = quantize_onnx(fp32_path, workdir / "int8.onnx", calibration)
-    backend = OnnxBackend(path, threads, spin=False)  # spinning idle threads would slow the interleaved paths
-    arrays = {b: x.numpy() for b, x in inputs.items()}
-    return {b: (lambda a=a: backend(a)) for b, a in arrays.items()}, path.stat().st_size / 1e6
+    # no spinning: idle threads of one session would slow the paths interleaved with it
+    return get_format("onnx").open(path, "onnxruntime", options), path.stat().st_size / 1e6
+
+
+def runners(runtime: Runtime, inputs: dict[int, torch.Tensor], resolution: int) -> dict[int, Callable[[], object]]:
+    """A zero-argument call of ``runtime.run`` per batch size it takes, on the same images as its own inputs."""
+    spatial = runtime.input_shape[1:3] if runtime.input_layout == "NHWC" else runtime.input_shape[2:4]
+    if any(side is not None and side != resolution for side in spatial):
+        raise UserError(f"{runtime.path.name if runtime.path else runtime.backend} takes {spatial[0]}x{spatial[1]} images; "
+                        f"the benchmark runs at {resolution} (give --resolution {spatial[0]})")
+    native = {b: runtime.to_native(x.numpy()) for b, x in inputs.items() if runtime.max_batch in (None, b)}
+    return {b: (lambda x=x: runtime.run(x)) for b, x in native.items()}
 
 
 @restores_threads
@@ -242,28 +246,29 @@ def benchmark_inference(model: nn.Module, *, resolution: int = 224, threads: int
               for b in batches}
     calibration = calibration or list(np.random.default_rng(0).standard_normal(
         (8, 1, model.in_chans, resolution, resolution), dtype=np.float32))
-    runners: dict[str, dict[int, Callable[[], object]]] = {}
+    calls: dict[str, dict[int, Callable[[], object]]] = {}
     results: dict[str, PathResult] = {}
     gflops = [matmul_gflops(threads)]
+    meta = meta_at_resolution(model, resolution, meta)
+    options = RuntimeOptions(threads=threads, device="cpu", spin=False)
     with tempfile.TemporaryDirectory(prefix="mobilenetv2-bench-") as tmp:
         for name in paths:
             if on_progress:
                 on_progress(f"building {LABELS[name]}")
             before = rss_mb()
-            if name == "tflite":
-                from mobilenetv2.benchmarking.tflite import file_size_mb, tflite_runner
-
-                runners[name], size_mb = {1: tflite_runner(tflite, threads, resolution)}, file_size_mb(tflite)
-            else:
-                runners[name], size_mb = build_path(name, model, inputs, Path(tmp), threads, calibration, meta)
-            runners[name][max(runners[name])]()  # first call: compiles/allocates, and counts towards memory
-            results[name] = PathResult(name, size_mb, max(rss_mb() - before, 0.0))
+            runtime, size_mb = build_runtime(name, model, meta, Path(tmp), options, calibration, tflite)
+            calls[name] = runners(runtime, inputs, resolution)
+            if not calls[name]:
+                raise UserError(f"{LABELS[name]} runs batch {runtime.max_batch} only: give it with --batch {runtime.max_batch}")
+            calls[name][max(calls[name])]()  # first call: compiles/allocates, and counts towards memory
+            results[name] = PathResult(name, size_mb, max(rss_mb() - before, 0.0), precision=runtime.precision,
+                                       backend=runtime.backend)
         matmul = matmul_runner()
         for b in batches:
             if on_progress:
                 on_progress(f"timing batch {b}: {rounds} interleaved rounds")
             # The matmul is one more candidate of every round, so the limit sees the same load as the paths.
-            stats = time_interleaved({**{n: runners[n][b] for n in paths if b in runners[n]}, MATMUL: matmul},
+            stats = time_interleaved({**{n: calls[n][b] for n in paths if b in calls[n]}, MATMUL: matmul},
                                      rounds=rounds, warmup=warmup)
             gflops.append(gflops_from_ms(stats.pop(MATMUL).min_ms))
             for n, s in stats.items():

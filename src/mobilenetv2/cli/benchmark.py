@@ -27,8 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, nargs="+", default=None,
                    help=f"batch sizes (default 1 32; 1 alone above {LARGE_INPUT} px, e.g. segmentation at 513)")
     p.add_argument("--rounds", type=int, default=20, help="interleaved timing rounds (default 20)")
-    p.add_argument("--formats", nargs="+", default=list(PATHS), choices=PATHS, metavar="PATH",
+    p.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS, metavar="PATH",
                    help=f"paths to time (default all: {' '.join(PATHS)})")
+    p.add_argument("--formats", nargs="+", dest="paths", choices=PATHS, help=argparse.SUPPRESS)  # the old name of --paths
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile (it needs a C++ compiler and minutes)")
     p.add_argument("--tflite", metavar="FILE", help="also time the TFLite interpreter on this file (batch 1, its own uint8 "
                                                  "input, the same --threads), e.g. the published DeepLab file beside "
@@ -51,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
 
         model, resolution = create_model(args.model, **model_kwargs(args)), args.resolution or 224
     batches = tuple(args.batch or ((1,) if resolution > LARGE_INPUT else (1, 32)))
-    paths = tuple(p for p in args.formats if not (args.no_compile and p == "compile"))
+    paths = tuple(p for p in args.paths if not (args.no_compile and p == "compile"))
     report = benchmark_inference(model, resolution=resolution, threads=args.threads, batches=batches,
                                  paths=paths, rounds=args.rounds, tflite=args.tflite, meta=meta,
                                  on_progress=lambda msg: print(msg, file=sys.stderr))

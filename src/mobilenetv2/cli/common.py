@@ -16,6 +16,18 @@ def add_model_args(p: argparse.ArgumentParser, default: str = "mobilenet_v2") ->
                    help="number of output classes (default: the model's: 1000 for classifiers, 21 for DeepLab, 91 for SSDLite)")
 
 
+def add_backend_args(p: argparse.ArgumentParser, device_default: str | None = None,
+                     device_help: str = "torch backend: cpu, cuda, cuda:1 ... (default: cuda when available)") -> None:
+    """--backend, --threads, --device: which engine runs the model, and on what."""
+    from mobilenetv2.backends import list_backends
+
+    p.add_argument("--backend", default=None, metavar="NAME",
+                   help=f"the engine that runs the model: {', '.join(list_backends())} (default: the file's own; a "
+                        f"checkpoint on another backend is exported to its format and verified first)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads of the backend (default: its own choice)")
+    p.add_argument("--device", default=device_default, help=device_help)
+
+
 def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     if getattr(args, "width", None) is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from mobilenetv2.cli.common import add_backend_args
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="a checkpoint's full report on a dataset (classification: top-1/top-5, per-class "
@@ -18,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "per-class AP (pycocotools), precision-recall curves and the images with their true "
                                    "and predicted boxes, on whole images (tiles merged by NMS). Works under torchrun "
                                    "(results are gathered across processes).")
-    p.add_argument("checkpoint", help="our .safetensors checkpoint, a run folder, an .onnx file, or an ExecuTorch .pte program")
+    p.add_argument("checkpoint", help="our .safetensors checkpoint, a run folder, or an exported file (.onnx, .pte, "
+                                      ".tflite, .torchscript.pt, .pt2)")
     p.add_argument("--data", required=True, help="a folder (class sub-folders, or train/ + val/), a CSV of path,label, "
                                                  "'digits', or a torchvision dataset name")
     p.add_argument("--split", choices=["val", "train", "all"], default=None,
@@ -31,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--val-split", type=float, default=0.2, help="validation fraction when the data has no val/ folder")
     p.add_argument("--seed", type=int, default=0, help="seed of that split (use the training run's)")
     p.add_argument("--data-root", default=None, help="where torchvision datasets live / CSV paths resolve")
-    p.add_argument("--device", default="auto", help="auto (cuda if available; this process's GPU under torchrun), cpu, cuda:N")
+    add_backend_args(p, "auto", "torch backend: auto (cuda if available; this process's GPU under torchrun), cpu, cuda:N")
     p.add_argument("--tile", type=int, default=None, help="detection: cut images larger than TILE pixels into tiles "
                                                           "(default: the training run's tile; 0: no tiles)")
     p.add_argument("--tile-overlap", type=float, default=None, help="detection: fraction of a tile shared with its "
@@ -49,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from mobilenetv2.cli.common import print_json
     from mobilenetv2.distributed import init_distributed, local_device
     from mobilenetv2.errors import UserError
-    from mobilenetv2.evaluation import load_predictor
     from mobilenetv2.evaluation.evaluate import evaluate
+    from mobilenetv2.inference import load_predictor
     from mobilenetv2.io import check_writable
 
     log = logging.getLogger("mobilenetv2.evaluate")
@@ -62,10 +65,10 @@ def run(args: argparse.Namespace) -> int:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     init_distributed(device.type)  # under torchrun: each process evaluates its share, predictions are gathered
-    classifier = load_predictor(args.checkpoint, device=device)
-    classifier.configure(tile=args.tile, tile_overlap=args.tile_overlap)
-    split = args.split or classifier.task.default_split(args.data, args.data_root)
-    report = evaluate(classifier, args.data, split=split, batch_size=args.batch_size, workers=args.workers,
+    predictor = load_predictor(args.checkpoint, device=device, threads=args.threads, backend=args.backend)
+    predictor.configure(tile=args.tile, tile_overlap=args.tile_overlap)
+    split = args.split or predictor.task.default_split(args.data, args.data_root)
+    report = evaluate(predictor, args.data, split=split, batch_size=args.batch_size, workers=args.workers,
                       val_split=args.val_split, seed=args.seed, data_root=args.data_root, progress=True)
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return 0

@@ -1,20 +1,25 @@
-"""``mobilenetv2 export``: ONNX, TorchScript, torch.export (.pt2) or ExecuTorch (.pte), BN folded, verified on the spot."""
+"""``mobilenetv2 export``: a checkpoint to any format of the registry (ONNX, TorchScript, .pt2, ExecuTorch .pte, ...),
+BatchNorm folded, verified against PyTorch before the file takes its name."""
 
 from __future__ import annotations
 
 import argparse
 
+from mobilenetv2.formats import FORMATS, list_formats
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("export", help="export a checkpoint to ONNX, TorchScript, .pt2 or ExecuTorch .pte (BN folded, verified)",
-                       description="Export a checkpoint with BatchNorm folded into the convolutions and a dynamic batch "
-                                   "dimension; class names and preprocessing are stored in the file. The exported model "
-                                   "is checked against PyTorch (max |logit diff| <= 1e-4, the same class per image, or "
-                                   "per pixel for segmentation) before it is written. --format pte: an ExecuTorch "
-                                   "program (XNNPACK, fp32, batch 1) for on-device "
-                                   "inference, with class names and preprocessing in FILE.pte.json beside it.")
+    formats = list_formats(exports=True)
+    p = sub.add_parser("export", help=f"export a checkpoint to {', '.join(formats)} (BN folded, verified)",
+                       description="Export a checkpoint with BatchNorm folded into the convolutions; class names, "
+                                   "preprocessing and task are stored in the file (or, for formats without a metadata "
+                                   "field such as ExecuTorch's .pte, in FILE.json beside it). The exported model is run "
+                                   "on its backend and checked against PyTorch (max |logit diff| <= 1e-4, the same class "
+                                   "per image, pixel or anchor) before it is written. Formats: " + "; ".join(
+                                       f"{name} ({FORMATS[name].suffixes[0]}, runs on {FORMATS[name].backends[0]})"
+                                       for name in formats) + ".")
     p.add_argument("checkpoint", help="our .safetensors checkpoint, a run folder, or a torchvision/timm state dict")
-    p.add_argument("--format", default="onnx", choices=["onnx", "torchscript", "pt2", "pte"], help="default onnx")
+    p.add_argument("--format", default="onnx", choices=formats, help="default onnx")
     p.add_argument("--out", help="output file (default: beside the checkpoint, e.g. best.onnx)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (default 18)")
     p.add_argument("--verify-images", nargs="+", metavar="IMAGE",
@@ -24,6 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from mobilenetv2.export.exporter import default_output, export_model
+    from mobilenetv2.formats import get_format
     from mobilenetv2.io import check_writable
     from mobilenetv2.weights import load_checkpoint
 
@@ -33,9 +39,12 @@ def run(args: argparse.Namespace) -> int:
     check = export_model(ckpt.model, out, args.format, meta=ckpt.meta, opset=args.opset,
                          verify_images=args.verify_images)
     print(check.summary())
-    print(f"wrote {out}")
-    if args.format == "pte":
-        from mobilenetv2.export.executorch import sidecar_path
-
-        print(f"wrote {sidecar_path(out)} (class names, preprocessing)")
+    print_written(out, get_format(args.format))
     return 0
+
+
+def print_written(out, fmt) -> None:
+    """The files an export left: the model, and the metadata beside it for formats without a field for it."""
+    print(f"wrote {out}")
+    if fmt.sidecar:
+        print(f"wrote {fmt.sidecar_path(out)} (class names, preprocessing)")

@@ -9,6 +9,8 @@ import logging
 import sys
 from pathlib import Path
 
+from mobilenetv2.cli.common import add_backend_args
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="predict with a checkpoint: top-k labels, masks (segmentation) or boxes (detection)",
@@ -19,12 +21,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "overlay; a detection model gives boxes, classes and scores (tiling large photos) and with "
                                    "--out draws them on the image. Unreadable files are reported on stderr and skipped; "
                                    "the exit code is 1 if any file failed.")
-    p.add_argument("checkpoint", help="our .safetensors checkpoint, a run folder, an .onnx file, or an ExecuTorch .pte program")
+    p.add_argument("checkpoint", help="our .safetensors checkpoint, a run folder, or an exported file (.onnx, .pte, "
+                                      ".tflite, .torchscript.pt, .pt2)")
     p.add_argument("images", nargs="+", help="image files, folders or glob patterns (quote globs)")
-    p.add_argument("--top-k", type=int, default=5, help="how many labels per image (segmentation: classes listed) (default 5)")
+    add_backend_args(p)
+    p.add_argument("--top-k", type=int, default=None, help="how many labels per image (segmentation: classes listed) "
+                                                           "(default 5)")
     p.add_argument("--format", choices=["table", "jsonl", "csv"], default="table", help="output format (default table)")
     p.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
-    p.add_argument("--tta", action="store_true", help="test-time augmentation: average with the horizontally flipped image")
+    p.add_argument("--tta", action="store_true", default=None,
+                   help="test-time augmentation: average with the horizontally flipped image")
     p.add_argument("--score-threshold", type=float, default=None,
                    help="detection: keep boxes scoring at least this (default 0.3)")
     p.add_argument("--max-detections", type=int, default=None, help="detection: at most this many boxes an image (default 300)")
@@ -32,7 +38,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                                           "boxes merged by NMS (default: the training run's tile; 0: none)")
     p.add_argument("--tile-overlap", type=float, default=None, help="detection: fraction of a tile shared with its "
                                                                     "neighbour (default: the training run's, 0.25)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     p.add_argument("--out", metavar="DIR", help="also write each image's pictures (the prediction drawn on it; for "
                                                 "segmentation the mask and the overlay), predictions.jsonl and "
                                                 "predictions.csv, to this folder")
@@ -42,19 +47,19 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from mobilenetv2.data.images import BadImageError, find_images, load_image
     from mobilenetv2.errors import UserError
-    from mobilenetv2.evaluation import load_predictor
+    from mobilenetv2.inference import load_predictor
     from mobilenetv2.io import check_writable
 
-    if args.top_k < 1 or args.batch_size < 1:
+    if (args.top_k is not None and args.top_k < 1) or args.batch_size < 1:
         raise UserError(f"--top-k and --batch-size must be >= 1, got {args.top_k} and {args.batch_size}")
     if args.out:
         check_writable(args.out, folder=True)
     paths = find_images(args.images)
     if not paths:
         raise UserError(f"no images found in {' '.join(args.images)} (extensions: .jpg, .png, .bmp, .webp, ...)")
-    predictor = load_predictor(args.checkpoint, device=args.device)
-    predictor.configure(score_threshold=args.score_threshold, max_detections=args.max_detections, tile=args.tile,
-                        tile_overlap=args.tile_overlap)
+    predictor = load_predictor(args.checkpoint, device=args.device, threads=args.threads, backend=args.backend)
+    predictor.configure(top_k=args.top_k, tta=args.tta, score_threshold=args.score_threshold,
+                        max_detections=args.max_detections, tile=args.tile, tile_overlap=args.tile_overlap)
     predictions, failed = [], 0
     for start in range(0, len(paths), args.batch_size):
         images, names = [], []
@@ -65,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
             except BadImageError as exc:
                 failed += 1
                 print(f"mobilenetv2 predict: error: {exc}", file=sys.stderr)
-        for image, name, pred in zip(images, names, predictor.predict(images, top_k=args.top_k, tta=args.tta) if images else []):
+        predictions_of_batch = predictor.run_predictions(images, args.batch_size, {}) if images else []
+        for image, name, pred in zip(images, names, predictions_of_batch):
             pred.source = name
             predictions.append(pred)
             if args.out:

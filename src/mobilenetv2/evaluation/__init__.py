@@ -1,16 +1,17 @@
-"""Evaluation: predictors (``Classifier``, ``Segmenter``; ``load_predictor`` picks by the file's task) and ``evaluate``."""
+"""Evaluation: ``evaluate`` a model (any checkpoint or exported file) on a dataset with its task's full report."""
 
 from __future__ import annotations
 
-from mobilenetv2.evaluation.classifier import Classifier
-from mobilenetv2.evaluation.predictor import load_predictor
-from mobilenetv2.tasks.classification import Prediction
+__all__ = ["evaluate", "evaluate_predictions"]
 
-__all__ = ["Classifier", "Prediction", "evaluate", "load_predictor"]
 
 def __getattr__(name: str):
     if name == "evaluate":
         from mobilenetv2.evaluation.evaluate import evaluate
 
         return evaluate
+    if name == "evaluate_predictions":
+        from mobilenetv2.tasks.classification.report import evaluate_predictions
+
+        return evaluate_predictions
     raise AttributeError(name)

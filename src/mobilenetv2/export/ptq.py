@@ -1,8 +1,8 @@
-"""The ``mobilenetv2 quantize`` workflow: export fp32, quantize to int8 (ONNX or ExecuTorch), compare side by side."""
+"""The ``mobilenetv2 quantize`` workflow: export fp32 and int8 in a format of the registry (ONNX, ExecuTorch, ...),
+and compare them side by side (accuracy, agreement, size, speed)."""
 
 from __future__ import annotations
 
-import glob
 import math
 import os
 import statistics
@@ -13,15 +13,16 @@ from pathlib import Path
 import numpy as np
 
 from mobilenetv2.errors import UserError
+from mobilenetv2.export.calibration import calibration, calibration_batch_size, is_labelled, split_of
+from mobilenetv2.formats import FORMATS, format_for_output, get_format, list_formats
+from mobilenetv2.formats.base import QuantizeOptions
+from mobilenetv2.formats.verify import OutputComparison
 from mobilenetv2.io import atomic_path
 from mobilenetv2.tasks import get_task
 
 MAX_DROP_POINTS = 1.0
-RUNTIMES = {"onnxruntime": "onnx", "executorch": "pte"}  # runtime -> the file format it runs
 # a task's monitor (less "val_") -> how the report names it
 METRIC_NAMES = {"acc": "top-1", "miou": "mIoU", "map": "mAP@[.5:.95]"}
-CALIB_BATCH_PIXELS = 16 * 224 * 224  # calibration batches of 16 images at 224 px, fewer at larger sizes: onnxruntime's
-# calibration session holds every activation of a batch (about 0.7 GB per 513x513 image for DeepLabv3 1.0)
 
 
 @dataclass
@@ -42,7 +43,8 @@ class QuantizeReport:
     differences on the compared images, sizes and batch-1 latency."""
 
     out: str
-    runtime: str
+    format: str              # the file format written (onnx, pte, ...)
+    backend: str             # the backend both files were run on
     method: str
     calibration_images: int
     val_images: int          # labelled validation images (0: no accuracy measured)
@@ -78,7 +80,7 @@ class QuantizeReport:
     def table(self) -> str:
         from mobilenetv2.reporting import format_table
 
-        fmt = RUNTIMES[self.runtime]
+        fmt = self.format
 
         def top1(value: float | None) -> str:
             return "-" if value is None else f"{value:.2%}"
@@ -103,15 +105,10 @@ class QuantizeReport:
                   f"{agree}; {size}, {speed}"
         if drop <= MAX_DROP_POINTS:
             return summary
-        method = "another --method (percentile, entropy), " if self.runtime == "onnxruntime" else ""
+        method = "another --method (percentile, entropy), " if self.format == "onnx" else ""
         return (f"{summary}\nwarning: the drop exceeds {MAX_DROP_POINTS:g} point; try more calibration images "
                 f"(--num-calib), {method}or quantization-aware training "
                 f"(`mobilenetv2 train --qat`, then quantize the result)")
-
-
-def _split(data: str | None, wanted: str) -> str:
-    """``wanted`` for data with train/ and val/ folders (or a CSV/dataset name); every image of a plain class folder."""
-    return "all" if data and Path(data).is_dir() and not (Path(data) / wanted).is_dir() else wanted
 
 
 def predict_logits(backend, loader) -> tuple[np.ndarray, np.ndarray]:
@@ -125,20 +122,24 @@ def predict_logits(backend, loader) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(logits), np.concatenate(targets)
 
 
-def is_labelled(calib: list[str]) -> bool:
-    """True for one labelled data spec (a folder of class sub-folders or with train/ and val/, a CSV, ``digits``, a
-    dataset name); False for photos: image files, globs, or a folder with images directly inside."""
-    from mobilenetv2.data.images import is_image_file
+def default_quantized_output(checkpoint: str | os.PathLike[str], fmt: str = "onnx") -> Path:
+    """``NAME.int8.onnx`` (or ``.pte``, ...) beside the checkpoint, or ``model.int8.onnx`` inside a run folder."""
+    checkpoint, suffix = Path(checkpoint), ".int8" + get_format(fmt).suffix
+    return checkpoint / f"model{suffix}" if checkpoint.is_dir() else checkpoint.with_suffix(suffix)
 
-    if len(calib) != 1 or glob.has_magic(calib[0]):
-        return False
-    path = Path(calib[0])
-    if path.is_file():
-        return path.suffix.lower() == ".csv"
-    if path.is_dir():
-        entries = list(path.iterdir())
-        return any(e.is_dir() for e in entries) and not any(e.is_file() and is_image_file(e) for e in entries)
-    return True  # digits or a dataset name; resolve_source names what is wrong otherwise
+
+def quantized_format(out: str | os.PathLike[str] | None, fmt: str | None) -> str:
+    """The format to write: ``fmt`` when given (it must agree with ``out``'s suffix), else ``out``'s, else ONNX."""
+    allowed = list_formats(quantizes=True)
+    if fmt is not None and fmt not in allowed:
+        raise UserError(f"quantize writes {', '.join(allowed)}, not {fmt!r}")
+    named = format_for_output(out, "") if out is not None else ""
+    if named and named not in allowed:
+        suffixes = ", ".join(FORMATS[f].suffixes[0] for f in allowed)
+        raise UserError(f"--out {out}: quantize writes {', '.join(allowed)} files ({suffixes})")
+    if fmt and named and fmt != named:
+        raise UserError(f"--out {out} is an {named} file but --format says {fmt}")
+    return fmt or named or "onnx"
 
 
 def time_speedup(fp32, int8, one: np.ndarray, rounds: int, round_ms: float = 10.0) -> Speed:
@@ -160,98 +161,6 @@ def time_speedup(fp32, int8, one: np.ndarray, rounds: int, round_ms: float = 10.
     ratios = [f / i for f, i in zip(fp32_ms, int8_ms, strict=True)]
     return Speed(statistics.median(fp32_ms), statistics.median(int8_ms), statistics.median(ratios),
                  percentile(ratios, 10), percentile(ratios, 90), len(ratios))
-
-
-def _check_options(runtime: str, method: str | None, quant_format: str, reduce_range: bool) -> str:
-    """The calibration method's name; an error for options the chosen runtime does not have."""
-    if runtime not in RUNTIMES:
-        raise UserError(f"unknown runtime {runtime!r}; allowed: {', '.join(RUNTIMES)}")
-    if runtime == "onnxruntime":
-        return method or "minmax"
-    given = [flag for flag, used in [("--method", method), ("--format", quant_format != "qdq"),
-                                     ("--reduce-range", reduce_range)] if used]
-    if given:
-        raise UserError(f"{', '.join(given)} apply to --runtime onnxruntime only; ExecuTorch's XNNPACK quantizer "
-                        f"calibrates with a histogram observer (allowed with executorch: --num-calib, --per-tensor)")
-    return "histogram"
-
-
-def _int8_pair(runtime: str, model, meta, fp32_path: Path, int8_path: Path, batches: list[np.ndarray], *, method: str,
-               quant_format: str, per_channel: bool, reduce_range: bool, threads: int):
-    """Write the fp32 and int8 files of ``runtime`` and return their loaded backends."""
-    if runtime == "onnxruntime":
-        from mobilenetv2.export.exporter import export_model
-        from mobilenetv2.export.quantize import quantize_onnx
-        from mobilenetv2.export.runtime import OnnxBackend
-
-        export_model(model, fp32_path, "onnx", meta=meta)
-        quantize_onnx(fp32_path, int8_path, batches, method=method, quant_format=quant_format,
-                      per_channel=per_channel, reduce_range=reduce_range)
-        # no spinning: one session's idle threads would steal the cores from the other one timed beside it
-        return OnnxBackend(fp32_path, threads, spin=False), OnnxBackend(int8_path, threads, spin=False)
-    from mobilenetv2.export.executorch import ExecuTorchBackend, export_executorch, quantize_executorch
-
-    export_executorch(model, fp32_path, input_size=meta.input_size)
-    quantize_executorch(model, int8_path, batches, per_channel=per_channel, input_size=meta.input_size)
-    return ExecuTorchBackend(fp32_path, threads), ExecuTorchBackend(int8_path, threads)
-
-
-def default_quantized_output(checkpoint: str | os.PathLike[str], runtime: str = "onnxruntime") -> Path:
-    """``NAME.int8.onnx`` (or ``.pte``) beside the checkpoint, or ``model.int8.onnx`` inside a run folder."""
-    checkpoint, suffix = Path(checkpoint), f".int8.{RUNTIMES.get(runtime, 'onnx')}"
-    return checkpoint / f"model{suffix}" if checkpoint.is_dir() else checkpoint.with_suffix(suffix)
-
-
-class OutputComparison:
-    """int8 against fp32, batch by batch (no outputs kept: 128 DeepLab logits at 513x513 are 2.8 GB): agreement of the
-    argmax over the classes (axis 1: per image for [N, C] logits, per pixel for [N, C, H, W]) and the max/mean
-    absolute logit difference."""
-
-    def __init__(self, task=None) -> None:
-        self.images = self.same = self.predictions = self.values = 0
-        self.max_diff = self.sum_diff = 0.0
-        self.task, self.unit = task, "images"
-
-    def update(self, fp32: np.ndarray, int8: np.ndarray) -> None:
-        diff = np.abs(fp32 - int8)
-        if self.task is not None:  # the task knows where its classes are (detection: the last axis, after the boxes)
-            (fp32_scores, self.unit), (int8_scores, _) = self.task.class_scores(fp32), self.task.class_scores(int8)
-        else:
-            fp32_scores, int8_scores, self.unit = fp32, int8, "pixels" if fp32.ndim > 2 else "images"
-        same = fp32_scores.argmax(1) == int8_scores.argmax(1)
-        self.images += len(fp32)
-        self.same, self.predictions = self.same + int(same.sum()), self.predictions + same.size
-        self.values, self.sum_diff = self.values + diff.size, self.sum_diff + float(diff.sum(dtype=np.float64))
-        self.max_diff = max(self.max_diff, float(diff.max(initial=0.0)))
-
-    def result(self) -> dict[str, float | str]:
-        return {"agreement": self.same / max(self.predictions, 1), "max_logit_diff": self.max_diff,
-                "mean_logit_diff": self.sum_diff / max(self.values, 1),
-                "agreement_unit": self.unit}
-
-
-def compare_outputs(fp32: np.ndarray, int8: np.ndarray) -> dict[str, float | str]:
-    """Agreement of the argmax over classes (per image, or per pixel for [N, C, H, W] outputs) and the max/mean
-    absolute logit difference of int8 against fp32."""
-    comparison = OutputComparison()
-    comparison.update(fp32, int8)
-    return comparison.result()
-
-
-def calibration_batch_size(input_size: int) -> int:
-    """16 images a batch at 224 px and below, fewer above (3 at 513): a batch's activations bound the memory."""
-    return max(1, min(16, CALIB_BATCH_PIXELS // (input_size * input_size)))
-
-
-def _calibration(calib: list[str], labelled: bool, val: str | None, pre, num_calib: int) -> list[np.ndarray]:
-    from mobilenetv2.export.quantize import calibration_batches, image_batches
-
-    batch_size = calibration_batch_size(pre.input_size)
-    if not labelled:
-        return image_batches(calib, pre, num_calib, batch_size=batch_size)
-    # Without --val, calibration draws from the training split only, so the two never share an image.
-    return calibration_batches(calib[0], pre, num_calib, batch_size=batch_size,
-                               split="train" if val is None else _split(calib[0], "train"))
 
 
 def _val_loader(ckpt, data: str, split: str, *, strict: bool = True):
@@ -311,7 +220,7 @@ def _evaluation(ckpt, calib: list[str], val: str | None):
             return _task_val_loader(ckpt, val), False, ""
         return None, False, "no labelled --val given"
     if val:
-        return _val_loader(ckpt, val, _split(val, "val")), is_labelled(calib), ""
+        return _val_loader(ckpt, val, split_of(val, "val")), is_labelled(calib), ""
     if not is_labelled(calib):
         return None, False, "no labelled --val given"
     loader = _val_loader(ckpt, calib[0], "val", strict=False)
@@ -320,60 +229,71 @@ def _evaluation(ckpt, calib: list[str], val: str | None):
     return loader, True, ""
 
 
+def int8_pair(fmt: str, ckpt, fp32_path: Path, int8_path: Path, batches: list[np.ndarray], options: QuantizeOptions,
+              threads: int):
+    """Write ``fmt``'s fp32 and int8 files of the checkpoint and open both on the format's backend."""
+    from mobilenetv2.backends.base import RuntimeOptions
+
+    target, backend = get_format(fmt), FORMATS[fmt].backends[0]
+    target.export(ckpt.model, fp32_path, ckpt.meta)
+    target.quantize(ckpt.model, int8_path, ckpt.meta, batches, options, fp32_path=fp32_path)
+    # no spinning: one session's idle threads would steal the cores from the other one timed beside it
+    runtime = RuntimeOptions(threads=threads, spin=False)
+    return (target.open(fp32_path, backend, runtime, meta=ckpt.meta, precision="fp32"),
+            target.open(int8_path, backend, runtime, meta=ckpt.meta, precision="int8"))
+
+
+def compare(task, fp32, int8, val_loader, batches: list[np.ndarray]) -> tuple[tuple[float | None, float | None], dict, int]:
+    """((fp32 figure, int8 figure) or Nones, the int8-vs-fp32 comparison, images compared): on labelled validation
+    data when there is some (the task's meter, or top-1), else on the calibration batches."""
+    if val_loader is not None and not task.labelled_quantize_check:  # the task's figure via its meter (mIoU, mAP)
+        figures, comparison, compared = task_figures(task, [fp32, int8], val_loader)
+        return (figures[0], figures[1]), comparison, compared
+    outputs = OutputComparison(task)
+    if val_loader is not None:
+        fp32_logits, targets = predict_logits(fp32, val_loader)
+        int8_logits, _ = predict_logits(int8, val_loader)
+        outputs.update(fp32_logits, int8_logits)
+        top1 = (float((fp32_logits.argmax(1) == targets).mean()), float((int8_logits.argmax(1) == targets).mean()))
+        return top1, outputs.result(), len(targets)
+    for b in batches:
+        outputs.update(fp32(b), int8(b))
+    return (None, None), outputs.result(), outputs.images
+
+
 def quantize_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], calib: str | list[str], *,
-                        val: str | None = None, num_calib: int = 128, method: str | None = None,
-                        quant_format: str = "qdq", per_channel: bool = True, reduce_range: bool = False,
-                        threads: int = 2, speed_rounds: int = 20, runtime: str = "onnxruntime") -> QuantizeReport:
-    """Quantize ``checkpoint`` to an int8 file at ``out``; report fp32 vs int8 sizes, speed, agreement and (with
-    labelled validation data) accuracy.
+                        val: str | None = None, num_calib: int = 128, fmt: str | None = None,
+                        options: QuantizeOptions | None = None, threads: int = 2,
+                        speed_rounds: int = 20) -> QuantizeReport:
+    """Quantize ``checkpoint`` to an int8 file at ``out`` (format ``fmt``, else the one ``out``'s suffix names, else
+    ONNX); report fp32 vs int8 sizes, speed, agreement and (with labelled validation data) accuracy.
 
     ``calib``: labelled data (its validation split is used when ``val`` is None) or unlabelled photos (files,
-    folders, globs). Tasks without ``labelled_quantize_check`` (segmentation) calibrate on photos and are measured on
-    a labelled ``val`` by their own meter (mIoU); agreement is counted per pixel for [N, C, H, W] outputs, streamed
-    batch by batch. ``runtime="onnxruntime"`` writes a QDQ ONNX model; ``"executorch"`` an XNNPACK ``.pte``
-    program with its metadata JSON beside it.
+    folders, globs). Tasks without ``labelled_quantize_check`` (segmentation, detection) calibrate on photos and are
+    measured on a labelled ``val`` by their own meter (mIoU, mAP); agreement is counted where the task's classes are
+    (per image, pixel or anchor), streamed batch by batch.
     """
     from mobilenetv2.hardware import describe
     from mobilenetv2.weights import load_checkpoint
 
     calib = [calib] if isinstance(calib, str) else list(calib)
-    method = _check_options(runtime, method, quant_format, reduce_range)
+    fmt, options = quantized_format(out, fmt), options or QuantizeOptions()
+    method = get_format(fmt).quantize_method(options)
     ckpt = load_checkpoint(checkpoint)
     task = get_task(ckpt.task)
     val_loader, labelled, no_accuracy = _evaluation(ckpt, calib, val)
-    by_meter = val_loader is not None and not task.labelled_quantize_check  # the task's figure via its meter
-    batches = _calibration(calib, labelled, val, ckpt.preprocessing, num_calib)
+    batches = calibration(calib, labelled, val, ckpt.preprocessing, num_calib)
     with tempfile.TemporaryDirectory(prefix="mobilenetv2-quant-") as tmp:
-        fp32_path = Path(tmp) / f"fp32.{RUNTIMES[runtime]}"
+        fp32_path = Path(tmp) / f"fp32{get_format(fmt).suffix}"
         with atomic_path(out) as int8_path:
-            fp32, int8 = _int8_pair(runtime, ckpt.model, ckpt.meta, fp32_path, int8_path, batches, method=method,
-                                    quant_format=quant_format, per_channel=per_channel, reduce_range=reduce_range,
-                                    threads=threads)
-            top1: tuple[float | None, float | None] = (None, None)
-            if by_meter:
-                (fp32_figure, int8_figure), comparison, compared = task_figures(task, [fp32, int8], val_loader)
-                top1 = (fp32_figure, int8_figure)
-            elif val_loader is not None:
-                fp32_logits, targets = predict_logits(fp32, val_loader)
-                int8_logits, _ = predict_logits(int8, val_loader)
-                comparison, compared = compare_outputs(fp32_logits, int8_logits), len(targets)
-                top1 = (float((fp32_logits.argmax(1) == targets).mean()), float((int8_logits.argmax(1) == targets).mean()))
-            else:
-                outputs = OutputComparison(task)
-                for b in batches:
-                    outputs.update(fp32(b), int8(b))
-                comparison, compared = outputs.result(), outputs.images
+            fp32, int8 = int8_pair(fmt, ckpt, fp32_path, int8_path, batches, options, threads)
+            top1, comparison, compared = compare(task, fp32, int8, val_loader, batches)
             speed = time_speedup(fp32, int8, np.ascontiguousarray(batches[0][:1]), speed_rounds)
             fp32_mb, int8_mb = fp32_path.stat().st_size / 1e6, int8_path.stat().st_size / 1e6
-    if runtime == "executorch":  # .pte has no metadata field: class names and preprocessing go beside it
-        from mobilenetv2.export.executorch import sidecar_path
-        from mobilenetv2.export.exporter import metadata_json
-        from mobilenetv2.io import atomic_write_text
-
-        atomic_write_text(sidecar_path(out), metadata_json(ckpt.meta))
+    get_format(fmt).finish(Path(out), ckpt.meta, "int8")
     metric = task.monitor.removeprefix("val_")  # classification: "acc", the top-1 computed above
     return QuantizeReport(
-        out=str(out), runtime=runtime, method=method, calibration_images=sum(len(b) for b in batches),
+        out=str(out), format=fmt, backend=fp32.backend, method=method, calibration_images=sum(len(b) for b in batches),
         val_images=0 if val_loader is None else compared,
         compared_on="calibration" if val_loader is None else "validation", compared_images=compared,
         fp32_top1=top1[0], int8_top1=top1[1], **comparison, fp32_mb=fp32_mb,

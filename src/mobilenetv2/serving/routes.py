@@ -97,8 +97,10 @@ async def prepare(state: ServingState, body: bytes) -> tuple[Any, Any]:
 
 
 def finish(predictor: Any, outputs: Any, prepared: Any, top_k: int) -> dict[str, Any]:
-    """The task's answer (JSON-ready) from the request's rows of the batch's outputs."""
-    return predictor.task.answer(predictor.finish(outputs, prepared, top_k))
+    """The task's answer (JSON-ready) from the request's rows of the batch's outputs; ``top_k`` applies to the tasks
+    that list classes (a detector's boxes are capped by its own max_detections)."""
+    options = {"top_k": top_k} if "top_k" in predictor.options else {}
+    return predictor.task.answer(predictor.finish(outputs, prepared, **options))
 
 
 def answer(card: dict[str, Any], result: dict[str, Any], started: float) -> JSONResponse:

@@ -74,7 +74,7 @@ def convert_tflite(
         class_names = class_names[1:] if class_names is not None else None
     load_state_dict_strict(model, sd, what=f"TFLite file {path.name}")
     model.eval()
-    pre = _preprocessing(interpreter)
+    pre = input_preprocessing(interpreter)
     extra = {"source": str(path), "source_format": "tflite", "dropped_background": drop_background, "bn_calibration_images": 0}
     return Checkpoint(model, CheckpointMeta.for_model(model, class_names=class_names, preprocessing=pre, extra=extra))
 
@@ -324,7 +324,7 @@ def _read_labels(labels: str | os.PathLike[str] | list[str], outputs: int) -> li
     return names
 
 
-def _preprocessing(interpreter: Any) -> Preprocessing:
+def input_preprocessing(interpreter: Any) -> Preprocessing:
     """What the input tensor implies: RGB resized to its size, scaled as its quantization says (else x/127.5 - 1)."""
     (inp,) = interpreter.get_input_details()
     _, height, width, channels = (int(v) for v in inp["shape"])

@@ -25,9 +25,9 @@ from mobilenetv2.weights.tflite import (
     _expect,
     _layer,
     _open,
-    _preprocessing,
     _put_conv_bn,
     _starts_block,
+    input_preprocessing,
 )
 
 WEIGHTED = ("CONV_2D", "DEPTHWISE_CONV_2D")
@@ -74,7 +74,7 @@ def convert_deeplab_tflite(path: str | os.PathLike[str],
     load_state_dict_strict(model, sd, what=f"TFLite file {path.name}")
     model.eval()
     names = read_labels(labels, num_classes) if labels is not None else None
-    pre = _preprocessing(interpreter)
+    pre = input_preprocessing(interpreter)
     extra = {"source": str(path), "source_format": "tflite", "bn_calibration_images": 0}
     meta = CheckpointMeta.for_model(model, class_names=names, preprocessing=pre, task="segmentation", extra=extra)
     return Checkpoint(model, meta)

@@ -9,7 +9,7 @@ from PIL import Image
 
 from mobilenetv2.data.preprocessing import eval_transform
 from mobilenetv2.errors import UserError
-from mobilenetv2.evaluation import Classifier
+from mobilenetv2.inference import Classifier
 
 CLASSES = ["circle", "square", "triangle"]  # as in conftest.py
 

@@ -1,0 +1,55 @@
+"""``Classifier``: the top-k labels and probabilities of images given as paths, PIL images, arrays or tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from mobilenetv2.errors import UserError
+from mobilenetv2.inference.images import ImageInput
+from mobilenetv2.inference.predictor import Predictor
+from mobilenetv2.tasks.classification import Prediction
+
+
+class Classifier(Predictor):
+    """A classification model with its class names and preprocessing.
+
+    ``predict`` takes paths, PIL images, HWC uint8 arrays, or tensors. A tensor is taken as an RGB image in [0, 1]
+    (CHW float, or uint8 in [0, 255]), not yet resized or normalised; the model's own preprocessing is applied.
+    Options: ``top_k`` labels an image (default 5), ``tta`` (average with the horizontally flipped image).
+    """
+
+    task_name = "classification"
+    options = {"top_k": 5, "tta": False}
+    batch_size = 32
+
+    def check_option(self, name: str, value: Any) -> Any:
+        if name == "top_k" and (isinstance(value, bool) or int(value) < 1):
+            raise UserError(f"top_k must be >= 1, got {value}")
+        return int(value) if name == "top_k" else bool(value)
+
+    def probabilities(self, batch: torch.Tensor, tta: bool = False) -> torch.Tensor:
+        """Softmax probabilities of a normalised batch; with ``tta`` the average over it and its horizontal flip."""
+        probs = self.logits(batch).softmax(dim=1)
+        if tta:
+            probs = (probs + self.logits(batch.flip(-1)).softmax(dim=1)) / 2
+        return probs
+
+    def prepare(self, image: ImageInput, **overrides: Any) -> tuple[torch.Tensor, bool]:
+        """The image's input (and its mirror image with ``tta``), resized; the state says whether TTA is on."""
+        tta = self.resolve(overrides)["tta"]
+        pixels = self.pixels(image)[None]
+        return (torch.cat([pixels, pixels.flip(-1)]) if tta else pixels), tta
+
+    def finish(self, outputs: torch.Tensor, state: bool, **overrides: Any) -> Prediction:
+        """The top-k of one image: from its logits, or the average of its and its mirror's probabilities."""
+        top_k = self.resolve(overrides)["top_k"]
+        scores = outputs[:1] if not state else outputs.float().softmax(dim=1).mean(dim=0, keepdim=True).log()
+        return self.task.postprocess(scores, self.class_names, top_k)[0]
+
+    def predict(self, images: ImageInput | Sequence[ImageInput], top_k: int | None = None, batch_size: int = 32,
+                tta: bool | None = None) -> list[Prediction]:
+        """The ``top_k`` labels and probabilities of each image (a single image gives a list of one)."""
+        return self.run_predictions(images, batch_size, {"top_k": top_k, "tta": tta})

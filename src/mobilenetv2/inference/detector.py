@@ -1,0 +1,91 @@
+"""``Detector``: boxes, classes and scores for images of any size, tiled when they are larger than the model's tile."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import torch
+
+from mobilenetv2.data.detection.tiles import tile_windows
+from mobilenetv2.errors import UserError
+from mobilenetv2.inference.images import ImageInput, to_pil
+from mobilenetv2.inference.predictor import Predictor
+from mobilenetv2.spec import Preprocessing
+
+DEFAULT_SCORE_THRESHOLD = 0.3
+
+
+class Detector(Predictor):
+    """A detection model: each image (or each tile of it: ``tile``, the training run's tile by default) is resized to
+    the model's input; the detections of the tiles are moved into the image's pixels and merged by NMS.
+
+    Options: ``score_threshold`` (0.3), ``max_detections`` (300), ``tile`` (pixels; 0: no tiles), ``tile_overlap``.
+    """
+
+    task_name = "detection"
+    batch_size = 16
+
+    def __init__(self, runtime, **options: Any) -> None:
+        from mobilenetv2.tasks.detection.boxes import MAX_DETECTIONS
+
+        pre = runtime.preprocessing
+        self.options = {"score_threshold": DEFAULT_SCORE_THRESHOLD, "max_detections": MAX_DETECTIONS,
+                        "tile": pre.tile or 0, "tile_overlap": pre.tile_overlap}
+        super().__init__(runtime, **options)
+
+    def input_preprocessing(self, stored: Preprocessing) -> Preprocessing:
+        return replace(stored, resize_mode="squash", crop_pct=1.0)
+
+    def check_option(self, name: str, value: Any) -> Any:
+        if name == "score_threshold" and not 0 <= value <= 1:
+            raise UserError(f"--score-threshold must be in [0, 1], got {value}")
+        if name == "max_detections" and value < 1:
+            raise UserError(f"--max-detections must be >= 1, got {value}")
+        if name == "tile" and value != 0 and value < 64:
+            raise UserError(f"--tile must be 0 (off) or >= 64 pixels, got {value}")
+        if name == "tile_overlap" and not 0 <= value <= 0.9:
+            raise UserError(f"--tile-overlap must be in [0, 0.9], got {value}")
+        return float(value) if name in ("score_threshold", "tile_overlap") else int(value)
+
+    def configure(self, **options: Any) -> None:
+        """Change the prediction options; ``tile=0`` turns tiling off (the preprocessing shown says so too)."""
+        super().configure(**options)
+        self.preprocessing = replace(self.preprocessing, tile=self.settings["tile"] or None,
+                                     tile_overlap=self.settings["tile_overlap"])
+
+    @property
+    def tile(self) -> int | None:
+        """Images larger than this are cut into tiles of this size (None: never)."""
+        return self.settings["tile"] or None
+
+    @property
+    def tile_overlap(self) -> float:
+        return self.settings["tile_overlap"]
+
+    def prepare(self, image: ImageInput, **overrides: Any) -> tuple[torch.Tensor, tuple[list, tuple[int, int]]]:
+        """The image's inputs: its tiles (or the whole image), each resized to the model's input."""
+        options = self.resolve(overrides)
+        image = to_pil(image)
+        windows = tile_windows(image.width, image.height, options["tile"] or None, options["tile_overlap"])
+        pixels = [self.to_pixels(image.crop(w)).as_subclass(torch.Tensor) for w in windows]
+        return torch.stack(pixels), (windows, (image.width, image.height))
+
+    def finish(self, outputs: torch.Tensor, state: tuple[list, tuple[int, int]], **overrides: Any):
+        """The image's detections in its pixels: each tile's, moved into place, merged by NMS."""
+        from mobilenetv2.tasks.detection.boxes import decode, merge, to_image
+        from mobilenetv2.tasks.detection.task import DetectionPrediction
+
+        options = self.resolve(overrides)
+        windows, (width, height) = state
+        parts = [to_image(det, torch.tensor(window, dtype=torch.float32), (height, width))
+                 for det, window in zip(decode(outputs, options["score_threshold"]), windows)]
+        det = merge(parts, max_detections=options["max_detections"])
+        return DetectionPrediction.from_detections(det, self.class_names, width, height, None, len(windows))
+
+    def predict(self, images: ImageInput | Sequence[ImageInput], batch_size: int = 16,
+                score_threshold: float | None = None, max_detections: int | None = None) -> list:
+        """One ``DetectionPrediction`` per image, its boxes in the image's pixels."""
+        return self.run_predictions(images, batch_size, {"score_threshold": score_threshold,
+                                                         "max_detections": max_detections})

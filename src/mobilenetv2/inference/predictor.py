@@ -1,0 +1,171 @@
+"""``Predictor``: a model opened on any backend (``open_runtime``) with its task's preprocessing and post-processing.
+
+Each task has its predictor (``Classifier``, ``Segmenter``, ``Detector``), siblings that share this base: loading,
+class names, the image inputs, batching, and the split that a server uses (``prepare`` an image's inputs, run many
+requests' inputs in one batch, ``finish`` each). The options of a task (top-k, test-time augmentation, score
+threshold, tiles, ...) belong to its predictor alone: another task's option is a one-line error.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+from mobilenetv2.data.preprocessing import normalize_transform, pixel_transform
+from mobilenetv2.errors import UserError
+from mobilenetv2.formats import open_runtime
+from mobilenetv2.inference.images import ImageInput, is_single, source_of, to_transformable
+from mobilenetv2.spec import Preprocessing
+from mobilenetv2.tasks import get_task
+
+if TYPE_CHECKING:
+    from mobilenetv2.backends.base import Runtime
+    from mobilenetv2.weights import Checkpoint
+
+# Task -> its predictor, "module:Class", imported on first use.
+PREDICTORS = {"classification": "mobilenetv2.inference.classifier:Classifier",
+              "segmentation": "mobilenetv2.inference.segmenter:Segmenter",
+              "detection": "mobilenetv2.inference.detector:Detector"}
+
+
+def predictor_class(task: str) -> type[Predictor]:
+    if task not in PREDICTORS:
+        raise UserError(f"no predictor for task {task!r} in this version (tasks: {', '.join(PREDICTORS)})")
+    module, name = PREDICTORS[task].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def load_predictor(source: str | os.PathLike[str] | Checkpoint, device: Any = None, threads: int | None = None,
+                   spin: bool = True, backend: str | None = None, **options: Any) -> Predictor:
+    """The predictor of a checkpoint, run folder or exported file, for the task recorded in it."""
+    return Predictor.load(source, backend=backend, threads=threads, device=device, spin=spin, **options)
+
+
+class Predictor(ABC):
+    """A runtime and what its task needs to turn images into predictions."""
+
+    task_name: ClassVar[str]
+    options: ClassVar[dict[str, Any]] = {}  # this task's prediction options and their defaults
+    batch_size: ClassVar[int] = 32          # images a forward pass by default
+
+    def __init__(self, runtime: Runtime, **options: Any) -> None:
+        if runtime.task != self.task_name:
+            raise UserError(f"{runtime.path or 'the model'} is a {runtime.task} model, not a {self.task_name} one "
+                            f"(load it with mobilenetv2.inference.load_predictor)")
+        self.runtime, self.task = runtime, get_task(self.task_name)
+        self.set_preprocessing(self.input_preprocessing(runtime.preprocessing))
+        self.settings = dict(self.options)
+        self.configure(**options)
+
+    @classmethod
+    def load(cls, source: str | os.PathLike[str] | Checkpoint, backend: str | None = None, threads: int | None = None,
+             *, device: Any = None, spin: bool = True, **options: Any) -> Predictor:
+        """A checkpoint, run folder or exported file (``.onnx``, ``.pte``, ``.tflite``, ...) on ``backend`` (default:
+        the format's own); ``Predictor.load`` picks the predictor of the file's task."""
+        runtime = open_runtime(source, backend, threads, device=device, spin=spin)
+        return (predictor_class(runtime.task) if cls is Predictor else cls)(runtime, **options)
+
+    # -- options ------------------------------------------------------------------------------------------------------
+    def configure(self, **options: Any) -> None:
+        """Change this task's prediction options (None leaves one as it is); another task's option is an error."""
+        self.settings.update(self.resolve(options))
+
+    def resolve(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        """The options in force with ``overrides`` (None values ignored), each checked."""
+        given = {name: value for name, value in overrides.items() if value is not None}
+        foreign = [name for name in given if name not in self.options]
+        if foreign:
+            flags = ", ".join("--" + name.replace("_", "-") for name in foreign)
+            raise UserError(f"{flags}: not an option of a {self.task_name} model")
+        return {**self.settings, **{name: self.check_option(name, value) for name, value in given.items()}}
+
+    def check_option(self, name: str, value: Any) -> Any:
+        """``value`` if it is allowed for option ``name``; else one line naming what is allowed."""
+        return value
+
+    # -- what the model is --------------------------------------------------------------------------------------------
+    def input_preprocessing(self, stored: Preprocessing) -> Preprocessing:
+        """The preprocessing predictions use, from the one stored with the model (tasks may resize differently)."""
+        return stored
+
+    def set_preprocessing(self, preprocessing: Preprocessing) -> None:
+        self.preprocessing = preprocessing
+        self.to_pixels, self.normalize = pixel_transform(preprocessing), normalize_transform(preprocessing)
+
+    @property
+    def backend(self) -> str:
+        return self.runtime.backend
+
+    @property
+    def input_channels(self) -> int:
+        return self.runtime.input_channels
+
+    @property
+    def num_classes(self) -> int | None:
+        if self.runtime.class_names is not None:
+            return len(self.runtime.class_names)
+        return self.runtime.meta.num_classes
+
+    @property
+    def class_names(self) -> list[str]:
+        """The stored class names, or "0", "1", ... when the model has none."""
+        names = self.runtime.class_names
+        return list(names) if names is not None else [str(i) for i in range(self.num_classes or 0)]
+
+    @property
+    def has_class_names(self) -> bool:
+        return self.runtime.class_names is not None
+
+    # -- images -> inputs -> outputs ----------------------------------------------------------------------------------
+    def pixels(self, image: ImageInput) -> torch.Tensor:
+        """One image of any accepted kind -> a CHW tensor of the model's input size, not yet normalised (uint8 from
+        PIL images, arrays and paths)."""
+        return self.to_pixels(to_transformable(image)).as_subclass(torch.Tensor)
+
+    def preprocess(self, image: ImageInput) -> torch.Tensor:
+        """One image of any accepted kind -> a normalised CHW tensor of the model's input size."""
+        return self.normalize(self.pixels(image))
+
+    def logits(self, batch: torch.Tensor) -> torch.Tensor:
+        """Normalised NCHW float batch -> the model's outputs (float32, CPU)."""
+        return torch.from_numpy(self.runtime(batch))
+
+    def logits_of_pixels(self, batch: torch.Tensor) -> torch.Tensor:
+        """``logits`` of a batch of ``prepare`` inputs (resized, not yet normalised): normalised here, in one op."""
+        return self.logits(self.normalize(batch))
+
+    @abstractmethod
+    def prepare(self, image: ImageInput, **overrides: Any) -> tuple[torch.Tensor, Any]:
+        """One image -> its model inputs [k, C, S, S] (resized, not normalised) and what ``finish`` needs; a server
+        batches the inputs of many requests through ``logits_of_pixels`` and gives each its share of the outputs."""
+
+    @abstractmethod
+    def finish(self, outputs: torch.Tensor, state: Any, **overrides: Any) -> Any:
+        """The prediction of one image from the outputs of its ``prepare`` inputs."""
+
+    def run_predictions(self, images: ImageInput | Sequence[ImageInput], batch_size: int | None,
+                        overrides: dict[str, Any]) -> list[Any]:
+        """Predictions of ``images``: ``batch_size`` images are prepared together and their inputs run in batches."""
+        batch_size = self.batch_size if batch_size is None else batch_size
+        if batch_size < 1:
+            raise UserError(f"batch_size must be >= 1, got {batch_size}")
+        self.resolve(overrides)
+        items = [images] if is_single(images) else list(images)
+        results = []
+        for start in range(0, len(items), batch_size):
+            chunk = items[start:start + batch_size]
+            prepared = [self.prepare(item, **overrides) for item in chunk]
+            inputs = torch.cat([self.normalize(x) for x, _ in prepared])  # per image: a batch may mix uint8 and float
+            outputs = torch.cat([self.logits(inputs[i:i + batch_size]) for i in range(0, len(inputs), batch_size)])
+            offset = 0
+            for item, (x, state) in zip(chunk, prepared):
+                prediction = self.finish(outputs[offset:offset + len(x)], state, **overrides)
+                prediction.source = source_of(item)
+                results.append(prediction)
+                offset += len(x)
+        return results

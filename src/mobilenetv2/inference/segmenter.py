@@ -1,0 +1,56 @@
+"""``Segmenter``: a class-index mask for every pixel of images of any size, and the share of each class."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from mobilenetv2.errors import UserError
+from mobilenetv2.inference.images import ImageInput, size_of, to_transformable
+from mobilenetv2.inference.predictor import Predictor
+from mobilenetv2.spec import Preprocessing
+
+
+class Segmenter(Predictor):
+    """A segmentation model: each image is resized to the model's input (no crop: every pixel gets a class), and the
+    class probabilities are resized back (bilinear) to the image before the argmax.
+
+    Options: ``top_k`` classes listed an image (default 5), ``tta`` (average with the horizontally flipped image).
+    """
+
+    task_name = "segmentation"
+    options = {"top_k": 5, "tta": False}
+    batch_size = 8
+
+    def input_preprocessing(self, stored: Preprocessing) -> Preprocessing:
+        return replace(stored, resize_mode="squash")
+
+    def check_option(self, name: str, value: Any) -> Any:
+        if name == "top_k" and (isinstance(value, bool) or int(value) < 1):
+            raise UserError(f"top_k must be >= 1, got {value}")
+        return int(value) if name == "top_k" else bool(value)
+
+    def prepare(self, image: ImageInput, **overrides: Any) -> tuple[torch.Tensor, tuple[tuple[int, int], bool]]:
+        tta = self.resolve(overrides)["tta"]
+        image = to_transformable(image)
+        pixels = self.to_pixels(image).as_subclass(torch.Tensor)[None]
+        return (torch.cat([pixels, pixels.flip(-1)]) if tta else pixels), (size_of(image), tta)
+
+    def finish(self, outputs: torch.Tensor, state: tuple[tuple[int, int], bool], **overrides: Any):
+        """The mask at the image's size and the class fractions, from the logits of its input (and of its mirror)."""
+        top_k = self.resolve(overrides)["top_k"]
+        size, tta = state
+        probs = outputs.float().softmax(dim=1)
+        if tta:
+            probs = (probs[:1] + probs[1:2].flip(-1)) / 2
+        probs = F.interpolate(probs[:1], size=size, mode="bilinear", align_corners=False)
+        return self.task.postprocess(probs.log(), self.class_names, top_k)[0]
+
+    def predict(self, images: ImageInput | Sequence[ImageInput], top_k: int | None = None, batch_size: int = 8,
+                tta: bool | None = None) -> list:
+        """One ``SegmentationPrediction`` (mask, class fractions) per image; ``top_k`` limits the listed classes."""
+        return self.run_predictions(images, batch_size, {"top_k": top_k, "tta": tta})
