@@ -57,4 +57,4 @@ def test_unreadable_cpuinfo_falls_back_to_unknown_features(tmp_path):
 def test_describe_names_the_cpu_and_the_runtimes():
     cpu, runtimes = describe().splitlines()
     assert cpu.startswith("CPU: ") and ("AVX2" in cpu or "dot-product" in cpu or "unknown" in cpu)
-    assert runtimes.startswith("runtimes: torch ") and "XNNPACK" in runtimes and "onnxruntime" in runtimes
+    assert runtimes.startswith("backends: torch ") and "XNNPACK" in runtimes and "onnxruntime" in runtimes

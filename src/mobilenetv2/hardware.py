@@ -1,4 +1,4 @@
-"""What the CPU can do for fp32 and int8 inference: model, vector/int8 features, and the runtimes' kernels.
+"""What the CPU can do for fp32 and int8 inference: model, vector/int8 features, and the backends' kernels.
 
 int8 speed-ups depend on the CPU: onnxruntime's int8 kernels are about twice as fast as fp32 only with VNNI
 (AVX-512 VNNI, AVX-VNNI, or AMX) on x86, or dot-product instructions on ARM; without them int8 is barely faster.
@@ -85,7 +85,7 @@ def features_line(info: CpuInfo | None = None) -> str:
     return f"CPU: {info.model} ({info.arch}); {marks}; {int8_expectation(info)}"
 
 
-def runtimes_line() -> str:
+def backends_line() -> str:
     """One line: torch version and XNNPACK, onnxruntime version and execution providers (if installed)."""
     import torch
 
@@ -103,9 +103,9 @@ def runtimes_line() -> str:
     else:
         parts.append(f"onnxruntime {ort.__version__} (providers: {', '.join(ort.get_available_providers())}; "
                      f"int8 runs on CPUExecutionProvider/MLAS)")
-    return "runtimes: " + "; ".join(parts)
+    return "backends: " + "; ".join(parts)
 
 
 def describe() -> str:
-    """The two lines printed at the top of every speed report: the CPU's features and the runtimes."""
-    return f"{features_line()}\n{runtimes_line()}"
+    """The two lines printed at the top of every speed report: the CPU's features and the backends."""
+    return f"{features_line()}\n{backends_line()}"

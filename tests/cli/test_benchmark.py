@@ -24,7 +24,7 @@ def test_benchmark_table_has_ratios(capsys):
     out = capsys.readouterr().out
     assert "b1 vs torchvision" in out and "1.00x" in out and "compute limit" in out
     cpu, runtimes = out.splitlines()[:2]
-    assert cpu.startswith("CPU: ") and "int8" in cpu and runtimes.startswith("runtimes: torch") and "XNNPACK" in runtimes
+    assert cpu.startswith("CPU: ") and "int8" in cpu and runtimes.startswith("backends: torch") and "XNNPACK" in runtimes
 
 
 def test_benchmark_rejects_bad_threads(capsys):

@@ -108,7 +108,7 @@ def test_quantize_with_unlabelled_photos_reports_agreement_and_no_accuracy(check
     printed = capsys.readouterr().out
     lines = printed.splitlines()
     assert lines[0].startswith("CPU: ") and ("VNNI" in lines[0] or "dot-product" in lines[0] or "unknown" in lines[0])
-    assert lines[1].startswith("runtimes: torch")
+    assert lines[1].startswith("backends: torch")
     assert "same prediction on" in printed and "of 4 calibration images" in printed and "|logit diff| max" in printed
     assert "no accuracy measured: no labelled --val given" in printed and "p10-p90" in printed
     assert [p.name for p in out.parent.iterdir()] == ["tiny.int8.onnx"]  # nothing else beside it

@@ -63,7 +63,7 @@ class BenchmarkReport:
     batches: list[int]
     rounds: int
     paths: list[PathResult]
-    cpu: str = ""                                         # `hardware.describe()`: features and runtimes
+    cpu: str = ""                                         # `hardware.describe()`: features and backends
 
     def limit_ms(self, batch: int) -> float:
         return 2 * self.macs * batch / (self.gflops * 1e9) * 1e3
