@@ -3,6 +3,7 @@ photos get the paper's ImageNet recipe; the choice is described in one line."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -71,6 +72,22 @@ def test_small_grayscale_images_get_a_small_input_light_augmentation_and_no_crop
         "defaults from the data: 60 28x28 grayscale images in 10 classes -> input 64, augment light, no crop, "
         "batch 32, warm-up 0.3 epoch(s) (set --input-size/--augment/--crop-pct/--batch-size/--warmup-epochs "
         "to override)")
+
+
+def test_small_images_at_an_input_of_32_get_batches_of_64_and_a_one_epoch_warm_up(characters):
+    """The regression issue's case: 28x28 characters with explicit --input-size 32 --augment light --crop-pct 1.0.
+    At 32 px the last stages see 1x1 maps; batches of 32 with a 0.3-epoch warm-up (tuned for the default 64 px)
+    trained badly there, the earlier batches of 64 and 1 warm-up epoch well. Above 32 px the small-image run stays."""
+    before = TrainConfig(data=str(characters), input_size=32, augment="light", crop_pct=1.0)
+    after = resolve_defaults(before)
+    assert (after.input_size, after.batch_size, after.warmup_epochs) == (32, 64, 1.0)
+    assert describe_defaults(before, after) == (
+        "defaults from the data: 60 28x28 grayscale images in 10 classes -> batch 64, warm-up 1 epoch(s) "
+        "(set --batch-size/--warmup-epochs to override)")
+    assert resolve_defaults(replace(before, batch_size=16)).warmup_epochs == 1.0  # each option on its own
+    for size in (48, 64, 96):  # last maps of 2x2 and more
+        after = resolve_defaults(TrainConfig(data=str(characters), input_size=size))
+        assert (after.batch_size, after.warmup_epochs) == (32, 0.3), size
 
 
 def test_large_photos_get_the_paper_recipe_and_medium_images_keep_their_size(tmp_path):

@@ -55,7 +55,7 @@ class TrainConfig:
                                         "images, 0.875 for photos)")
     interpolation: str = _opt("bilinear", "resize interpolation: bilinear, bicubic, nearest")
     batch_size: int | None = _opt(None, "batch size per process (default: chosen from the data: 32 for small "
-                                         "images, 64 otherwise)")
+                                         "images at an input above 32 px, 64 otherwise)")
     workers: int | None = _opt(None, "data loader workers (default: automatic)")
     balance: str = _opt("none", f"class imbalance: {', '.join(BALANCE_MODES)}")
     mixup: float = _opt(0.0, "mixup alpha (0: off)")
@@ -95,7 +95,7 @@ class TrainConfig:
     schedule: str | None = _opt(None, f"lr schedule after warm-up: {', '.join(SCHEDULES)} (default: the task's, cosine "
                                        "for classification, poly (1 - t)^0.9 for segmentation as in DeepLab)")
     warmup_epochs: float | None = _opt(None, "linear warm-up epochs, fractions allowed (default: chosen from the "
-                                             "data: 0.3 for small images, 1 otherwise)")
+                                             "data: 0.3 for small images at an input above 32 px, 1 otherwise)")
     gamma: float = _opt(0.98, "lr factor per epoch (exponential) or per --step-epochs (step)")
     step_epochs: int = _opt(30, "epochs between lr drops (step schedule)")
     label_smoothing: float | None = _opt(None, "label smoothing of the cross-entropy loss (default: the task's, 0.1; 0 "
