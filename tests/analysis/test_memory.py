@@ -28,6 +28,9 @@ def test_table3_maxima_v2_400k_v1_1600k():
     # V2: the 1280-channel 7x7 conv feeds the pooling channel by channel (Table 3's 7x7 row: 320, 1x1 row: 1280)
     assert by_resolution(v2)["7x7"] == (320, 31.4) and by_resolution(v2)["1x1"] == (1280, 2.6)
     assert v2["scope"] == "the whole model"
+    # without the split: the second block's depthwise conv, 112x112x96 in and 56x56x96 out, both whole
+    assert (v2["whole_op_kb"], v2["whole_op_int8_kb"]) == (3010.6, 1505.3)
+    assert v2["whole_op"] == "features.2.conv.1.0: 112x112x96 in, 56x56x96 out"
 
 
 def test_small_case_by_hand():
@@ -38,7 +41,7 @@ def test_small_case_by_hand():
     assert by_resolution(memory)["32x32"][0] == 8  # not the stem's 16
     # peak: the image (64*64*3) + the first block's output (32*32*8) + one 32x32 channel of the stem and of the
     # depthwise output = 22,528 values, 45,056 bytes
-    assert memory["peak_kb"] == 45.1
+    assert memory["peak_kb"] == 45.1 and memory["peak_int8_kb"] == 22.5
     assert memory["peak_step"].startswith("features.0+features.1: input 64x64x3 + output 32x32x8")
 
 

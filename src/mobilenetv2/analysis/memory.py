@@ -10,7 +10,8 @@ layer (the 3x3 stem conv, whose 32 channels the first block's depthwise conv rea
 
 ``streamed_memory`` gives, per spatial resolution, the largest tensor that must be materialised (the paper's Table 3:
 MobileNetV1 1600K at 112x112, MobileNetV2 400K) and the peak of everything held at once (what a runtime's arena
-would need with this schedule: a block's input + output + one channel of each streamed tensor).
+would need with this schedule: a block's input + output + one channel of each streamed tensor), and beside them what
+a runtime that writes every convolution's output whole (BatchNorm and activations fused) holds at its largest conv.
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ class StreamedMemory:
     peak_kb: float
     peak_step: str
     scope: str
+    largest_int8_kb: float  # the same with 8-bit activations (a full-int8 model on a microcontroller)
+    peak_int8_kb: float
+    whole_op_kb: float  # without the split: the largest conv's input + output, each whole (BN, activations fused)
+    whole_op_int8_kb: float
+    whole_op: str
     steps: list[Step] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,7 +83,11 @@ def streamed_memory(model: nn.Module, shapes: dict[str, tuple[Shape, Shape]]) ->
     top = max(largest.values(), key=lambda v: v[0])
     peak = max(steps, key=Step.elements)
     scope = "the whole model" if pooled else "the backbone (features) only: the head's tensors are not counted"
-    return StreamedMemory(rows, _kb(top[0]), _describe(top[1]), _kb(peak.elements()), _describe_step(peak), scope, steps)
+    whole, name, (inp, out) = max((numel(shapes[n][0]) + numel(shapes[n][1]), n, shapes[n])
+                                  for n, m in model.named_modules() if isinstance(m, nn.Conv2d) and n in shapes)
+    return StreamedMemory(rows, _kb(top[0]), _describe(top[1]), _kb(peak.elements()), _describe_step(peak), scope,
+                          _kb(top[0], 1), _kb(peak.elements(), 1), _kb(whole), _kb(whole, 1),
+                          f"{name}: {_describe(inp)} in, {_describe(out)} out", steps)
 
 
 def _schedule(model: nn.Module, shapes: dict[str, tuple[Shape, Shape]], pooled: bool) -> list[Step]:
@@ -151,8 +161,8 @@ def numel(shape: Shape) -> int:
     return n
 
 
-def _kb(elements: int) -> float:
-    return round(elements * ACTIVATION_BYTES / 1e3, 1)
+def _kb(elements: int, bytes_per_value: int = ACTIVATION_BYTES) -> float:
+    return round(elements * bytes_per_value / 1e3, 1)
 
 
 def _resolution(shape: Shape) -> str:

@@ -107,7 +107,7 @@ class CoreMLRuntime(Runtime):
         from PIL import Image
 
         pixels = inputs[0]
-        image = Image.fromarray(pixels[..., 0], mode="L") if pixels.shape[-1] == 1 else Image.fromarray(pixels, mode="RGB")
+        image = Image.fromarray(np.ascontiguousarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels))  # L or RGB
         outputs = self.model.predict({INPUT_NAME: image})
         if self.task == "segmentation":
             return np.asarray(outputs[MASK_OUTPUT], dtype=np.int64).reshape(1, *pixels.shape[:2])
