@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,25 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(tmp_path, target)
     finally:
         tmp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a path of the same name inside a private folder beside ``path``; on success the folder written there
+    replaces ``path`` (an older one is moved aside first and removed after), on failure everything is removed."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    private = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        written = private / target.name
+        yield written
+        if not written.is_dir():
+            raise FileNotFoundError(f"nothing was written at {written}")
+        if target.exists():
+            os.replace(target, private / ".previous")
+        os.replace(written, target)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -13,10 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from mobilenetv2.analysis.memory import ACTIVATION_BYTES, numel, streamed_memory
 from mobilenetv2.models.base import MobileNet
 from mobilenetv2.models.checks import check_resolution
-
-ACTIVATION_BYTES = 2  # 16-bit activations, as in the paper's memory comparison (its Table 3)
 
 
 @dataclass
@@ -51,6 +50,7 @@ class ModelProfile:
     rows: list[LayerRow] = field(default_factory=list)
     blocks: list[LayerRow] = field(default_factory=list)
     activation_memory: list[dict[str, Any]] = field(default_factory=list)
+    streamed_memory: dict[str, Any] = field(default_factory=dict)  # the paper's section 5.1 accounting (memory.py)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,13 +110,6 @@ def _size(shape: tuple[int, ...]) -> str:
     return f"{shape[2]}x{shape[3]}x{shape[1]}" if len(shape) == 4 else f"1x1x{shape[-1]}"
 
 
-def _numel(shape: tuple[int, ...]) -> int:
-    n = 1
-    for d in shape[1:]:
-        n *= d
-    return n
-
-
 def _params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -137,14 +130,14 @@ def profile(model: MobileNet, resolution: int = 224) -> ModelProfile:
         stage_params = sum(_params(model.features[i]) for i in stage.indices)
         stage_macs = sum(prefix_macs(f"features.{i}") for i in stage.indices)
         rows.append(LayerRow(stage.name, _size(shapes[first][0]), stage.operator, stage.t, stage.c, stage.n, stage.s,
-                             stage_params, stage_macs, _size(shapes[last][1]), _numel(shapes[last][1])))
+                             stage_params, stage_macs, _size(shapes[last][1]), numel(shapes[last][1])))
         for i in stage.indices:
             name = f"features.{i}"
             block = model.features[i]
             stride = getattr(block, "stride", stage.s if i == stage.indices[0] else 1)
             blocks.append(LayerRow(name, _size(shapes[name][0]), type(block).__name__, stage.t,
                                    shapes[name][1][1], 1, stride, _params(block), prefix_macs(name),
-                                   _size(shapes[name][1]), _numel(shapes[name][1])))
+                                   _size(shapes[name][1]), numel(shapes[name][1])))
     if hasattr(model, "extras"):
         rows += _detection_rows(model, shapes, prefix_macs)
     elif any(isinstance(m, nn.Linear) for m in model.classifier.modules()):
@@ -157,6 +150,7 @@ def profile(model: MobileNet, resolution: int = 224) -> ModelProfile:
         params_without_bn=params - bn_params, macs=total_macs,
         size_fp32_mb=round(params * 4 / 1e6, 3), size_int8_mb=round(params / 1e6, 3),
         rows=rows, blocks=blocks, activation_memory=activation_memory(model, shapes),
+        streamed_memory=streamed_memory(model, shapes).to_dict(),
     )
 
 
@@ -179,9 +173,9 @@ def _dense_head_rows(model: MobileNet, shapes: dict, prefix_macs) -> list[LayerR
             continue
         shape_in, shape_out = shapes[f"classifier.{name}"]
         rows.append(LayerRow(f"head.{name}", _size(shape_in), type(module).__name__, None, shape_out[1], None, None,
-                             _params(module), prefix_macs(f"classifier.{name}"), _size(shape_out), _numel(shape_out)))
+                             _params(module), prefix_macs(f"classifier.{name}"), _size(shape_out), numel(shape_out)))
     out = shapes[""][1]
-    rows.append(LayerRow("upsample", rows[-1].output, "bilinear resize", None, out[1], None, None, 0, 0, _size(out), _numel(out)))
+    rows.append(LayerRow("upsample", rows[-1].output, "bilinear resize", None, out[1], None, None, 0, 0, _size(out), numel(out)))
     return rows
 
 
@@ -191,7 +185,7 @@ def _detection_rows(model: MobileNet, shapes: dict, prefix_macs) -> list[LayerRo
     for i, extra in enumerate(model.extras):
         shape_in, shape_out = shapes[f"extras.{i}"]
         rows.append(LayerRow(f"extra{i + 1}", _size(shape_in), "1x1, dw 3x3 s2, 1x1", None, shape_out[1], 1, 2,
-                             _params(extra), prefix_macs(f"extras.{i}"), _size(shape_out), _numel(shape_out)))
+                             _params(extra), prefix_macs(f"extras.{i}"), _size(shape_out), numel(shape_out)))
     out = shapes[""][1]
     anchors = f"{out[1]} anchors"
     for part, what in (("box", "boxes x4"), ("cls", f"classes x{out[2] - 4}")):
@@ -209,16 +203,16 @@ def activation_memory(model: MobileNet, shapes: dict[str, tuple[tuple[int, ...],
     kept_channels: dict[int, int] = defaultdict(int)
     naive: dict[int, int] = defaultdict(int)
     input_shape = shapes["features.0"][0]
-    kept[input_shape[2]] = _numel(input_shape)
+    kept[input_shape[2]] = numel(input_shape)
     kept_channels[input_shape[2]] = input_shape[1]
     for i in range(len(model.features)):
         out = shapes[f"features.{i}"][1]
-        if _numel(out) > kept[out[2]]:
-            kept[out[2]], kept_channels[out[2]] = _numel(out), out[1]
+        if numel(out) > kept[out[2]]:
+            kept[out[2]], kept_channels[out[2]] = numel(out), out[1]
     for name, module in model.features.named_modules(prefix="features"):
         if name in shapes and not list(module.children()) and len(shapes[name][1]) == 4:
             inp, out = shapes[name]
-            naive[out[2]] = max(naive[out[2]], _numel(inp) + _numel(out))
+            naive[out[2]] = max(naive[out[2]], numel(inp) + numel(out))
     return [
         {"resolution": f"{r}x{r}", "max_channels": kept_channels[r], "kept_kb": round(kept[r] * ACTIVATION_BYTES / 1e3, 1),
          "naive_peak_kb": round(naive.get(r, kept[r]) * ACTIVATION_BYTES / 1e3, 1)}

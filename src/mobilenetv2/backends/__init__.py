@@ -36,6 +36,8 @@ BACKENDS: dict[str, BackendEntry] = {e.name: e for e in [
                  "ExecuTorch's runtime, XNNPACK delegate, batch 1"),
     BackendEntry("litert", "mobilenetv2.backends.litert:LiteRTRuntime", "interop", None,
                  "the LiteRT (TensorFlow Lite) interpreter, XNNPACK delegate, batch 1"),
+    BackendEntry("coreml", "mobilenetv2.backends.coreml:CoreMLRuntime", "mobile", None,
+                 "Core ML through coremltools (macOS only; iOS apps run the .mlpackage themselves), batch 1"),
 ]}
 ALIASES = {"onnx": "onnxruntime"}  # `serve --backend onnx` from before the registry
 

@@ -12,8 +12,8 @@ from mobilenetv2.backends.base import RuntimeOptions
 from mobilenetv2.errors import UserError
 from mobilenetv2.formats import FORMATS, get_format, list_formats
 from mobilenetv2.formats.convert import export_verified
-from mobilenetv2.formats.verify import Verification
-from mobilenetv2.io import atomic_path
+from mobilenetv2.formats.verify import ExportCheck
+from mobilenetv2.io import atomic_folder, atomic_path
 from mobilenetv2.weights import CheckpointMeta
 
 
@@ -25,17 +25,24 @@ def default_output(checkpoint: str | os.PathLike[str], fmt: str) -> Path:
 
 
 def export_model(model: nn.Module, out: str | os.PathLike[str], fmt: str = "onnx", *, meta: CheckpointMeta,
-                 opset: int | None = None, verify_images: list[str] | None = None) -> Verification:
+                 opset: int | None = None, verify_images: list[str] | None = None, int8_weights: bool = False) -> ExportCheck:
     """Export ``model`` to ``out`` at ``meta``'s input size, with ``meta`` (task, classes, preprocessing) stored in or
-    beside it; returns the verification against PyTorch (on ``verify_images``, else 4 synthetic images)."""
+    beside it; returns the verification against PyTorch (on ``verify_images``, else 4 synthetic images).
+    ``int8_weights``: Core ML's int8 weights (other formats get int8 from ``quantize``)."""
     if fmt not in list_formats(exports=True):
         raise UserError(f"unknown format {fmt!r}; allowed: {', '.join(list_formats(exports=True))}")
     target = get_format(fmt)
-    with atomic_path(out) as tmp:
-        runtime, check = export_verified(model, meta, fmt, tmp, FORMATS[fmt].backends[0], RuntimeOptions(), opset=opset,
-                                         images=verify_images)
-        runtime.close()
+    if int8_weights and not target.checks_itself:
+        raise UserError(f"--int8 at export is for Core ML (int8 weights); int8 {fmt} files come from `mobilenetv2 quantize`")
+    with (atomic_folder if FORMATS[fmt].folder else atomic_path)(out) as tmp:
+        if target.checks_itself:
+            check = target.export_checked(model, tmp, meta, opset=opset, images=verify_images, int8_weights=int8_weights)
+        else:
+            runtime, check = export_verified(model, meta, fmt, tmp, FORMATS[fmt].backends[0], RuntimeOptions(), opset=opset,
+                                             images=verify_images)
+            runtime.close()
         if not check.passed:
-            raise UserError(f"the exported model does not match PyTorch, nothing written: {check.summary()}")
+            summary = " ".join(check.summary().splitlines())
+            raise UserError(f"the exported model does not match PyTorch, nothing written: {summary}")
     target.finish(Path(out), meta, "fp32")
     return check

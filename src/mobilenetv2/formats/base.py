@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import numpy as np
     from torch import nn
 
+    from mobilenetv2.formats.verify import ExportCheck
+
 # Keys of the metadata stored in (or beside) exported files; the values are JSON.
 META_TASK = "mobilenetv2.task"
 META_ARCHITECTURE = "mobilenetv2.architecture"
@@ -78,12 +80,19 @@ class Format(ABC):
     name: ClassVar[str]
     suffix: ClassVar[str]               # what export names its files: NAME + suffix
     sidecar: ClassVar[bool] = False     # metadata in FILE.json beside the file (the format has no field for it)
+    checks_itself: ClassVar[bool] = False  # export_checked checks its files (Core ML: its runtime is macOS/iOS only)
 
     # -- writing ------------------------------------------------------------------------------------------------------
     def export(self, model: nn.Module, path: Path, meta: CheckpointMeta, *, opset: int | None = None) -> None:
         """Write ``model`` (BatchNorm folded, eval mode) to ``path`` with ``meta`` stored in it. Not atomic by itself:
         the exporter writes a temporary name and verifies the file before it takes its own."""
         raise UserError(f"mobilenetv2 does not write {self.name} files")
+
+    def export_checked(self, model: nn.Module, path: Path, meta: CheckpointMeta, *, opset: int | None = None,
+                       images: list[str] | None = None, int8_weights: bool = False) -> ExportCheck:
+        """Export and check the file itself, for a format whose backend does not run everywhere (``checks_itself``:
+        Core ML); the others are run on their backend and compared with PyTorch by the exporter."""
+        raise NotImplementedError
 
     def quantize_method(self, options: QuantizeOptions) -> str:
         """The calibration method's name for ``options``; one line for options this format does not have."""

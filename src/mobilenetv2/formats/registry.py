@@ -27,6 +27,7 @@ class FormatEntry:
     title: str
     exports: bool = True
     quantizes: bool = False
+    folder: bool = False  # its "file" is a folder (Core ML's .mlpackage)
 
     @property
     def module(self) -> str:
@@ -40,6 +41,7 @@ FORMATS: dict[str, FormatEntry] = {e.name: e for e in [
     FormatEntry("pt2", (".pt2",), ("torch",), "torch.export program"),
     FormatEntry("pte", (".pte",), ("executorch",), "ExecuTorch program", quantizes=True),
     FormatEntry("tflite", (".tflite",), ("litert",), "TFLite model", exports=False),
+    FormatEntry("coreml", (".mlpackage",), ("coreml",), "Core ML package", folder=True),
 ]}
 
 
@@ -56,12 +58,13 @@ def get_format(name: str) -> Format:
 
 
 def entry_of(path: str | os.PathLike[str]) -> FormatEntry:
-    """The format of ``path`` by its name (a folder is a training run's checkpoint folder)."""
+    """The format of ``path`` by its name (a folder is a training run's checkpoint folder, or a folder format's)."""
     path = Path(path)
-    if path.is_dir():
-        return FORMATS["checkpoint"]
     name = path.name.lower()
     matches = [(len(s), e) for e in FORMATS.values() for s in e.suffixes if name.endswith(s)]
+    if path.is_dir():
+        folders = [m for m in matches if m[1].folder]
+        return max(folders, key=lambda m: m[0])[1] if folders else FORMATS["checkpoint"]
     if not matches:
         known = ", ".join(s for e in FORMATS.values() for s in e.suffixes)
         raise UserError(f"{path}: cannot tell the model format from its name (known: {known}, or a run folder)")

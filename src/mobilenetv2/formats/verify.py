@@ -4,6 +4,7 @@ export checks before a file takes its name) or streamed batch by batch (``Output
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -13,6 +14,18 @@ from mobilenetv2.spec import Preprocessing
 from mobilenetv2.tasks import Task
 
 FP32_TOLERANCE = 1e-4
+
+
+class ExportCheck(Protocol):
+    """What the check of an export says: whether it passed, lines for the user, JSON (``Verification``, or a format's
+    own when its backend cannot run everywhere: Core ML's)."""
+
+    @property
+    def passed(self) -> bool: ...
+
+    def summary(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
 
 
 @dataclass
