@@ -18,6 +18,7 @@ EXTRAS = {
     "tensorboard": "TensorBoard event files during training",
     "interop": "TFLite/Keras/timm weights and ExecuTorch programs",
     "serve": "the HTTP model server",
+    "mobile": "LiteRT (.tflite) export and int8, TensorFlow Lite Micro",
 }
 
 
