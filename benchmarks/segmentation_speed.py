@@ -119,14 +119,14 @@ def main() -> None:
             report = benchmark_inference(ckpt.model, resolution=size, threads=threads, batches=(1,), rounds=args.rounds,
                                          paths=OURS, calibration=calibration, tflite=str(tflite), meta=ckpt.meta)
             print(f"\n### {title}, {threads} thread(s)\n\n{report.table()}", flush=True)
-            ms = {p.name: p.median_ms[1] for p in report.paths}
+            ms = {p.name.split(":")[0]: p.median_ms[1] for p in report.paths}  # the --tflite row is "tflite:FILE"
             fastest = min(OURS, key=ms.__getitem__)
             ratio = ms["tflite"] / ms[fastest]
             verdict = f"{ratio:.2f}x " + ("faster" if ratio >= 1 else "slower") + f" ({SHORT[fastest]})"
             rows.append([f"{title}, {threads} thread{'s' if threads > 1 else ''}",
                          *(f"{ms[n]:.1f} ms" for n in (*OURS, "tflite")), verdict])
             raw.append({"model": title, "file": tflite.name, "threads": threads, "macs": report.macs,
-                        "median_ms": ms, "p90_ms": {p.name: p.p90_ms[1] for p in report.paths},
+                        "median_ms": ms, "p90_ms": {p.name.split(":")[0]: p.p90_ms[1] for p in report.paths},
                         "fastest": fastest, "tflite_over_fastest": ratio})
         if not args.no_fidelity:
             found = fidelity(ckpt, tflite, calibration)

@@ -18,7 +18,7 @@ EXTRAS = {
     "tensorboard": "TensorBoard event files during training",
     "interop": "TFLite/Keras/timm weights and ExecuTorch programs",
     "serve": "the HTTP model server",
-    "mobile": "on-device formats: Core ML packages (coremltools)",
+    "mobile": "on-device formats: LiteRT (.tflite) export and int8, TensorFlow Lite Micro, Core ML packages",
 }
 
 

@@ -97,5 +97,5 @@ def test_benchmark_beside_the_tflite_interpreter(published, tmp_path, capsys):
     assert main(["benchmark", str(ckpt), "--rounds", "2", "--paths", "bn_folded", "--tflite", str(published)]) == 0
     out = capsys.readouterr().out
     assert out.startswith("CPU: ") and "at 513px" in out and "b1 vs TFLite" in out and "b32" not in out
-    row = next(line for line in out.splitlines() if line.startswith("| TFLite interpreter"))
+    row = next(line for line in out.splitlines() if line.startswith("| LiteRT interpreter (XNNPACK): " + HALF))
     assert "1.00x" in row and "- (int8)" in row

@@ -24,6 +24,12 @@ def _randomise_bn(model: torch.nn.Module) -> None:
 
 
 @pytest.fixture(scope="session")
+def randomise_bn():
+    """``randomise_bn(model)``: non-trivial BatchNorm statistics (live activations, for int8 ranges too)."""
+    return _randomise_bn
+
+
+@pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     model = create_model("mobilenet_v2", width_mult=0.35, num_classes=2)

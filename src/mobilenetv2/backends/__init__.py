@@ -36,6 +36,8 @@ BACKENDS: dict[str, BackendEntry] = {e.name: e for e in [
                  "ExecuTorch's runtime, XNNPACK delegate, batch 1"),
     BackendEntry("litert", "mobilenetv2.backends.litert:LiteRTRuntime", "interop", None,
                  "the LiteRT (TensorFlow Lite) interpreter, XNNPACK delegate, batch 1"),
+    BackendEntry("tflm", "mobilenetv2.backends.tflm:TFLMRuntime", "mobile", None,
+                 "TensorFlow Lite Micro's interpreter (microcontrollers; full-integer .tflite files), batch 1"),
     BackendEntry("coreml", "mobilenetv2.backends.coreml:CoreMLRuntime", "mobile", None,
                  "Core ML through coremltools (macOS only; iOS apps run the .mlpackage themselves), batch 1"),
 ]}

@@ -1,5 +1,10 @@
 """LiteRT (the TensorFlow Lite interpreter, ``ai-edge-litert``) as a backend: ``.tflite`` files, NHWC inputs, float or
-quantised (uint8/int8) tensors converted with each tensor's own scale and zero point."""
+quantised (uint8/int8) tensors converted with each tensor's own scale and zero point.
+
+A file says what its output is by the operator that makes it: our exports end in logits, Google's published
+classifiers in a SOFTMAX (probabilities) and its DeepLab files in an ARG_MAX (class indices). ``from_native`` turns
+each into what PyTorch's model gives (log-probabilities, whose softmax is the file's probabilities; one-hot scores
+for class indices), so that every predictor, evaluation and comparison does the right thing with any file."""
 
 from __future__ import annotations
 
@@ -15,6 +20,9 @@ from mobilenetv2.extras import require
 if TYPE_CHECKING:
     from mobilenetv2.weights import CheckpointMeta
 
+OUTPUT_KINDS = ("logits", "probabilities", "class_indices")
+MIN_PROBABILITY = 1e-8  # log(0) would be -inf: a zero probability becomes a very unlikely class
+
 
 def open_interpreter(path: Path, threads: int | None = None) -> Any:
     """An allocated LiteRT interpreter for ``path`` (XNNPACK delegate, ``threads`` threads); one line if it fails."""
@@ -29,6 +37,19 @@ def open_interpreter(path: Path, threads: int | None = None) -> Any:
     except Exception as exc:  # noqa: BLE001 - LiteRT raises ValueError/RuntimeError for a bad file
         raise UserError(f"{path} is not a loadable TFLite model ({first_line(exc, 160)})") from None
     return interpreter
+
+
+def output_kind(interpreter: Any) -> tuple[str, int | None]:
+    """(what the first output holds, the number of classes an ARG_MAX chose from) by the operator that writes it."""
+    index = interpreter.get_output_details()[0]["index"]
+    producer = next((op for op in interpreter._get_ops_details() if index in op["outputs"]), None)  # noqa: SLF001
+    name = producer["op_name"] if producer else ""
+    if name == "SOFTMAX":
+        return "probabilities", None
+    if name == "ARG_MAX":
+        scores = interpreter._get_tensor_details(int(producer["inputs"][0]), 0)  # noqa: SLF001
+        return "class_indices", int(scores["shape"][-1])
+    return "logits", None
 
 
 def quantize(values: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
@@ -48,6 +69,17 @@ def dequantize(values: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     return ((values.astype(np.float32) - zero) * scale).astype(np.float32)
 
 
+def as_scores(outputs: np.ndarray, kind: str, classes: int | None) -> np.ndarray:
+    """Real-valued outputs of ``kind`` -> what PyTorch's model gives: logits as they are, log-probabilities for
+    probabilities, one-hot class scores [N, classes, H, W] for class indices [N, H, W]."""
+    if kind == "probabilities":
+        return np.log(np.maximum(outputs, MIN_PROBABILITY)).astype(np.float32)
+    if kind == "class_indices":
+        indices = outputs.astype(np.int64)
+        return (indices[:, None] == np.arange(classes)[None, :, None, None]).astype(np.float32)
+    return outputs
+
+
 class LiteRTRuntime(Runtime):
     """A ``.tflite`` model in the LiteRT interpreter; batch 1 (the interpreter is resized only for a batch of one)."""
 
@@ -55,7 +87,7 @@ class LiteRTRuntime(Runtime):
 
     def __init__(self, path: Path, meta: CheckpointMeta, options: RuntimeOptions | None = None, *,
                  precision: str | None = None) -> None:
-        self.interpreter = open_interpreter(path, (options or RuntimeOptions()).threads)
+        self.interpreter = self.open(path, options or RuntimeOptions())
         (self.input,) = self.interpreter.get_input_details()
         self.output = self.interpreter.get_output_details()[0]
         dtype = np.dtype(self.input["dtype"])
@@ -65,6 +97,17 @@ class LiteRTRuntime(Runtime):
         self.input_layout, self.input_dtype = "NHWC", dtype
         self.input_shape = tuple(int(d) for d in self.input["shape"])
         self.max_batch = int(self.input["shape"][0])
+        self.output_kind, argmax_classes = self.read_output_kind()
+        self.classes = len(meta.class_names) if meta.class_names else argmax_classes
+
+    def open(self, path: Path, options: RuntimeOptions) -> Any:
+        return open_interpreter(path, options.threads)
+
+    def read_output_kind(self) -> tuple[str, int | None]:
+        return output_kind(self.interpreter)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "outputs": self.output_kind}
 
     def run(self, inputs: np.ndarray) -> np.ndarray:
         self.interpreter.set_tensor(self.input["index"], np.ascontiguousarray(inputs))
@@ -75,5 +118,6 @@ class LiteRTRuntime(Runtime):
         return quantize(np.ascontiguousarray(images.transpose(0, 2, 3, 1)), self.input)
 
     def from_native(self, outputs: np.ndarray) -> np.ndarray:
-        real = dequantize(outputs, self.output)
-        return np.ascontiguousarray(real.transpose(0, 3, 1, 2)) if real.ndim == 4 else real
+        real = as_scores(dequantize(outputs, self.output), self.output_kind, self.classes)
+        return np.ascontiguousarray(real.transpose(0, 3, 1, 2)) if real.ndim == 4 and self.output_kind != "class_indices" \
+            else real

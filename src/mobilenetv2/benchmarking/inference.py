@@ -40,6 +40,14 @@ LABELS = {
     "compile": "torch.compile fp32 (BN folded, channels_last)", "onnx": "onnxruntime fp32",
     "int8": "onnxruntime int8 (QDQ, per-channel)", "tflite": "TFLite interpreter (the --tflite file, XNNPACK)",
 }
+TFLITE_PATH = "tflite:"  # a --tflite file's path name: "tflite:" + the file's name
+
+
+def label(name: str) -> str:
+    """How the table names a path (a --tflite file by its file name)."""
+    if name.startswith(TFLITE_PATH):
+        return f"LiteRT interpreter (XNNPACK): {name[len(TFLITE_PATH):]}"
+    return LABELS[name]
 
 
 @dataclass
@@ -82,14 +90,14 @@ class BenchmarkReport:
 
         # the ratios are to torchvision's twin (classifiers), else to the TFLite interpreter, else there are none
         ref = next((p for p in self.paths if p.name == REFERENCE), None) or next(
-            (p for p in self.paths if p.name == "tflite"), None)
+            (p for p in self.paths if p.name.startswith(TFLITE_PATH)), None)
         headers = ["path", "size MB", "mem MB"]
         for b in self.batches:
             versus = [f"b{b} vs {'torchvision' if ref.name == REFERENCE else 'TFLite'}"] if ref else []
             headers += [f"b{b} median ms", f"b{b} p90 ms", f"b{b} img/s", *versus, f"b{b} / limit"]
         rows = []
         for p in self.paths:
-            row = [LABELS[p.name], f"{p.size_mb:.2f}", f"{p.memory_mb:.0f}"]
+            row = [label(p.name), f"{p.size_mb:.2f}", f"{p.memory_mb:.0f}"]
             for b in self.batches:
                 if b not in p.median_ms:  # the TFLite file runs batch 1 only
                     row += ["-"] * (5 if ref else 4)
@@ -106,7 +114,7 @@ class BenchmarkReport:
             f"from the best fp32 matmul ({self.gflops:.0f} GFLOP/s; fp32 paths only): {limits}\n\n" + format_table(headers, rows))
         faster = self.below_limit()
         if faster:
-            shown = ", ".join(f"{LABELS[n]} at batch {b} ({r:.2f}x the limit)" for n, b, r in faster)
+            shown = ", ".join(f"{label(n)} at batch {b} ({r:.2f}x the limit)" for n, b, r in faster)
             text += (f"\nwarning: faster than the measured compute limit: {shown}; the limit's matmul was slowed down "
                      "(machine under load?), so the '/ limit' ratios are not meaningful in this run")
         return text
@@ -188,7 +196,7 @@ def build_runtime(name: str, model: nn.Module, meta: CheckpointMeta, workdir: Pa
         fused = fuse_bn(model).to(memory_format=torch.channels_last)
         module = torch.compile(fused, dynamic=False) if name == "compile" else fused
         return TorchRuntime(module, meta, options=options, channels_last=True), param_mb(fused)
-    if name == "tflite":
+    if name.startswith(TFLITE_PATH):
         path = Path(tflite)
         return open_runtime(path, "litert", options.threads), path.stat().st_size / 1e6
     from mobilenetv2.export.exporter import export_model
@@ -218,14 +226,15 @@ def runners(runtime: Runtime, inputs: dict[int, torch.Tensor], resolution: int) 
 @restores_threads
 def benchmark_inference(model: nn.Module, *, resolution: int = 224, threads: int = 2, batches: tuple[int, ...] = (1, 32),
                         paths: tuple[str, ...] = PATHS, rounds: int = 20, warmup: int = 3,
-                        calibration: list[np.ndarray] | None = None, tflite: str | None = None,
+                        calibration: list[np.ndarray] | None = None, tflite: str | list[str] | None = None,
                         meta: CheckpointMeta | None = None,
                         on_progress: Callable[[str], None] | None = None) -> BenchmarkReport:
     """Build every requested path, then time them all interleaved, batch size by batch size.
 
-    ``tflite``: also time the TFLite interpreter on this file (batch 1, its own input type: uint8 for the published
-    files, on the same threads); torchvision's twin is timed only for MobileNetV2 classifiers (it has no segmentation
-    head). ``meta``: the checkpoint's metadata, when the model comes from one (its task verifies the ONNX export).
+    ``tflite``: also time the TFLite interpreter on this file or these files (batch 1, each its own input type:
+    uint8 for the published files, on the same threads; our int8 export beside Google's file, say); torchvision's
+    twin is timed only for MobileNetV2 classifiers (it has no segmentation head). ``meta``: the checkpoint's
+    metadata, when the model comes from one (its task verifies the ONNX export).
     ``calibration``: batches for the int8 path (default: 8 seeded random images, one a batch, which bounds the
     calibration's memory at large sizes; minmax ranges do not depend on the batching).
     """
@@ -240,8 +249,11 @@ def benchmark_inference(model: nn.Module, *, resolution: int = 224, threads: int
     model = model.eval()
     if not model.arch["name"].startswith("mobilenet_v2"):
         paths = tuple(p for p in paths if p != REFERENCE)
-    if tflite:
-        paths = (*paths, "tflite")
+    files: dict[str, str] = {}
+    for file in [tflite] if isinstance(tflite, str) else tflite or []:
+        name = f"{TFLITE_PATH}{Path(file).name}"
+        files[name if name not in files else f"{name} ({len(files) + 1})"] = file
+    paths = (*paths, *files)
     inputs = {b: torch.randn(b, model.in_chans, resolution, resolution, generator=torch.Generator().manual_seed(b))
               for b in batches}
     calibration = calibration or list(np.random.default_rng(0).standard_normal(
@@ -254,12 +266,12 @@ def benchmark_inference(model: nn.Module, *, resolution: int = 224, threads: int
     with tempfile.TemporaryDirectory(prefix="mobilenetv2-bench-") as tmp:
         for name in paths:
             if on_progress:
-                on_progress(f"building {LABELS[name]}")
+                on_progress(f"building {label(name)}")
             before = rss_mb()
-            runtime, size_mb = build_runtime(name, model, meta, Path(tmp), options, calibration, tflite)
+            runtime, size_mb = build_runtime(name, model, meta, Path(tmp), options, calibration, files.get(name))
             calls[name] = runners(runtime, inputs, resolution)
             if not calls[name]:
-                raise UserError(f"{LABELS[name]} runs batch {runtime.max_batch} only: give it with --batch {runtime.max_batch}")
+                raise UserError(f"{label(name)} runs batch {runtime.max_batch} only: give it with --batch {runtime.max_batch}")
             calls[name][max(calls[name])]()  # first call: compiles/allocates, and counts towards memory
             results[name] = PathResult(name, size_mb, max(rss_mb() - before, 0.0), precision=runtime.precision,
                                        backend=runtime.backend)

@@ -31,9 +31,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help=f"paths to time (default all: {' '.join(PATHS)})")
     p.add_argument("--formats", nargs="+", dest="paths", choices=PATHS, help=argparse.SUPPRESS)  # the old name of --paths
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile (it needs a C++ compiler and minutes)")
-    p.add_argument("--tflite", metavar="FILE", help="also time the TFLite interpreter on this file (batch 1, its own uint8 "
-                                                 "input, the same --threads), e.g. the published DeepLab file beside "
-                                                 "its converted checkpoint")
+    p.add_argument("--tflite", metavar="FILE", nargs="+",
+                   help="also time the LiteRT interpreter on these .tflite files, one row each (batch 1, each its own "
+                        "input type, the same --threads): e.g. our int8 export beside Google's published file")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     return p
 

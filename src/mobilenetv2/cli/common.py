@@ -28,6 +28,13 @@ def add_backend_args(p: argparse.ArgumentParser, device_default: str | None = No
     p.add_argument("--device", default=device_default, help=device_help)
 
 
+def add_labels_arg(p: argparse.ArgumentParser) -> None:
+    """--labels: class names for a model file that has none (Google's published .tflite files)."""
+    p.add_argument("--labels", metavar="FILE", default=None,
+                   help="class names, one a line, for a file without them (e.g. Google's published .tflite files with "
+                        "imagenet_labels.txt); the first as many lines as the model has classes")
+
+
 def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     if getattr(args, "width", None) is not None:

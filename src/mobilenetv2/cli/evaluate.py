@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from mobilenetv2.cli.common import add_backend_args
+from mobilenetv2.cli.common import add_backend_args, add_labels_arg
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -35,6 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of that split (use the training run's)")
     p.add_argument("--data-root", default=None, help="where torchvision datasets live / CSV paths resolve")
     add_backend_args(p, "auto", "torch backend: auto (cuda if available; this process's GPU under torchrun), cpu, cuda:N")
+    add_labels_arg(p)
     p.add_argument("--tile", type=int, default=None, help="detection: cut images larger than TILE pixels into tiles "
                                                           "(default: the training run's tile; 0: no tiles)")
     p.add_argument("--tile-overlap", type=float, default=None, help="detection: fraction of a tile shared with its "
@@ -65,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     init_distributed(device.type)  # under torchrun: each process evaluates its share, predictions are gathered
-    predictor = load_predictor(args.checkpoint, device=device, threads=args.threads, backend=args.backend)
+    predictor = load_predictor(args.checkpoint, device=device, threads=args.threads, backend=args.backend,
+                               labels=args.labels)
     predictor.configure(tile=args.tile, tile_overlap=args.tile_overlap)
     split = args.split or predictor.task.default_split(args.data, args.data_root)
     report = evaluate(predictor, args.data, split=split, batch_size=args.batch_size, workers=args.workers,

@@ -8,6 +8,7 @@ from mobilenetv2.cli.common import add_model_args, model_kwargs, print_json
 from mobilenetv2.reporting import format_table
 
 DEFAULT_RESOLUTION = 224
+BOARDS = ((256, 1024), (512, 1024))  # (SRAM KiB, flash KiB) of the microcontroller classes the README's table names
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -21,7 +22,31 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--blocks", action="store_true", help="one row per block instead of one per paper row")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--list", action="store_true", help="list the model names and exit")
+    p.add_argument("--tflite", metavar="FILE", help="what a microcontroller needs for this .tflite file: the tensor arena "
+                                                   "TensorFlow Lite Micro allocates (SRAM), the file's bytes (flash), its "
+                                                   "input and output, and which of 256/512 KiB SRAM with 1 MiB flash it fits")
     return p
+
+
+def tflite_info(path: str, as_json: bool) -> int:
+    """The file opened under TensorFlow Lite Micro: its arena and flash bytes against common boards."""
+    from mobilenetv2.formats import open_runtime
+
+    described = open_runtime(path, "tflm").describe()
+    arena, flash = described["arena_bytes"], described["flash_bytes"]
+    described["fits"] = {f"{sram} KiB SRAM, {rom} KiB flash": arena <= sram * 1024 and flash <= rom * 1024
+                         for sram, rom in BOARDS}
+    if as_json:
+        print_json(described)
+        return 0
+    shape = "x".join(str(d) for d in described["input"]["shape"])
+    print(f"{path}: {described['precision']} {described['task']} model, input {described['input']['layout']} "
+          f"{described['input']['dtype']} {shape}, output: {described['outputs']}")
+    print(f"TFLM tensor arena (SRAM): {arena:,} bytes ({arena / 1024:.1f} KiB)")
+    print(f"flash (the file):         {flash:,} bytes ({flash / 1024:.1f} KiB)")
+    for board, fits in described["fits"].items():
+        print(f"fits {board}: {'yes' if fits else 'no'}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -31,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         print("\n".join(list_models()))
         return 0
+    if args.tflite:
+        return tflite_info(args.tflite, args.json)
     if args.checkpoint:
         from mobilenetv2.weights import load_checkpoint
 

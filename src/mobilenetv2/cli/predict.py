@@ -9,7 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
-from mobilenetv2.cli.common import add_backend_args
+from mobilenetv2.cli.common import add_backend_args, add_labels_arg
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -25,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                       ".tflite, .torchscript.pt, .pt2)")
     p.add_argument("images", nargs="+", help="image files, folders or glob patterns (quote globs)")
     add_backend_args(p)
+    add_labels_arg(p)
     p.add_argument("--top-k", type=int, default=None, help="how many labels per image (segmentation: classes listed) "
                                                            "(default 5)")
     p.add_argument("--format", choices=["table", "jsonl", "csv"], default="table", help="output format (default table)")
@@ -57,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
     paths = find_images(args.images)
     if not paths:
         raise UserError(f"no images found in {' '.join(args.images)} (extensions: .jpg, .png, .bmp, .webp, ...)")
-    predictor = load_predictor(args.checkpoint, device=args.device, threads=args.threads, backend=args.backend)
+    predictor = load_predictor(args.checkpoint, device=args.device, threads=args.threads, backend=args.backend,
+                               labels=args.labels)
     predictor.configure(top_k=args.top_k, tta=args.tta, score_threshold=args.score_threshold,
                         max_detections=args.max_detections, tile=args.tile, tile_overlap=args.tile_overlap)
     predictions, failed = [], 0

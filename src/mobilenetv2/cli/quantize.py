@@ -19,7 +19,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "differences, and accuracy when labelled validation data is given. The format is the "
                                    "one --out's extension names (" + ", ".join(
                                        f"{FORMATS[f].suffixes[0]}: {f}" for f in formats) + "), else --format, else "
-                                   "ONNX (QDQ, uint8 activations, run by onnxruntime); .pte is an on-device ExecuTorch "
+                                   "ONNX (QDQ, uint8 activations, run by onnxruntime); .tflite is a full-integer LiteRT file "
+                                   "(ai-edge-quantizer, NHWC, --io sets its input/output type); .pte is an on-device ExecuTorch "
                                    "program (XNNPACK, batch 1) quantized with XNNPACK's PT2E quantizer. Segmentation "
                                    "checkpoints: calibrated on photos, agreement counted per pixel, and with --val "
                                    "(images/ + masks/, VOC, ...) the mIoU of both through the task's own loader; "
@@ -47,6 +48,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--runtime", choices=list(LEGACY_RUNTIMES), default=None, help=argparse.SUPPRESS)  # old: --format
     p.add_argument("--per-tensor", action="store_true", help="one scale per weight tensor instead of per channel")
     p.add_argument("--reduce-range", action="store_true", help="7-bit weights (for CPUs without VNNI, if accuracy suffers)")
+    p.add_argument("--io", choices=["uint8", "int8", "float"], default=None,
+                   help="the input and output type of an int8 .tflite (default uint8, as Google's published files and "
+                        "the Edge TPU take; int8 for TensorFlow Lite Micro; float: QUANTIZE/DEQUANTIZE inside the file)")
     p.add_argument("--threads", type=int, default=2, help="threads for the speed comparison (default 2)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     return p
@@ -64,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     out = args.out or default_quantized_output(args.checkpoint, fmt)
     check_writable(out)
     options = QuantizeOptions(method=args.method, quant_format=args.quant_format, per_channel=not args.per_tensor,
-                              reduce_range=args.reduce_range)
+                              reduce_range=args.reduce_range, io=args.io)
     report = quantize_checkpoint(args.checkpoint, out, args.calib, val=args.val, num_calib=args.num_calib, fmt=fmt,
                                  options=options, threads=args.threads)
     if args.json:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mobilenetv2.backends import list_backends
+from mobilenetv2.cli.common import add_labels_arg
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -30,6 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="intra-op threads per worker (default: torch's)")
     p.add_argument("--decode-threads", type=int, default=None,
                    help="threads per worker decoding and resizing uploads (default: half the cores, at least 1)")
+    add_labels_arg(p)
     p.add_argument("--api-key", default=None, help="require this key (X-API-Key or Authorization: Bearer) on every "
                                                    "prediction; also read from $MOBILENETV2_API_KEY")
     return p
@@ -54,8 +56,9 @@ def run(args: argparse.Namespace) -> int:
                         "and --timeout > 0")
     from mobilenetv2.serving.model import load_served
 
-    load_served(args.model, args.backend, args.threads)  # fail here, in one line, rather than in every worker
-    config = {"model": args.model, "backend": args.backend, "threads": args.threads, "max_batch": args.max_batch,
+    load_served(args.model, args.backend, args.threads, args.labels)  # fail here, in one line, not in every worker
+    config = {"model": args.model, "backend": args.backend, "threads": args.threads, "labels": args.labels,
+              "max_batch": args.max_batch,
               "max_wait_ms": args.max_wait_ms, "max_queue": args.max_queue, "timeout_s": args.timeout}
     if args.decode_threads is not None:
         config["decode_threads"] = args.decode_threads

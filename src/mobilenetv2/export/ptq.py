@@ -134,7 +134,7 @@ def quantized_format(out: str | os.PathLike[str] | None, fmt: str | None) -> str
     if fmt is not None and fmt not in allowed:
         raise UserError(f"quantize writes {', '.join(allowed)}, not {fmt!r}")
     named = format_for_output(out, "") if out is not None else ""
-    if named and named not in allowed:
+    if (named and named not in allowed) or (out is not None and not named and Path(out).suffix):
         suffixes = ", ".join(FORMATS[f].suffixes[0] for f in allowed)
         raise UserError(f"--out {out}: quantize writes {', '.join(allowed)} files ({suffixes})")
     if fmt and named and fmt != named:

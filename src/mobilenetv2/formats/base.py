@@ -72,6 +72,7 @@ class QuantizeOptions:
     quant_format: str = "qdq"        # onnxruntime's operator form: qdq or qoperator
     per_channel: bool = True
     reduce_range: bool = False
+    io: str | None = None            # LiteRT's input/output type: uint8, int8 or float (None: the format's default)
 
 
 class Format(ABC):

@@ -55,6 +55,8 @@ class OnnxFormat(Format):
         onnx.save(proto, str(path))
 
     def quantize_method(self, options: QuantizeOptions) -> str:
+        if options.io:
+            raise UserError("--io applies to .tflite files only")
         method = options.method or "minmax"
         if method not in METHODS:
             raise UserError(f"unknown calibration method {method!r}; allowed: {', '.join(METHODS)}")

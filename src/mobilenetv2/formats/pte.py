@@ -51,6 +51,8 @@ class PteFormat(Format):
         Path(path).write_bytes(buffer)
 
     def quantize_method(self, options: QuantizeOptions) -> str:
+        if options.io:
+            raise UserError("--io applies to .tflite files only")
         given = [flag for flag, used in [("--method", options.method), ("--quant-format", options.quant_format != "qdq"),
                                          ("--reduce-range", options.reduce_range)] if used]
         if given:

@@ -40,7 +40,7 @@ FORMATS: dict[str, FormatEntry] = {e.name: e for e in [
     FormatEntry("torchscript", (".torchscript.pt",), ("torch",), "TorchScript file"),
     FormatEntry("pt2", (".pt2",), ("torch",), "torch.export program"),
     FormatEntry("pte", (".pte",), ("executorch",), "ExecuTorch program", quantizes=True),
-    FormatEntry("tflite", (".tflite",), ("litert",), "TFLite model", exports=False),
+    FormatEntry("tflite", (".tflite",), ("litert", "tflm"), "TFLite model", quantizes=True),
     FormatEntry("coreml", (".mlpackage",), ("coreml",), "Core ML package", folder=True),
 ]}
 

@@ -41,9 +41,23 @@ def predictor_class(task: str) -> type[Predictor]:
 
 
 def load_predictor(source: str | os.PathLike[str] | Checkpoint, device: Any = None, threads: int | None = None,
-                   spin: bool = True, backend: str | None = None, **options: Any) -> Predictor:
-    """The predictor of a checkpoint, run folder or exported file, for the task recorded in it."""
-    return Predictor.load(source, backend=backend, threads=threads, device=device, spin=spin, **options)
+                   spin: bool = True, backend: str | None = None, labels: str | os.PathLike[str] | None = None,
+                   **options: Any) -> Predictor:
+    """The predictor of a checkpoint, run folder or exported file, for the task recorded in it; ``labels``: a file
+    of class names, one a line, for a file that has none (Google's published .tflite files)."""
+    return Predictor.load(source, backend=backend, threads=threads, device=device, spin=spin, labels=labels, **options)
+
+
+def with_labels(runtime: Runtime, labels: str | os.PathLike[str]) -> Runtime:
+    """``runtime`` with the class names of a labels file: the first as many non-empty lines as the model has classes."""
+    import numpy as np
+
+    from mobilenetv2.weights.tflite_deeplab import read_labels
+
+    size, channels = runtime.preprocessing.input_size, runtime.input_channels
+    scores, _ = get_task(runtime.task).class_scores(runtime(np.zeros((1, channels, size, size), np.float32)))
+    runtime.meta = runtime.meta.replace(class_names=read_labels(labels, scores.shape[1]))
+    return runtime
 
 
 class Predictor(ABC):
@@ -64,10 +78,13 @@ class Predictor(ABC):
 
     @classmethod
     def load(cls, source: str | os.PathLike[str] | Checkpoint, backend: str | None = None, threads: int | None = None,
-             *, device: Any = None, spin: bool = True, **options: Any) -> Predictor:
+             *, device: Any = None, spin: bool = True, labels: str | os.PathLike[str] | None = None,
+             **options: Any) -> Predictor:
         """A checkpoint, run folder or exported file (``.onnx``, ``.pte``, ``.tflite``, ...) on ``backend`` (default:
         the format's own); ``Predictor.load`` picks the predictor of the file's task."""
         runtime = open_runtime(source, backend, threads, device=device, spin=spin)
+        if labels is not None:
+            runtime = with_labels(runtime, labels)
         return (predictor_class(runtime.task) if cls is Predictor else cls)(runtime, **options)
 
     # -- options ------------------------------------------------------------------------------------------------------

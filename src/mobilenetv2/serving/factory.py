@@ -16,7 +16,8 @@ CONFIG_VARIABLE = "MOBILENETV2_SERVE_CONFIG"
 def app() -> FastAPI:
     """Load the model named in ``$MOBILENETV2_SERVE_CONFIG`` and serve it (one copy per worker process)."""
     config = json.loads(os.environ[CONFIG_VARIABLE])
-    predictor, card = load_served(config["model"], config.get("backend"), config.get("threads"))
+    predictor, card = load_served(config["model"], config.get("backend"), config.get("threads"),
+                                   config.get("labels"))
     options = ServeOptions(**{k: v for k, v in config.items() if k in ServeOptions.__dataclass_fields__})
     options.api_key = os.environ.get("MOBILENETV2_API_KEY") or options.api_key
     return create_app(predictor, card, options)

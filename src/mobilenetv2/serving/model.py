@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 
-def load_served(path: str, backend: str | None = None, threads: int | None = None) -> tuple[Any, dict[str, Any]]:
+def load_served(path: str, backend: str | None = None, threads: int | None = None,
+                labels: str | None = None) -> tuple[Any, dict[str, Any]]:
     """(predictor, model card). A file runs on its format's backend unless ``backend`` says otherwise; a checkpoint
     asked to run on another backend than torch is exported to that backend's format and verified first."""
     from mobilenetv2.backends import get_backend
@@ -21,7 +22,7 @@ def load_served(path: str, backend: str | None = None, threads: int | None = Non
         # backend's for the cores (and each other's), so torch gets one
         torch.set_num_threads(1)
     # idle onnxruntime threads must not busy-wait: decoding and request handling need the same cores
-    predictor = load_predictor(path, device="cpu", threads=threads, spin=False, backend=name)
+    predictor = load_predictor(path, device="cpu", threads=threads, spin=False, backend=name, labels=labels)
     return predictor, model_card(predictor, path)
 
 
