@@ -18,6 +18,7 @@ EXTRAS = {
     "tensorboard": "TensorBoard event files during training",
     "interop": "TFLite/Keras/timm weights and ExecuTorch programs",
     "serve": "the HTTP model server",
+    "openvino": "the OpenVINO backend and the OpenVINO IR format",
 }
 
 

@@ -20,7 +20,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "one --out's extension names (" + ", ".join(
                                        f"{FORMATS[f].suffixes[0]}: {f}" for f in formats) + "), else --format, else "
                                    "ONNX (QDQ, uint8 activations, run by onnxruntime); .pte is an on-device ExecuTorch "
-                                   "program (XNNPACK, batch 1) quantized with XNNPACK's PT2E quantizer. Segmentation "
+                                   "program (XNNPACK, batch 1) quantized with XNNPACK's PT2E quantizer; .xml is an OpenVINO "
+                                   "IR (with its .bin) of the same QDQ model, run by OpenVINO. Segmentation "
                                    "checkpoints: calibrated on photos, agreement counted per pixel, and with --val "
                                    "(images/ + masks/, VOC, ...) the mIoU of both through the task's own loader; "
                                    "detection checkpoints likewise, agreement counted per anchor and --val boxes giving "

@@ -13,7 +13,7 @@ from mobilenetv2.errors import UserError
 from mobilenetv2.formats import FORMATS, get_format, list_formats
 from mobilenetv2.formats.convert import export_verified
 from mobilenetv2.formats.verify import Verification
-from mobilenetv2.io import atomic_path
+from mobilenetv2.io import atomic_files
 from mobilenetv2.weights import CheckpointMeta
 
 
@@ -31,7 +31,7 @@ def export_model(model: nn.Module, out: str | os.PathLike[str], fmt: str = "onnx
     if fmt not in list_formats(exports=True):
         raise UserError(f"unknown format {fmt!r}; allowed: {', '.join(list_formats(exports=True))}")
     target = get_format(fmt)
-    with atomic_path(out) as tmp:
+    with atomic_files(out, target.companions) as tmp:
         runtime, check = export_verified(model, meta, fmt, tmp, FORMATS[fmt].backends[0], RuntimeOptions(), opset=opset,
                                          images=verify_images)
         runtime.close()
