@@ -131,6 +131,9 @@ def main() -> int:
     p.add_argument("--val", help="validation images for the accuracy check")
     p.add_argument("--num-calib", type=int, default=128)
     p.add_argument("--no-variants", action="store_true", help="skip the table of onnxruntime int8 recipes")
+    p.add_argument("--images", help="photos for every path's agreement with eager fp32 (default: --val's)")
+    p.add_argument("--tflite", help="also time this TFLite file in the LiteRT interpreter (batch 1), e.g. the published "
+                                    "file the checkpoint was converted from")
     p.add_argument("--out", default="inference_speed.json", help="raw figures (JSON)")
     args = p.parse_args()
 
@@ -152,8 +155,9 @@ def main() -> int:
         pre = meta_at_resolution(model, args.resolution, meta).preprocessing
         calibration = calibration_batches([args.calib], is_labelled([args.calib]), args.val, pre, args.num_calib)
     report = benchmark_inference(model, resolution=args.resolution, threads=args.threads, batches=tuple(args.batch),
-                                 paths=paths, rounds=args.rounds, calibration=calibration, meta=meta,
-                                 images=[args.val] if args.val else None, on_progress=lambda m: print(m, file=sys.stderr))
+                                 paths=paths, rounds=args.rounds, calibration=calibration, meta=meta, tflite=args.tflite,
+                                 images=[args.images or args.val] if args.images or args.val else None,
+                                 on_progress=lambda m: print(m, file=sys.stderr))
     print("## Inference paths\n\n" + report.table() + "\n")
     print("\n".join(f"- {line}" for line in checks(report)) + "\n")
     if report.below_limit():

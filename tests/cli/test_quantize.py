@@ -89,7 +89,7 @@ def test_quantize_rejects_onnx_only_options_for_executorch(checkpoint, shared_da
 
 
 @pytest.mark.parametrize(("args", "expected"), [
-    (["--out", "m.int8.torchscript.pt"], "--out m.int8.torchscript.pt: quantize writes onnx, pte files (.onnx, .pte)"),
+    (["--out", "m.int8.torchscript.pt"], "--out m.int8.torchscript.pt: quantize writes onnx, pte, openvino files (.onnx, .pte, .xml)"),
     (["--out", "m.int8.onnx", "--format", "pte"], "--out m.int8.onnx is an onnx file but --format says pte"),
 ])
 def test_quantize_format_comes_from_the_output_name(checkpoint, args, expected, capsys):

@@ -259,7 +259,7 @@ def test_onnx_backend_serves_the_same_answers(classifier_file):
             assert status == 200 and answer["backend"] == name
             answers.append(answer)
         assert card["parameters"] > 0 and card["precision"] == "fp32"
-        assert card["format"] == ("checkpoint" if name == "torch" else "onnx")
+        assert card["format"] == {"torch": "checkpoint", "onnxruntime": "onnx", "openvino": "openvino"}[name]
     for other in answers[1:]:
         assert answers[0]["labels"] == other["labels"]
         np.testing.assert_allclose(answers[0]["probabilities"], other["probabilities"], atol=1e-4)
