@@ -16,7 +16,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "a page at / to drop a photo on. Concurrent requests are batched into one forward "
                                    "pass (up to --max-batch inputs or --max-wait-ms); a full queue answers 503 with "
                                    "Retry-After. Binds to 127.0.0.1 unless --host says otherwise.")
-    p.add_argument("model", help="our .safetensors checkpoint, a run folder, or an exported file (.onnx, .pte, ...)")
+    p.add_argument("model", help="our .safetensors checkpoint, a run folder, or an exported file (.onnx, .xml, .pte, ...)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     p.add_argument("--backend", default="auto", metavar="NAME",
