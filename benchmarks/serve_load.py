@@ -1,6 +1,7 @@
 """Load test of `mobilenetv2 serve` on loopback: throughput, latency percentiles and errors at several concurrencies,
-with batching on and off, for the torch and the ONNX int8 backends, beside each backend's raw batched throughput in
-process (what the server's overhead is measured against).
+with batching on and off, for the torch backend, the ONNX int8 file on onnxruntime, and the same file with
+`--backend auto` (the fastest backend on this CPU, timed at start: OpenVINO or onnxruntime), beside each backend's
+raw batched throughput in process (what the server's overhead is measured against).
 
 The model is the real ImageNet MobileNetV2 (the shared TFLite file, converted), 224x224; its int8 ONNX file comes from
 `mobilenetv2 quantize` calibrated on the shared photos. Every request sends the same 256 px JPEG. The client is a
@@ -38,8 +39,8 @@ MAX_BATCH = 16
 RAW_THREADS = 2  # the server's --threads
 
 
-def prepare_models(out: Path) -> dict[str, Path]:
-    """The converted ImageNet checkpoint and its int8 ONNX file."""
+def prepare_models(out: Path) -> dict[str, tuple[Path, str]]:
+    """name -> (the model, the --backend it is served with): the converted ImageNet checkpoint and its int8 ONNX file."""
     out.mkdir(parents=True, exist_ok=True)
     checkpoint, int8 = out / "imagenet_v2.safetensors", out / "imagenet_v2.int8.onnx"
     if not checkpoint.exists():
@@ -48,7 +49,7 @@ def prepare_models(out: Path) -> dict[str, Path]:
     if not int8.exists():
         cli(["quantize", str(checkpoint), "--calib", str(DATA / "hymenoptera_data" / "val"), "--num-calib", "64",
              "--out", str(int8)])
-    return {"torch": checkpoint, "onnx int8": int8}
+    return {"torch": (checkpoint, "torch"), "onnx int8": (int8, "onnxruntime"), "auto int8": (int8, "auto")}
 
 
 def payload() -> bytes:
@@ -125,10 +126,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(model: Path, max_batch: int) -> tuple[subprocess.Popen, int]:
+def serve(model: Path, max_batch: int, backend: str) -> tuple[subprocess.Popen, int]:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mobilenetv2", "serve", str(model), "--port", str(port),
-                             "--max-batch", str(max_batch), "--threads", str(RAW_THREADS), "--max-queue", "1024"],
+                             "--max-batch", str(max_batch), "--threads", str(RAW_THREADS), "--max-queue", "1024",
+                             "--backend", backend],
                             env={**os.environ, "OMP_NUM_THREADS": str(RAW_THREADS)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
@@ -148,25 +150,28 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="requests per concurrency level (default 2000)")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=60, help="at most this long per level (default 60)")
-    parser.add_argument("--backends", nargs="+", choices=["torch", "onnx int8"], default=["torch", "onnx int8"])
+    parser.add_argument("--backends", nargs="+", choices=["torch", "onnx int8", "auto int8"],
+                        default=["torch", "onnx int8", "auto int8"])
     parser.add_argument("--out", type=Path, default=Path("runs/serve-load"))
     args = parser.parse_args()
     print(describe())
     models, body = prepare_models(args.out), payload()
     results = []
-    for backend, model in models.items():
+    for backend, (model, engine) in models.items():
         if backend not in args.backends:
             continue
         torch.set_num_threads(RAW_THREADS)
-        predictor = load_predictor(model, device="cpu", threads=RAW_THREADS)
+        predictor = load_predictor(model, device="cpu", threads=RAW_THREADS, backend=engine)
         image = predictor.preprocess(Image.open(io.BytesIO(body)).convert("RGB"))
         raw, raw_one = raw_throughput(predictor, image), raw_throughput(predictor, image, batch=1)
+        if engine == "auto":  # the raw figure is the chosen backend's; the server reads the same cached choice
+            backend = f"auto int8 ({predictor.runtime.backend})"
         del predictor
         print(f"{backend}: raw throughput in process {raw:.0f} img/s in batches of {MAX_BATCH}, {raw_one:.0f} img/s "
               f"one by one (the model's own gain from batching: {raw / raw_one:.2f}x; CPU an image at "
               f"{MAX_BATCH}: {RAW_THREADS * 1000 / raw:.2f} ms on {RAW_THREADS} threads)", flush=True)
         for batching, max_batch in (("on", MAX_BATCH), ("off", 1)):
-            proc, port = serve(model, max_batch)
+            proc, port = serve(model, max_batch, engine)
             try:
                 asyncio.run(load(port, body, 64, 8, 30, proc.pid))  # warm the server and the client
                 for concurrency in args.concurrency:

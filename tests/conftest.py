@@ -26,6 +26,14 @@ def _isolate_torch_globals():
     torch.set_num_threads(THREADS)
 
 
+@pytest.fixture(autouse=True)
+def _isolate_backend_choices(tmp_path_factory, monkeypatch):
+    """--backend auto's cached choices go to a folder of the test session, not to ~/.cache/mobilenetv2."""
+    from mobilenetv2.formats import auto
+
+    monkeypatch.setattr(auto, "cache_path", lambda: tmp_path_factory.getbasetemp() / "cache" / auto.CACHE_FILE)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` next to the checkout; tests needing it skip when it is absent (a user's clone)."""

@@ -19,6 +19,7 @@ EXTRAS = {
     "interop": "TFLite/Keras/timm weights and ExecuTorch programs",
     "serve": "the HTTP model server",
     "mobile": "on-device formats: LiteRT (.tflite) export and int8, TensorFlow Lite Micro, Core ML packages",
+    "openvino": "the OpenVINO backend and the OpenVINO IR format",
 }
 
 

@@ -12,10 +12,12 @@ from pathlib import Path
 
 # (label, /proc/cpuinfo flag) in the order they are printed.
 X86_FEATURES = (("AVX2", "avx2"), ("AVX-512F", "avx512f"), ("AVX-512BW", "avx512bw"), ("AVX-512VL", "avx512vl"),
-                ("AVX-512 VNNI", "avx512_vnni"), ("AVX-VNNI", "avx_vnni"), ("AMX-TILE", "amx_tile"),
+                ("AVX-512 VNNI", "avx512_vnni"), ("AVX-512 BF16", "avx512_bf16"), ("AVX-VNNI", "avx_vnni"),
+                ("AMX-TILE", "amx_tile"),
                 ("AMX-INT8", "amx_int8"), ("AMX-BF16", "amx_bf16"))
 ARM_FEATURES = (("NEON", "asimd"), ("dot-product", "asimddp"), ("i8mm", "i8mm"), ("SVE", "sve"), ("BF16", "bf16"))
 INT8_FAST_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni", "asimddp", "i8mm")
+BF16_FLAGS = {"amx_bf16": "AMX-BF16", "avx512_bf16": "AVX-512 BF16", "bf16": "BF16"}  # the fastest first
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,11 @@ class CpuInfo:
         names = {"amx_int8": "AMX", "avx512_vnni": "AVX-512 VNNI", "avx_vnni": "AVX-VNNI", "i8mm": "i8mm",
                  "asimddp": "dot-product"}
         return next((names[f] for f in INT8_FAST_FLAGS if f in self.flags), None)
+
+    @property
+    def bf16_path(self) -> str | None:
+        """The bf16 instructions the CPU has (AMX-BF16, AVX-512 BF16, ARM BF16), or None: bf16 would be emulated."""
+        return next((label for flag, label in BF16_FLAGS.items() if flag in self.flags), None)
 
 
 def parse_cpuinfo(text: str, arch: str = "") -> CpuInfo:
@@ -86,7 +93,8 @@ def features_line(info: CpuInfo | None = None) -> str:
 
 
 def backends_line() -> str:
-    """One line: torch version and XNNPACK, onnxruntime version and execution providers (if installed)."""
+    """One line: torch version and XNNPACK, onnxruntime version and execution providers, OpenVINO's version and what
+    its CPU plugin can run (BF16, INT8, ...), each if installed."""
     import torch
 
     try:
@@ -103,6 +111,13 @@ def backends_line() -> str:
     else:
         parts.append(f"onnxruntime {ort.__version__} (providers: {', '.join(ort.get_available_providers())}; "
                      f"int8 runs on CPUExecutionProvider/MLAS)")
+    try:
+        import openvino as ov
+    except ImportError:
+        pass
+    else:
+        capabilities = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        parts.append(f"openvino {ov.__version__.split('-')[0]} (CPU plugin: {', '.join(capabilities)})")
     return "backends: " + "; ".join(parts)
 
 

@@ -6,7 +6,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 
@@ -45,6 +45,28 @@ def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(written, target)
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_files(path: str | os.PathLike[str], companions: Sequence[str] = ()) -> Iterator[Path]:
+    """``atomic_path`` for a file that comes with companions named after it (``model.xml`` and its ``model.bin``:
+    ``companions=(".bin",)``). Yields ``path``'s name in a hidden folder beside it, where the writer puts the file and
+    its companions; on success the companions take their names first and the file last (a reader that finds the file
+    finds them complete), on failure nothing is left."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        staged = folder / target.name
+        yield staged
+        for suffix in (*companions, None):
+            source, final = (staged, target) if suffix is None else (staged.with_suffix(suffix), target.with_suffix(suffix))
+            with open(source, "rb+") as f:
+                os.fsync(f.fileno())
+            os.chmod(source, 0o666 & ~_umask())
+            os.replace(source, final)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

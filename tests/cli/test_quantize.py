@@ -90,8 +90,8 @@ def test_quantize_rejects_onnx_only_options_for_executorch(checkpoint, shared_da
 
 @pytest.mark.parametrize(("args", "expected"), [
     (["--out", "m.int8.torchscript.pt"],
-     "--out m.int8.torchscript.pt: quantize writes onnx, pte, tflite files (.onnx, .pte, .tflite)"),
-    (["--out", "m.int8.txt"], "--out m.int8.txt: quantize writes onnx, pte, tflite files (.onnx, .pte, .tflite)"),
+     "--out m.int8.torchscript.pt: quantize writes onnx, pte, tflite, openvino files (.onnx, .pte, .tflite, .xml)"),
+    (["--out", "m.int8.txt"], "--out m.int8.txt: quantize writes onnx, pte, tflite, openvino files (.onnx, .pte, .tflite, .xml)"),
     (["--out", "m.int8.onnx", "--format", "pte"], "--out m.int8.onnx is an onnx file but --format says pte"),
 ])
 def test_quantize_format_comes_from_the_output_name(checkpoint, args, expected, capsys):

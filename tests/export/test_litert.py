@@ -135,7 +135,7 @@ def test_tflite_only_options_are_refused_elsewhere_and_the_reverse(tiny_checkpoi
     calib = str(tmp_path)
     for out, flags, message in [("m.int8.tflite", ["--method", "entropy"], "--method apply to ONNX (onnxruntime) only"),
                                 ("m.int8.onnx", ["--io", "uint8"], "--io applies to .tflite files only"),
-                                ("m.int8.txt", [], "quantize writes onnx, pte, tflite files")]:
+                                ("m.int8.txt", [], "quantize writes onnx, pte, tflite, openvino files")]:
         code = main(["quantize", str(tiny_checkpoint), "--calib", calib, "--out", str(tmp_path / out), *flags])
         assert code == 2 and message in one_error_line(capsys)
         assert not (tmp_path / out).exists()

@@ -49,7 +49,7 @@ def test_runtime_errors_are_one_line(tmp_path, tiny_onnx):
         open_runtime(tmp_path / "model.xyz")
     with pytest.raises(UserError, match="unknown backend 'tensorrt'; allowed: torch, onnxruntime"):
         open_runtime(tiny_onnx, "tensorrt")
-    with pytest.raises(UserError, match="runs on --backend onnxruntime, not executorch"):
+    with pytest.raises(UserError, match="runs on --backend onnxruntime or openvino, not executorch"):
         open_runtime(tiny_onnx, "executorch")
     with pytest.raises(UserError, match=r"input must have 4 dimensions"):
         open_runtime(tiny_onnx)(np.zeros((3, 64, 64), np.float32))

@@ -4,6 +4,7 @@ bad input and overload answered in one JSON line while the server keeps serving,
 from __future__ import annotations
 
 import base64
+import importlib.util
 import io
 import json
 import socket
@@ -249,16 +250,37 @@ def test_onnx_backend_serves_the_same_answers(classifier_file):
     pytest.importorskip("onnxruntime")
     image = photos(1)[0]
     answers = []
-    for backend, name in (("torch", "torch"), ("onnx", "onnxruntime")):  # "onnx": serve's name before the registry
+    engines = [("torch", "torch"), ("onnx", "onnxruntime")]  # "onnx": serve's name before the registry
+    engines += [("openvino", "openvino")] if importlib.util.find_spec("openvino") else []
+    for backend, name in engines:
         predictor, card = load_served(str(classifier_file), backend=backend)
         with serving(predictor, card, ServeOptions()) as url:
             status, answer, _ = call(url + "/v1/predict?top_k=2", image)
             assert status == 200 and answer["backend"] == name
             answers.append(answer)
         assert card["parameters"] > 0 and card["precision"] == "fp32"
-        assert card["format"] == ("checkpoint" if name == "torch" else "onnx")
-    assert answers[0]["labels"] == answers[1]["labels"]
-    np.testing.assert_allclose(answers[0]["probabilities"], answers[1]["probabilities"], atol=1e-4)
+        assert card["format"] == {"torch": "checkpoint", "onnxruntime": "onnx", "openvino": "openvino"}[name]
+    for other in answers[1:]:
+        assert answers[0]["labels"] == other["labels"]
+        np.testing.assert_allclose(answers[0]["probabilities"], other["probabilities"], atol=1e-4)
+
+
+def test_an_onnx_file_is_served_on_the_backend_auto_chose_and_the_card_says_why(classifier_file, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from mobilenetv2.export.exporter import export_model
+    from mobilenetv2.weights import load_checkpoint
+
+    ckpt = load_checkpoint(classifier_file)
+    onnx = tmp_path / "cls.onnx"
+    export_model(ckpt.model, onnx, "onnx", meta=ckpt.meta)
+    predictor, card = load_served(str(onnx), backend="auto", threads=1)
+    with serving(predictor, card, ServeOptions()) as url:
+        status, shown, _ = call(url + "/v1/model")
+        answer = call(url + "/v1/predict", photos(1)[0])[1]
+    assert status == 200 and shown["backend"] == answer["backend"] == predictor.runtime.backend
+    assert shown["backend_selection"]["by"] == "auto" and shown["precision"] == "fp32"
+    if importlib.util.find_spec("openvino"):
+        assert set(shown["backend_selection"]["times"]) == {"onnxruntime", "openvino"}
 
 
 def test_a_one_channel_model_warms_up_and_serves(tmp_path):

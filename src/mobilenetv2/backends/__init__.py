@@ -40,12 +40,36 @@ BACKENDS: dict[str, BackendEntry] = {e.name: e for e in [
                  "TensorFlow Lite Micro's interpreter (microcontrollers; full-integer .tflite files), batch 1"),
     BackendEntry("coreml", "mobilenetv2.backends.coreml:CoreMLRuntime", "mobile", None,
                  "Core ML through coremltools (macOS only; iOS apps run the .mlpackage themselves), batch 1"),
+    BackendEntry("openvino", "mobilenetv2.backends.openvino:OpenVinoRuntime", "openvino", "openvino",
+                 "OpenVINO, CPU plugin (fp32 pinned; bf16 when asked)"),
 ]}
 ALIASES = {"onnx": "onnxruntime"}  # `serve --backend onnx` from before the registry
 
 
+AUTO = "auto"  # not an engine: time the backends that open the file and take the fastest (formats/auto.py)
+REQUESTABLE_PRECISIONS = ("fp32", "bf16")  # `--backend NAME:PRECISION`; int8 is a property of the file, not a request
+
+
 def list_backends() -> list[str]:
     return list(BACKENDS)
+
+
+def parse_backend(spec: str | None) -> tuple[str | None, str | None]:
+    """``--backend``'s value -> (backend name or "auto" or None, requested precision or None): ``openvino:bf16``
+    asks OpenVINO to compute in bf16, ``torch:bf16`` PyTorch; one line for an unknown name or precision."""
+    if spec is None:
+        return None, None
+    name, _, precision = spec.partition(":")
+    if name == AUTO:
+        if precision:
+            raise UserError(f"--backend auto takes no precision (it never picks bf16 by itself): give e.g. "
+                            f"openvino:{precision} to ask for {precision}")
+        return AUTO, None
+    entry = get_backend(name)
+    if precision and precision not in REQUESTABLE_PRECISIONS:
+        raise UserError(f"unknown precision {precision!r} in --backend {spec}; allowed: "
+                        f"{', '.join(REQUESTABLE_PRECISIONS)} (int8 comes from an int8 file)")
+    return entry.name, precision or None
 
 
 def get_backend(name: str) -> BackendEntry:
@@ -56,4 +80,14 @@ def get_backend(name: str) -> BackendEntry:
     return entry
 
 
-__all__ = ["BACKENDS", "BackendEntry", "get_backend", "list_backends"]
+def check_precision(where: object, backend: str, precision: str, stored: str | None) -> None:
+    """One line unless ``backend`` can run the fp32 model at ``where`` in ``precision`` (``stored``: the file's)."""
+    allowed = get_backend(backend).runtime_class().precisions
+    if precision not in allowed:
+        raise UserError(f"--backend {backend}:{precision}: {backend} runs {' or '.join(allowed)} here "
+                        f"(bf16: --backend torch:bf16 or openvino:bf16)")
+    if stored not in (None, "fp32") and precision != stored:
+        raise UserError(f"--backend {backend}:{precision}: {where} is an {stored} model; {precision} applies to fp32 models")
+
+
+__all__ = ["AUTO", "BACKENDS", "BackendEntry", "check_precision", "get_backend", "list_backends", "parse_backend"]

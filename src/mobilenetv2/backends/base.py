@@ -44,6 +44,7 @@ class Runtime(ABC):
     """A model opened on one backend. ``runtime(images)`` gives the outputs PyTorch's model would give."""
 
     backend: ClassVar[str]  # the backend's name, as --backend takes it
+    precisions: ClassVar[tuple[str, ...]] = ("fp32",)  # what an fp32 file can be asked to compute in (NAME:PRECISION)
 
     def __init__(self, meta: CheckpointMeta, path: Path | None = None, *, precision: str = "fp32",
                  format: str = "checkpoint") -> None:  # noqa: A002 - the word the project uses
@@ -55,6 +56,7 @@ class Runtime(ABC):
                                                     size, size)
         self.max_batch: int | None = None  # None: any batch in one call
         self.owned: list[Any] = []  # what must live as long as the runtime (e.g. the temporary folder of its file)
+        self.selection: dict[str, Any] | None = None  # how --backend auto chose this backend (times, cached or not)
 
     # -- what the model is ------------------------------------------------------------------------------------------
     @property
@@ -81,7 +83,8 @@ class Runtime(ABC):
         """What the runtime says about itself, as JSON-ready values."""
         return {"backend": self.backend, "format": self.format, "precision": self.precision,
                 "input": {"layout": self.input_layout, "dtype": self.input_dtype.name, "shape": list(self.input_shape)},
-                "max_batch": self.max_batch, "task": self.task, "path": str(self.path) if self.path else None}
+                "max_batch": self.max_batch, "task": self.task, "path": str(self.path) if self.path else None,
+                "selection": self.selection}
 
     # -- running ----------------------------------------------------------------------------------------------------
     @abstractmethod

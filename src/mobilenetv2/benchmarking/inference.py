@@ -1,14 +1,16 @@
 """Inference speed of one model through every path the project offers, timed interleaved in one run.
 
 Paths: torchvision's eager ``mobilenet_v2`` (the reference), our eager model (NCHW, channels_last, BN folded),
-torch.compile, onnxruntime fp32 and onnxruntime int8 (static QDQ, per-channel), and a given TFLite file in the LiteRT
-interpreter. Each path is a ``Runtime`` (the interface every backend implements), timed on its own inputs
-(``runtime.run`` on what ``runtime.to_native`` made of the same images) at every batch size it takes;
-ratios are given to the reference and to a compute limit measured on the spot: a large fp32 matmul's GFLOP/s with
-the same thread count, timed before, inside (as one more candidate of every interleaved round) and after the paths, the
-best of all kept, so that load on the machine lowers the paths and the limit alike (limit_ms = 2 * MACs * batch /
-GFLOP/s). The limit is an fp32 one: int8 paths are not held to it (VNNI does several int8 multiply-adds per fp32
-one). An fp32 path that still comes out faster than the limit is reported as such, never as a silent ratio < 1.
+torch.compile, PyTorch bf16, onnxruntime fp32 and int8 (static QDQ, per-channel), OpenVINO on the same two ONNX files
+(fp32 pinned to f32, bf16, int8), and a given TFLite file in the LiteRT interpreter. Each path is a ``Runtime`` (the
+interface every backend implements), timed on its own inputs (``runtime.run`` on what ``runtime.to_native`` made of
+the same images) at every batch size it takes; each row says its precision and how far its outputs are from eager
+fp32's (top-1 agreement and max |logit diff|, on real photos when given). Ratios are given to the reference and to
+a compute limit of the row's precision measured on the spot: a large matmul's GFLOP/s in fp32 (and in bf16 where
+the CPU has bf16: AMX) with the same thread count, timed before, inside (as candidates of every interleaved round)
+and after the paths, the best of all kept, so that load on the machine lowers the paths and the limits alike
+(limit_ms = 2 * MACs * batch / GFLOP/s). int8 rows have no limit: torch has no int8 matmul that uses AMX/VNNI to
+measure one with. A path that still comes out faster than its limit is reported as such, never as a silent ratio < 1.
 """
 
 from __future__ import annotations
@@ -34,11 +36,14 @@ from mobilenetv2.weights import CheckpointMeta
 
 REFERENCE = "torchvision"
 MATMUL = "fp32 matmul (compute limit)"
+MATMULS = {"fp32": MATMUL, "bf16": "bf16 matmul (bf16 compute limit)"}  # precision -> its limit's timed candidate
 LABELS = {
     "torchvision": "torchvision eager fp32 (reference)", "eager": "eager fp32 NCHW",
     "channels_last": "eager fp32 channels_last", "bn_folded": "eager fp32 BN folded + channels_last",
-    "compile": "torch.compile fp32 (BN folded, channels_last)", "onnx": "onnxruntime fp32",
-    "int8": "onnxruntime int8 (QDQ, per-channel)", "tflite": "TFLite interpreter (the --tflite file, XNNPACK)",
+    "compile": "torch.compile fp32 (BN folded, channels_last)", "bf16": "eager bf16 (BN folded + channels_last)",
+    "onnx": "onnxruntime fp32", "int8": "onnxruntime int8 (QDQ, per-channel)",
+    "openvino": "OpenVINO fp32 (the fp32 .onnx)", "openvino_bf16": "OpenVINO bf16 (the fp32 .onnx)",
+    "openvino_int8": "OpenVINO int8 (the QDQ .onnx)", "tflite": "TFLite interpreter (the --tflite file, XNNPACK)",
 }
 TFLITE_PATH = "tflite:"  # a --tflite file's path name: "tflite:" + the file's name
 
@@ -50,6 +55,9 @@ def label(name: str) -> str:
     return LABELS[name]
 
 
+NEEDS = {"bf16": "bf16", "openvino_bf16": "bf16", "openvino": "openvino", "openvino_int8": "openvino"}
+
+
 @dataclass
 class PathResult:
     name: str
@@ -57,8 +65,10 @@ class PathResult:
     memory_mb: float                                      # RSS growth when built and run once (see `rss_mb`)
     median_ms: dict[int, float] = field(default_factory=dict)   # batch -> median ms per call
     p90_ms: dict[int, float] = field(default_factory=dict)
-    precision: str = "fp32"                               # the runtime's: only fp32 paths are held to the fp32 limit
+    precision: str = "fp32"                               # the runtime's: each path is held to its precision's limit
     backend: str = "torch"
+    agreement: float | None = None                        # same top-1 as eager fp32 (images, pixels or anchors)
+    max_diff: float | None = None                         # max |output difference| to eager fp32
 
 
 @dataclass
@@ -72,18 +82,40 @@ class BenchmarkReport:
     rounds: int
     paths: list[PathResult]
     cpu: str = ""                                         # `hardware.describe()`: features and backends
+    limits: dict[str, float] = field(default_factory=dict)  # other precisions' best matmul GFLOP/s (bf16)
+    agreement_on: str = ""                                # the images the agreement with eager fp32 was measured on
+    skipped: list[str] = field(default_factory=list)      # paths this machine cannot run, and why
 
-    def limit_ms(self, batch: int) -> float:
-        return 2 * self.macs * batch / (self.gflops * 1e9) * 1e3
+    def limit_ms(self, batch: int, precision: str = "fp32") -> float | None:
+        """The compute limit of ``precision`` at ``batch`` (None: no limit measured for it, e.g. int8)."""
+        gflops = self.gflops if precision == "fp32" else self.limits.get(precision)
+        return 2 * self.macs * batch / (gflops * 1e9) * 1e3 if gflops else None
 
     def below_limit(self) -> list[tuple[str, int, float]]:
-        """(path, batch, median / limit) for every fp32 median faster than the compute limit: it was disturbed."""
-        return [(p.name, b, p.median_ms[b] / self.limit_ms(b)) for p in self.paths for b in self.batches
-                if p.precision == "fp32" and b in p.median_ms and p.median_ms[b] < self.limit_ms(b)]
+        """(path, batch, median / limit) for every median faster than its precision's limit: the limit was disturbed."""
+        found = []
+        for p in self.paths:
+            for b in self.batches:
+                limit = self.limit_ms(b, p.precision)
+                if limit is not None and b in p.median_ms and p.median_ms[b] < limit:
+                    found.append((p.name, b, p.median_ms[b] / limit))
+        return found
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "limit_ms": {b: self.limit_ms(b) for b in self.batches},
+        limits = {precision: {b: self.limit_ms(b, precision) for b in self.batches} for precision in ("fp32", *self.limits)}
+        return {**asdict(self), "limit_ms": limits["fp32"], "limit_ms_by_precision": limits,
                 "below_limit": [{"path": n, "batch": b, "ratio": round(r, 3)} for n, b, r in self.below_limit()]}
+
+    def limits_line(self) -> str:
+        """The compute limit of each precision, and that int8 has none."""
+        parts = []
+        for precision, gflops in {"fp32": self.gflops, **self.limits}.items():
+            at = ", ".join(f"batch {b}: {self.limit_ms(b, precision):.2f} ms" for b in self.batches)
+            parts.append(f"{precision} {gflops:.0f} GFLOP/s ({at})")
+        if any(p.precision not in ("fp32", *self.limits) for p in self.paths):
+            others = sorted({p.precision for p in self.paths} - {"fp32", *self.limits})
+            parts.append(f"{'/'.join(others)}: none measured (no such matmul to time here), not held to a limit")
+        return "compute limits from the best matmul of each precision: " + "; ".join(parts)
 
     def table(self) -> str:
         from mobilenetv2.reporting import format_table
@@ -91,27 +123,31 @@ class BenchmarkReport:
         # the ratios are to torchvision's twin (classifiers), else to the TFLite interpreter, else there are none
         ref = next((p for p in self.paths if p.name == REFERENCE), None) or next(
             (p for p in self.paths if p.name.startswith(TFLITE_PATH)), None)
-        headers = ["path", "size MB", "mem MB"]
+        headers = ["path", "precision", "size MB", "mem MB"]
         for b in self.batches:
             versus = [f"b{b} vs {'torchvision' if ref.name == REFERENCE else 'TFLite'}"] if ref else []
             headers += [f"b{b} median ms", f"b{b} p90 ms", f"b{b} img/s", *versus, f"b{b} / limit"]
+        headers.append("vs eager fp32: top-1 agree, max diff")
         rows = []
         for p in self.paths:
-            row = [label(p.name), f"{p.size_mb:.2f}", f"{p.memory_mb:.0f}"]
+            row = [label(p.name), p.precision, f"{p.size_mb:.2f}", f"{p.memory_mb:.0f}"]
             for b in self.batches:
                 if b not in p.median_ms:  # the TFLite file runs batch 1 only
                     row += ["-"] * (5 if ref else 4)
                     continue
                 ms = p.median_ms[b]
                 speedup = [f"{ref.median_ms[b] / ms:.2f}x" if b in ref.median_ms else "-"] if ref else []
-                ratio = ms / self.limit_ms(b)
-                limit = f"- ({p.precision})" if p.precision != "fp32" else f"{ratio:.2f}" + (" (!)" if ratio < 1 else "")
-                row += [f"{ms:.2f}", f"{p.p90_ms[b]:.2f}", f"{1e3 * b / ms:.0f}", *speedup, limit]
+                limit = self.limit_ms(b, p.precision)
+                shown = f"- (no {p.precision} limit)" if limit is None else f"{ms / limit:.2f}" + (" (!)" if ms < limit else "")
+                row += [f"{ms:.2f}", f"{p.p90_ms[b]:.2f}", f"{1e3 * b / ms:.0f}", *speedup, shown]
+            row.append("-" if p.agreement is None else f"{p.agreement:.1%}, {p.max_diff:.2g}")
             rows.append(row)
-        limits = ", ".join(f"batch {b}: {self.limit_ms(b):.2f} ms" for b in self.batches)
         text = (f"{self.cpu}\n" if self.cpu else "") + (
-            f"{self.model} at {self.resolution}px, {self.threads} threads, {self.macs / 1e6:.0f}M MACs; compute limit "
-            f"from the best fp32 matmul ({self.gflops:.0f} GFLOP/s; fp32 paths only): {limits}\n\n" + format_table(headers, rows))
+            f"{self.model} at {self.resolution}px, {self.threads} threads, {self.macs / 1e6:.0f}M MACs; {self.limits_line()}"
+            + (f"; agreement with eager fp32 on {self.agreement_on}" if self.agreement_on else "") + "\n\n"
+            + format_table(headers, rows))
+        if self.skipped:
+            text += "\nnot run here: " + "; ".join(self.skipped)
         faster = self.below_limit()
         if faster:
             shown = ", ".join(f"{label(n)} at batch {b} ({r:.2f}x the limit)" for n, b, r in faster)
@@ -123,9 +159,10 @@ class BenchmarkReport:
 MATMUL_N = 1024
 
 
-def matmul_runner(n: int = MATMUL_N) -> Callable[[], object]:
-    """A zero-argument fp32 n x n GEMM (2 * n**3 FLOPs), to be timed beside the paths."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_runner(n: int = MATMUL_N, dtype: torch.dtype = torch.float32) -> Callable[[], object]:
+    """A zero-argument n x n GEMM (2 * n**3 FLOPs) in ``dtype`` (bf16 runs on AMX where the CPU has it), to be timed
+    beside the paths."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     return lambda: a @ b
 
 
@@ -134,10 +171,11 @@ def gflops_from_ms(ms: float, n: int = MATMUL_N) -> float:
 
 
 @restores_threads
-def matmul_gflops(threads: int, n: int = MATMUL_N, seconds: float = 0.5) -> float:
-    """fp32 GEMM throughput with ``threads`` threads (the best call in ``seconds``): the CPU's practical ceiling."""
+def matmul_gflops(threads: int, n: int = MATMUL_N, seconds: float = 0.5, dtype: torch.dtype = torch.float32) -> float:
+    """GEMM throughput in ``dtype`` with ``threads`` threads (the best call in ``seconds``): the CPU's practical
+    ceiling for that precision."""
     torch.set_num_threads(threads)
-    run = matmul_runner(n)
+    run = matmul_runner(n, dtype)
     for _ in range(3):
         run()
     best, deadline = float("inf"), time.perf_counter() + seconds
@@ -192,25 +230,82 @@ def build_runtime(name: str, model: nn.Module, meta: CheckpointMeta, workdir: Pa
         return TorchRuntime(model, meta, options=options), param_mb(model)
     if name == "channels_last":
         return TorchRuntime(copy.deepcopy(model), meta, options=options, channels_last=True), param_mb(model)
-    if name in ("bn_folded", "compile"):
+    if name in ("bn_folded", "compile", "bf16"):
         fused = fuse_bn(model).to(memory_format=torch.channels_last)
         module = torch.compile(fused, dynamic=False) if name == "compile" else fused
-        return TorchRuntime(module, meta, options=options, channels_last=True), param_mb(fused)
+        precision = "bf16" if name == "bf16" else "fp32"
+        return TorchRuntime(module, meta, options=options, channels_last=True, precision=precision), param_mb(fused)
     if name.startswith(TFLITE_PATH):
         path = Path(tflite)
         return open_runtime(path, "litert", options.threads), path.stat().st_size / 1e6
-    from mobilenetv2.export.exporter import export_model
+    int8 = name in ("int8", "openvino_int8")
+    path = onnx_file(model, meta, workdir, calibration if int8 else None)
+    backend, precision = ("onnxruntime", None) if name in ("onnx", "int8") else ("openvino", "bf16" if name == "openvino_bf16"
+                                                                                else None)
+    # no spinning: idle threads of one session would slow the paths interleaved with it
+    return get_format("onnx").open(path, backend, options, precision=precision), path.stat().st_size / 1e6
 
-    fp32_path = workdir / "fp32.onnx"
+
+def onnx_file(model: nn.Module, meta: CheckpointMeta, workdir: Path, calibration: list[np.ndarray] | None) -> Path:
+    """The model's fp32 ONNX file in ``workdir``, or (with ``calibration``) its int8 QDQ file; made once, shared by
+    the onnxruntime and OpenVINO paths so that both run the same file."""
+    from mobilenetv2.export.exporter import export_model
+    from mobilenetv2.formats.onnx import quantize_onnx
+
+    fp32_path, int8_path = workdir / "fp32.onnx", workdir / "int8.onnx"
     if not fp32_path.exists():
         export_model(model, fp32_path, "onnx", meta=meta)
-    path = fp32_path
-    if name == "int8":
-        from mobilenetv2.formats.onnx import quantize_onnx
+    if calibration is None:
+        return fp32_path
+    return int8_path if int8_path.exists() else quantize_onnx(fp32_path, int8_path, calibration)
 
-        path = quantize_onnx(fp32_path, workdir / "int8.onnx", calibration)
-    # no spinning: idle threads of one session would slow the paths interleaved with it
-    return get_format("onnx").open(path, "onnxruntime", options), path.stat().st_size / 1e6
+
+def unavailable(name: str) -> str | None:
+    """Why this machine cannot run path ``name`` (no bf16 instructions, OpenVINO not installed), or None."""
+    from mobilenetv2.extras import available
+    from mobilenetv2.hardware import cpu_info
+
+    if NEEDS.get(name) == "bf16" and cpu_info().bf16_path is None:
+        return f"{label(name)}: this CPU has no bf16 instructions (AMX-BF16, AVX-512 BF16)"
+    if name.startswith("openvino") and not available("openvino"):
+        return f"{label(name)}: OpenVINO is not installed (pip install 'mobilenetv2[openvino]')"
+    return None
+
+
+def agreement_batch(meta: CheckpointMeta, images: list[str] | None, fallback: torch.Tensor) -> tuple[torch.Tensor, str]:
+    """Real photos (files, folders, globs; up to 64) preprocessed as the model expects, or the timing images."""
+    from mobilenetv2.formats.verify import verification_batch
+
+    if not images:
+        return fallback, f"{len(fallback)} random images (give photos for real ones)"
+    from mobilenetv2.data.images import find_images
+
+    found = find_images(list(images))
+    if not found:
+        raise UserError(f"--images: no images found in {', '.join(images)}")
+    spread = [found[i * len(found) // min(len(found), 64)] for i in range(min(len(found), 64))]  # every class, not the first
+    batch, _ = verification_batch(meta.preprocessing, [str(p) for p in spread], limit=64)
+    return batch, f"{len(batch)} real images"
+
+
+def measure_agreement(runtimes: dict[str, Runtime], model: nn.Module, meta: CheckpointMeta,
+                      batch: torch.Tensor) -> dict[str, tuple[float, float]]:
+    """path -> (top-1 agreement, max |diff|) of its outputs with eager fp32's on ``batch`` (where the shapes match)."""
+    from mobilenetv2.formats.verify import OutputComparison
+    from mobilenetv2.tasks import get_task
+
+    with torch.inference_mode():
+        reference = np.concatenate([model(part).numpy() for part in batch.split(16)])
+    found = {}
+    for name, runtime in runtimes.items():
+        outputs = runtime(batch.numpy())
+        if outputs.shape != reference.shape:  # e.g. a published TFLite file with a background class
+            continue
+        comparison = OutputComparison(get_task(meta.task))
+        comparison.update(reference, outputs)
+        result = comparison.result()
+        found[name] = (float(result["agreement"]), float(result["max_logit_diff"]))
+    return found
 
 
 def runners(runtime: Runtime, inputs: dict[int, torch.Tensor], resolution: int) -> dict[int, Callable[[], object]]:
@@ -227,7 +322,7 @@ def runners(runtime: Runtime, inputs: dict[int, torch.Tensor], resolution: int) 
 def benchmark_inference(model: nn.Module, *, resolution: int = 224, threads: int = 2, batches: tuple[int, ...] = (1, 32),
                         paths: tuple[str, ...] = PATHS, rounds: int = 20, warmup: int = 3,
                         calibration: list[np.ndarray] | None = None, tflite: str | list[str] | None = None,
-                        meta: CheckpointMeta | None = None,
+                        meta: CheckpointMeta | None = None, images: list[str] | None = None,
                         on_progress: Callable[[str], None] | None = None) -> BenchmarkReport:
     """Build every requested path, then time them all interleaved, batch size by batch size.
 
@@ -235,8 +330,10 @@ def benchmark_inference(model: nn.Module, *, resolution: int = 224, threads: int
     uint8 for the published files, on the same threads; our int8 export beside Google's file, say); torchvision's
     twin is timed only for MobileNetV2 classifiers (it has no segmentation head). ``meta``: the checkpoint's
     metadata, when the model comes from one (its task verifies the ONNX export).
-    ``calibration``: batches for the int8 path (default: 8 seeded random images, one a batch, which bounds the
-    calibration's memory at large sizes; minmax ranges do not depend on the batching).
+    ``calibration``: batches for the int8 paths (default: 8 seeded random images, one a batch, which bounds the
+    calibration's memory at large sizes; minmax ranges do not depend on the batching). ``images``: photos on which
+    each path's outputs are compared with eager fp32's (default: the timing's random images). Paths this machine
+    cannot run (bf16 without bf16 instructions, OpenVINO not installed) are left out and listed in the report.
     """
     from mobilenetv2.analysis import count_macs
 
@@ -254,13 +351,17 @@ def benchmark_inference(model: nn.Module, *, resolution: int = 224, threads: int
         name = f"{TFLITE_PATH}{Path(file).name}"
         files[name if name not in files else f"{name} ({len(files) + 1})"] = file
     paths = (*paths, *files)
+    skipped = [why for why in map(unavailable, paths) if why]
+    paths = tuple(p for p in paths if unavailable(p) is None)
     inputs = {b: torch.randn(b, model.in_chans, resolution, resolution, generator=torch.Generator().manual_seed(b))
               for b in batches}
     calibration = calibration or list(np.random.default_rng(0).standard_normal(
         (8, 1, model.in_chans, resolution, resolution), dtype=np.float32))
     calls: dict[str, dict[int, Callable[[], object]]] = {}
     results: dict[str, PathResult] = {}
-    gflops = [matmul_gflops(threads)]
+    runtimes: dict[str, Runtime] = {}
+    precisions = {"fp32": torch.float32, **({"bf16": torch.bfloat16} if any(NEEDS.get(p) == "bf16" for p in paths) else {})}
+    gflops = {precision: [matmul_gflops(threads, dtype=dtype)] for precision, dtype in precisions.items()}
     meta = meta_at_resolution(model, resolution, meta)
     options = RuntimeOptions(threads=threads, device="cpu", spin=False)
     with tempfile.TemporaryDirectory(prefix="mobilenetv2-bench-") as tmp:
@@ -275,18 +376,28 @@ def benchmark_inference(model: nn.Module, *, resolution: int = 224, threads: int
             calls[name][max(calls[name])]()  # first call: compiles/allocates, and counts towards memory
             results[name] = PathResult(name, size_mb, max(rss_mb() - before, 0.0), precision=runtime.precision,
                                        backend=runtime.backend)
-        matmul = matmul_runner()
+            runtimes[name] = runtime
+        if on_progress:
+            on_progress("comparing every path's outputs with eager fp32's")
+        agreement, agreement_on = agreement_batch(meta, images, inputs[max(batches)])
+        for name, (same, diff) in measure_agreement(runtimes, model, meta, agreement).items():
+            results[name].agreement, results[name].max_diff = same, diff
+        matmuls = {MATMULS[precision]: matmul_runner(dtype=dtype) for precision, dtype in precisions.items()}
         for b in batches:
             if on_progress:
                 on_progress(f"timing batch {b}: {rounds} interleaved rounds")
-            # The matmul is one more candidate of every round, so the limit sees the same load as the paths.
-            stats = time_interleaved({**{n: calls[n][b] for n in paths if b in calls[n]}, MATMUL: matmul},
+            # The matmuls are more candidates of every round, so the limits see the same load as the paths.
+            stats = time_interleaved({**{n: calls[n][b] for n in paths if b in calls[n]}, **matmuls},
                                      rounds=rounds, warmup=warmup)
-            gflops.append(gflops_from_ms(stats.pop(MATMUL).min_ms))
+            for precision in precisions:
+                gflops[precision].append(gflops_from_ms(stats.pop(MATMULS[precision]).min_ms))
             for n, s in stats.items():
                 results[n].median_ms[b], results[n].p90_ms[b] = s.median_ms, s.p90_ms
-    gflops.append(matmul_gflops(threads))
+    for precision, dtype in precisions.items():
+        gflops[precision].append(matmul_gflops(threads, dtype=dtype))
     arch = model.arch
     name = f"{arch['name']}(" + ", ".join(f"{k}={v}" for k, v in arch["args"].items()) + ")"
-    return BenchmarkReport(name, resolution, threads, count_macs(model, resolution), max(gflops), list(batches),
-                           rounds, [results[n] for n in paths], cpu=describe())
+    best = {precision: max(values) for precision, values in gflops.items()}
+    return BenchmarkReport(name, resolution, threads, count_macs(model, resolution), best.pop("fp32"), list(batches),
+                           rounds, [results[n] for n in paths], cpu=describe(), limits=best, agreement_on=agreement_on,
+                           skipped=skipped)

@@ -13,13 +13,19 @@ LARGE_INPUT = 320  # above this input size the default is batch 1 only (32 DeepL
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from mobilenetv2.benchmarking import PATHS
 
-    p = sub.add_parser("benchmark", help="inference latency/throughput of eager, compiled, ONNX fp32 and int8 paths",
+    p = sub.add_parser("benchmark", help="inference latency/throughput of eager, compiled, bf16, ONNX and OpenVINO "
+                                         "fp32/bf16/int8 paths",
                        description="Time torchvision's eager mobilenet_v2 (the reference, for MobileNetV2 classifiers), "
-                                   "our eager model (NCHW, channels_last, BN folded), torch.compile, onnxruntime fp32 and "
-                                   "int8, and with --tflite the TFLite interpreter, interleaved in one run; report "
-                                   "median/p90 latency, throughput, size, memory, and ratios to the reference (or to "
-                                   "the TFLite interpreter) and to a compute limit measured on the spot. A checkpoint "
-                                   "is timed at its own input size (a DeepLab segmentation checkpoint at 513).")
+                                   "our eager model (NCHW, channels_last, BN folded), torch.compile, PyTorch bf16, "
+                                   "onnxruntime fp32 and int8, OpenVINO fp32 (pinned to f32), bf16 and int8 on the same "
+                                   "ONNX files, and with --tflite the TFLite interpreter, interleaved in one run; report "
+                                   "each path's precision, median/p90 latency, throughput, size, memory, its agreement "
+                                   "with eager fp32 (top-1, max difference; on --images when given), and ratios to the "
+                                   "reference (or to the TFLite interpreter) and to a compute limit of its precision "
+                                   "measured on the spot (fp32 and bf16 matmuls; none for int8). bf16 paths run only "
+                                   "where the CPU has bf16 (AMX-BF16, AVX-512 BF16), OpenVINO paths only with the "
+                                   "[openvino] extra; the others are listed as not run. A checkpoint is timed at its own "
+                                   "input size (a DeepLab segmentation checkpoint at 513).")
     p.add_argument("checkpoint", nargs="?", help="a checkpoint to benchmark (default: a fresh --model)")
     add_model_args(p)
     p.set_defaults(resolution=None)  # a checkpoint's own input size, else 224
@@ -34,6 +40,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--tflite", metavar="FILE", nargs="+",
                    help="also time the LiteRT interpreter on these .tflite files, one row each (batch 1, each its own "
                         "input type, the same --threads): e.g. our int8 export beside Google's published file")
+    p.add_argument("--images", nargs="+", metavar="PHOTO", help="photos (files, folders, globs; up to 64) on which every "
+                                                                 "path's outputs are compared with eager fp32's "
+                                                                 "(default: the random timing images)")
+    p.add_argument("--calib", nargs="+", metavar="DATA", help="calibration images of the int8 paths: photos or labelled "
+                                                              "data, as quantize takes them (default: 8 random images)")
+    p.add_argument("--num-calib", type=int, default=64, help="calibration images with --calib (default 64)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     return p
 
@@ -53,9 +65,17 @@ def run(args: argparse.Namespace) -> int:
         model, resolution = create_model(args.model, **model_kwargs(args)), args.resolution or 224
     batches = tuple(args.batch or ((1,) if resolution > LARGE_INPUT else (1, 32)))
     paths = tuple(p for p in args.paths if not (args.no_compile and p == "compile"))
+    calibration = None
+    if args.calib:
+        from mobilenetv2.benchmarking.inference import meta_at_resolution
+        from mobilenetv2.export.calibration import calibration as calibration_batches
+        from mobilenetv2.export.calibration import is_labelled
+
+        pre = meta_at_resolution(model, resolution, meta).preprocessing
+        calibration = calibration_batches(args.calib, is_labelled(args.calib), None, pre, args.num_calib)
     report = benchmark_inference(model, resolution=resolution, threads=args.threads, batches=batches,
-                                 paths=paths, rounds=args.rounds, tflite=args.tflite, meta=meta,
-                                 on_progress=lambda msg: print(msg, file=sys.stderr))
+                                 paths=paths, rounds=args.rounds, tflite=args.tflite, meta=meta, images=args.images,
+                                 calibration=calibration, on_progress=lambda msg: print(msg, file=sys.stderr))
     if args.json:
         print_json(report.to_dict())
     else:

@@ -21,9 +21,7 @@ def add_backend_args(p: argparse.ArgumentParser, device_default: str | None = No
     """--backend, --threads, --device: which engine runs the model, and on what."""
     from mobilenetv2.backends import list_backends
 
-    p.add_argument("--backend", default=None, metavar="NAME",
-                   help=f"the engine that runs the model: {', '.join(list_backends())} (default: the file's own; a "
-                        f"checkpoint on another backend is exported to its format and verified first)")
+    p.add_argument("--backend", default="auto", metavar="NAME", help=backend_help(list_backends()))
     p.add_argument("--threads", type=int, default=None, help="CPU threads of the backend (default: its own choice)")
     p.add_argument("--device", default=device_default, help=device_help)
 
@@ -33,6 +31,15 @@ def add_labels_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--labels", metavar="FILE", default=None,
                    help="class names, one a line, for a file without them (e.g. Google's published .tflite files with "
                         "imagenet_labels.txt); the first as many lines as the model has classes")
+
+
+def backend_help(names: list[str]) -> str:
+    return (f"the engine that runs the model: auto, {', '.join(names)}; NAME:bf16 computes an fp32 model in bf16 where "
+            f"the CPU has it (torch:bf16, openvino:bf16). auto (default): a checkpoint runs on torch; an exported file "
+            f"is timed on each backend that runs it (e.g. onnxruntime and openvino for .onnx) and the fastest is kept, "
+            f"at the file's own precision (never bf16), the choice logged and cached in "
+            f"~/.cache/mobilenetv2/backend-choice.json ($XDG_CACHE_HOME). A checkpoint on another backend is exported "
+            f"to its format and verified first")
 
 
 def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:

@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "and predicted boxes, on whole images (tiles merged by NMS). Works under torchrun "
                                    "(results are gathered across processes).")
     p.add_argument("checkpoint", help="our .safetensors checkpoint, a run folder, or an exported file (.onnx, .pte, "
-                                      ".tflite, .torchscript.pt, .pt2)")
+                                      ".tflite, .torchscript.pt, .pt2, OpenVINO .xml)")
     p.add_argument("--data", required=True, help="a folder (class sub-folders, or train/ + val/), a CSV of path,label, "
                                                  "'digits', or a torchvision dataset name")
     p.add_argument("--split", choices=["val", "train", "all"], default=None,

@@ -4,6 +4,7 @@ BatchNorm folded, verified against PyTorch before the file takes its name."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from mobilenetv2.formats import FORMATS, list_formats
 
@@ -13,7 +14,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("export", help=f"export a checkpoint to {', '.join(formats)} (BN folded, verified)",
                        description="Export a checkpoint with BatchNorm folded into the convolutions; class names, "
                                    "preprocessing and task are stored in the file (or, for formats without a metadata "
-                                   "field such as ExecuTorch's .pte, in FILE.json beside it). The exported model is run "
+                                   "field such as ExecuTorch's .pte, in FILE.json beside it; an OpenVINO IR is "
+                                   "FILE.xml and FILE.bin, the metadata in its rt_info). The exported model is run "
                                    "on its backend and checked against PyTorch (max |logit diff| <= 1e-4, the same class "
                                    "per image, pixel or anchor) before it is written. Formats: " + "; ".join(
                                        f"{name} ({FORMATS[name].suffixes[0]}, runs on {FORMATS[name].backends[0]})"
@@ -51,5 +53,7 @@ def run(args: argparse.Namespace) -> int:
 def print_written(out, fmt) -> None:
     """The files an export left: the model, and the metadata beside it for formats without a field for it."""
     print(f"wrote {out}")
+    for suffix in fmt.companions:
+        print(f"wrote {Path(out).with_suffix(suffix)} (the weights of {Path(out).name})")
     if fmt.sidecar:
         print(f"wrote {fmt.sidecar_path(out)} (class names, preprocessing)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mobilenetv2.backends import list_backends
-from mobilenetv2.cli.common import add_labels_arg
+from mobilenetv2.cli.common import add_labels_arg, backend_help
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -16,13 +16,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "a page at / to drop a photo on. Concurrent requests are batched into one forward "
                                    "pass (up to --max-batch inputs or --max-wait-ms); a full queue answers 503 with "
                                    "Retry-After. Binds to 127.0.0.1 unless --host says otherwise.")
-    p.add_argument("model", help="our .safetensors checkpoint, a run folder, or an exported file (.onnx, .pte, ...)")
+    p.add_argument("model", help="our .safetensors checkpoint, a run folder, or an exported file (.onnx, .xml, .pte, ...)")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    p.add_argument("--backend", default=None, metavar="NAME",
-                   help=f"the engine: {', '.join(list_backends())} (default: the file's own, torch for a checkpoint; "
-                        f"a checkpoint on another backend is exported to its format and verified first; 'onnx' is "
-                        f"taken for onnxruntime)")
+    p.add_argument("--backend", default="auto", metavar="NAME",
+                   help=backend_help(list_backends()) + "; 'onnx' is taken for onnxruntime")
     p.add_argument("--max-batch", type=int, default=16, help="inputs per forward pass at most (default 16; 1: no batching)")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="how long a request waits for others to batch with (5)")
     p.add_argument("--max-queue", type=int, default=256, help="inputs allowed to wait; more get 503 (default 256)")

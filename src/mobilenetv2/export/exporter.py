@@ -13,7 +13,7 @@ from mobilenetv2.errors import UserError
 from mobilenetv2.formats import FORMATS, get_format, list_formats
 from mobilenetv2.formats.convert import export_verified
 from mobilenetv2.formats.verify import ExportCheck
-from mobilenetv2.io import atomic_folder, atomic_path
+from mobilenetv2.io import atomic_files, atomic_folder
 from mobilenetv2.weights import CheckpointMeta
 
 
@@ -34,7 +34,7 @@ def export_model(model: nn.Module, out: str | os.PathLike[str], fmt: str = "onnx
     target = get_format(fmt)
     if int8_weights and not target.checks_itself:
         raise UserError(f"--int8 at export is for Core ML (int8 weights); int8 {fmt} files come from `mobilenetv2 quantize`")
-    with (atomic_folder if FORMATS[fmt].folder else atomic_path)(out) as tmp:
+    with (atomic_folder(out) if FORMATS[fmt].folder else atomic_files(out, target.companions)) as tmp:
         if target.checks_itself:
             check = target.export_checked(model, tmp, meta, opset=opset, images=verify_images, int8_weights=int8_weights)
         else:

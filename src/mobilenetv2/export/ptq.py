@@ -17,7 +17,7 @@ from mobilenetv2.export.calibration import calibration, calibration_batch_size, 
 from mobilenetv2.formats import FORMATS, format_for_output, get_format, list_formats
 from mobilenetv2.formats.base import QuantizeOptions
 from mobilenetv2.formats.verify import OutputComparison
-from mobilenetv2.io import atomic_path
+from mobilenetv2.io import atomic_files
 from mobilenetv2.tasks import get_task
 
 MAX_DROP_POINTS = 1.0
@@ -140,6 +140,11 @@ def quantized_format(out: str | os.PathLike[str] | None, fmt: str | None) -> str
     if fmt and named and fmt != named:
         raise UserError(f"--out {out} is an {named} file but --format says {fmt}")
     return fmt or named or "onnx"
+
+
+def model_mb(fmt: str, path: Path) -> float:
+    """The size of a model file with its companions (an OpenVINO IR's .bin), in MB."""
+    return sum(p.stat().st_size for p in get_format(fmt).outputs(path) if p.is_file()) / 1e6
 
 
 def time_speedup(fp32, int8, one: np.ndarray, rounds: int, round_ms: float = 10.0) -> Speed:
@@ -285,11 +290,11 @@ def quantize_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLi
     batches = calibration(calib, labelled, val, ckpt.preprocessing, num_calib)
     with tempfile.TemporaryDirectory(prefix="mobilenetv2-quant-") as tmp:
         fp32_path = Path(tmp) / f"fp32{get_format(fmt).suffix}"
-        with atomic_path(out) as int8_path:
+        with atomic_files(out, get_format(fmt).companions) as int8_path:
             fp32, int8 = int8_pair(fmt, ckpt, fp32_path, int8_path, batches, options, threads)
             top1, comparison, compared = compare(task, fp32, int8, val_loader, batches)
             speed = time_speedup(fp32, int8, np.ascontiguousarray(batches[0][:1]), speed_rounds)
-            fp32_mb, int8_mb = fp32_path.stat().st_size / 1e6, int8_path.stat().st_size / 1e6
+            fp32_mb, int8_mb = model_mb(fmt, fp32_path), model_mb(fmt, int8_path)
     get_format(fmt).finish(Path(out), ckpt.meta, "int8")
     metric = task.monitor.removeprefix("val_")  # classification: "acc", the top-1 computed above
     return QuantizeReport(

@@ -82,6 +82,7 @@ class Format(ABC):
     suffix: ClassVar[str]               # what export names its files: NAME + suffix
     sidecar: ClassVar[bool] = False     # metadata in FILE.json beside the file (the format has no field for it)
     checks_itself: ClassVar[bool] = False  # export_checked checks its files (Core ML: its runtime is macOS/iOS only)
+    companions: ClassVar[tuple[str, ...]] = ()  # suffixes of files that travel with it, named after it (IR: ".bin")
 
     # -- writing ------------------------------------------------------------------------------------------------------
     def export(self, model: nn.Module, path: Path, meta: CheckpointMeta, *, opset: int | None = None) -> None:
@@ -111,8 +112,9 @@ class Format(ABC):
         return path.with_name(path.name + ".json")
 
     def outputs(self, path: str | os.PathLike[str]) -> list[Path]:
-        """The files an export to ``path`` leaves: the model, and its metadata JSON for sidecar formats."""
-        return [Path(path), self.sidecar_path(path)] if self.sidecar else [Path(path)]
+        """The files an export to ``path`` leaves: the model, its companions, and its metadata JSON for sidecar formats."""
+        path = Path(path)
+        return [path, *(path.with_suffix(s) for s in self.companions), *([self.sidecar_path(path)] if self.sidecar else [])]
 
     def finish(self, path: Path, meta: CheckpointMeta, precision: str) -> None:
         """After the file took its name: write its metadata JSON beside it (sidecar formats only)."""

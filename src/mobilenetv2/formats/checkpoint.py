@@ -19,11 +19,11 @@ class CheckpointFormat(Format):
 
     def open(self, path: Path, backend: str, options: RuntimeOptions, meta: CheckpointMeta | None = None,
              precision: str | None = None) -> Runtime:
-        return open_checkpoint(load_checkpoint(path), options)
+        return open_checkpoint(load_checkpoint(path), options, precision or "fp32")
 
 
-def open_checkpoint(ckpt: Checkpoint, options: RuntimeOptions) -> TorchRuntime:
-    return TorchRuntime(ckpt.model, ckpt.meta, ckpt.path, options)
+def open_checkpoint(ckpt: Checkpoint, options: RuntimeOptions, precision: str = "fp32") -> TorchRuntime:
+    return TorchRuntime(ckpt.model, ckpt.meta, ckpt.path, options, precision=precision)
 
 
 FORMAT = CheckpointFormat()

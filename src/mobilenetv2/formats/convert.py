@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mobilenetv2.backends import get_backend
+from mobilenetv2.backends import check_precision, get_backend
 from mobilenetv2.backends.base import Runtime, RuntimeOptions
 from mobilenetv2.backends.torch import TorchRuntime
 from mobilenetv2.errors import UserError
@@ -36,10 +36,13 @@ def export_verified(model: nn.Module, meta: CheckpointMeta, fmt: str, path: Path
     return runtime, verify_outputs(get_task(meta.task), reference, runtime(batch), source)
 
 
-def open_checkpoint_on(ckpt: Checkpoint, backend: str, options: RuntimeOptions) -> Runtime:
-    """``ckpt`` on ``backend``: as it is on torch, else exported to the backend's format and verified."""
+def open_checkpoint_on(ckpt: Checkpoint, backend: str, options: RuntimeOptions, precision: str | None = None) -> Runtime:
+    """``ckpt`` on ``backend``: as it is on torch, else exported to the backend's format and verified (in fp32; then
+    reopened in ``precision`` when one is asked for, e.g. bf16)."""
+    if precision is not None:
+        check_precision(ckpt.path or "the checkpoint", backend, precision, "fp32")
     if backend == "torch":
-        return TorchRuntime(ckpt.model, ckpt.meta, ckpt.path, options)
+        return TorchRuntime(ckpt.model, ckpt.meta, ckpt.path, options, precision=precision or "fp32")
     fmt = get_backend(backend).checkpoint_format
     if fmt is None:
         raise UserError(f"--backend {backend} does not run checkpoints: export the checkpoint to a file it runs first")
@@ -48,6 +51,8 @@ def open_checkpoint_on(ckpt: Checkpoint, backend: str, options: RuntimeOptions) 
                                      backend, options)
     if not check.passed:
         raise UserError(f"the model exported for --backend {backend} does not match PyTorch: {check.summary()}")
+    if precision not in (None, "fp32"):
+        runtime = get_format(fmt).open(runtime.path, backend, options, meta=ckpt.meta, precision=precision)
     runtime.owned.append(folder)  # the exported file lives as long as the runtime
     log.info("%s exported to %s for %s: %s", ckpt.path or "the checkpoint", fmt, backend, check.summary())
     return runtime

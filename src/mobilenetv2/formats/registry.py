@@ -36,12 +36,13 @@ class FormatEntry:
 
 FORMATS: dict[str, FormatEntry] = {e.name: e for e in [
     FormatEntry("checkpoint", (".safetensors", ".pth", ".pt", ".bin"), ("torch",), "checkpoint", exports=False),
-    FormatEntry("onnx", (".onnx",), ("onnxruntime",), "ONNX model", quantizes=True),
+    FormatEntry("onnx", (".onnx",), ("onnxruntime", "openvino"), "ONNX model", quantizes=True),
     FormatEntry("torchscript", (".torchscript.pt",), ("torch",), "TorchScript file"),
     FormatEntry("pt2", (".pt2",), ("torch",), "torch.export program"),
     FormatEntry("pte", (".pte",), ("executorch",), "ExecuTorch program", quantizes=True),
     FormatEntry("tflite", (".tflite",), ("litert", "tflm"), "TFLite model", quantizes=True),
     FormatEntry("coreml", (".mlpackage",), ("coreml",), "Core ML package", folder=True),
+    FormatEntry("openvino", (".xml",), ("openvino",), "OpenVINO IR (.xml + .bin)", quantizes=True),
 ]}
 
 

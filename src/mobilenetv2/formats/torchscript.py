@@ -47,7 +47,8 @@ class TorchProgramFormat(Format):
     def open(self, path: Path, backend: str, options: RuntimeOptions, meta: CheckpointMeta | None = None,
              precision: str | None = None) -> Runtime:
         module, extra = self.load(path)
-        return TorchRuntime(module, meta or stored_meta(extra, path)[0], path, options, format=self.name)
+        return TorchRuntime(module, meta or stored_meta(extra, path)[0], path, options, format=self.name,
+                            precision=precision if precision == "bf16" else "fp32")
 
 
 class TorchScriptFormat(TorchProgramFormat):

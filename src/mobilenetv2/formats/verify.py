@@ -69,8 +69,8 @@ def verify_outputs(task: Task, reference: np.ndarray, candidate: np.ndarray, sou
 
 
 def verification_batch(preprocessing: Preprocessing, images: list[str] | None = None, count: int = 4,
-                       in_chans: int = 3) -> tuple[torch.Tensor, str]:
-    """Preprocessed real images (files, folders or globs; the first 32), or ``count`` seeded synthetic ones."""
+                       in_chans: int = 3, limit: int = 32) -> tuple[torch.Tensor, str]:
+    """Preprocessed real images (files, folders or globs; the first ``limit``), or ``count`` seeded synthetic ones."""
     if images:
         from mobilenetv2.data.images import find_images, load_image
         from mobilenetv2.data.preprocessing import eval_transform
@@ -79,7 +79,7 @@ def verification_batch(preprocessing: Preprocessing, images: list[str] | None = 
         if not paths:
             raise UserError(f"--verify-images: no images found in {', '.join(images)}")
         transform = eval_transform(preprocessing)
-        return torch.stack([transform(load_image(p)) for p in paths[:32]]), "real images"
+        return torch.stack([transform(load_image(p)) for p in paths[:limit]]), "real images"
     size = preprocessing.input_size
     generator = torch.Generator().manual_seed(0)
     return torch.randn(count, in_chans, size, size, generator=generator), "synthetic images"

@@ -12,17 +12,14 @@ def load_served(path: str, backend: str | None = None, threads: int | None = Non
                 labels: str | None = None) -> tuple[Any, dict[str, Any]]:
     """(predictor, model card). A file runs on its format's backend unless ``backend`` says otherwise; a checkpoint
     asked to run on another backend than torch is exported to that backend's format and verified first."""
-    from mobilenetv2.backends import get_backend
-    from mobilenetv2.formats import entry_of
     from mobilenetv2.inference import load_predictor
 
-    name = get_backend(backend).name if backend else entry_of(path).backends[0]
-    if name != "torch":
+    # idle onnxruntime threads must not busy-wait: decoding and request handling need the same cores
+    predictor = load_predictor(path, device="cpu", threads=threads, spin=False, backend=backend, labels=labels)
+    if predictor.runtime.backend != "torch":
         # torch only resizes and normalises here, from several threads at once: intra-op threads would fight the
         # backend's for the cores (and each other's), so torch gets one
         torch.set_num_threads(1)
-    # idle onnxruntime threads must not busy-wait: decoding and request handling need the same cores
-    predictor = load_predictor(path, device="cpu", threads=threads, spin=False, backend=name, labels=labels)
     return predictor, model_card(predictor, path)
 
 
@@ -31,6 +28,7 @@ def model_card(predictor: Any, path: str) -> dict[str, Any]:
     runtime = predictor.runtime
     card: dict[str, Any] = {"model": Path(path).name, "task": predictor.task.name, "backend": runtime.backend,
                             "format": runtime.format, "precision": runtime.precision,
+                            "backend_selection": runtime.selection,
                             "architecture": runtime.architecture, "class_names": predictor.class_names,
                             "preprocessing": predictor.preprocessing.to_dict(), "parameters": None, "multiply_adds": None}
     if runtime.architecture:
