@@ -18,6 +18,8 @@ EXTRAS = {
     "tensorboard": "TensorBoard event files during training",
     "interop": "TFLite/Keras/timm weights and ExecuTorch programs",
     "serve": "the HTTP model server",
+    "stream": "videos, cameras and network streams (PyAV), tracks (trackers, supervision), Parquet output (pyarrow)",
+    "ray": "predict on a Ray cluster (Ray Data)",
 }
 
 

@@ -1,0 +1,29 @@
+"""The sources of a prediction run, one module each behind ``Source``: image files (files, folders, globs, list
+files), video files and live streams (cameras, rtsp/http streams). ``open_sources`` reads what the user gave."""
+
+from __future__ import annotations
+
+from mobilenetv2.inference.stream.sources.base import Context, Source
+from mobilenetv2.inference.stream.sources.files import ImageFiles
+from mobilenetv2.inference.stream.sources.live import LiveStream, is_live
+from mobilenetv2.inference.stream.sources.video import VideoFile, is_video_file
+
+__all__ = ["Context", "ImageFiles", "LiveStream", "Source", "VideoFile", "open_sources"]
+
+
+def open_sources(inputs: list[str], reconnects: int = 3) -> list[Source]:
+    """One source per video or stream, one ``ImageFiles`` per run of image files, folders, globs and list files, in the
+    order given. A missing file, folder or camera is one line (``UserError``) before any work."""
+    sources: list[Source] = []
+    images: list[str] = []
+    for item in inputs:
+        if is_live(item) or is_video_file(item):
+            if images:
+                sources.append(ImageFiles(images))
+                images = []
+            sources.append(LiveStream(item, reconnects) if is_live(item) else VideoFile(item))
+        else:
+            images.append(item)
+    if images:
+        sources.append(ImageFiles(images))
+    return sources

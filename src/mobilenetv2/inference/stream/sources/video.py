@@ -1,0 +1,94 @@
+"""Video files (mp4, mkv, webm, avi, mov, ...) through PyAV (FFmpeg): every frame, or every Nth; frames are converted
+by FFmpeg's scaler straight to the size the model wants unless full-size pictures are drawn. A corrupt or truncated
+file gives one line and keeps the frames decoded before the damage."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from mobilenetv2.errors import UserError
+from mobilenetv2.extras import require
+from mobilenetv2.inference.stream.frames import Failure, Frame, SourceEnd
+from mobilenetv2.inference.stream.sources.base import Context, Item, Source
+
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mpg", ".mpeg", ".ts", ".wmv", ".flv")
+
+
+def is_video_file(item: str) -> bool:
+    return Path(item).suffix.lower() in VIDEO_SUFFIXES
+
+
+def to_arrays(frame, context: Context, size: tuple[int, int]) -> tuple:  # noqa: ANN001 - an av.VideoFrame
+    """(the image for the model, the picture to draw on or None, the frame's full size when the image is smaller)."""
+    full = (frame.width, frame.height)
+    if context.pictures:
+        rgb = frame.to_ndarray(format="rgb24")
+        return rgb, rgb, None
+    if size == full:
+        return frame.to_ndarray(format="rgb24"), None, None
+    return frame.to_ndarray(width=size[0], height=size[1], format="rgb24", interpolation="AREA"), None, full
+
+
+def frame_time(frame) -> float | None:  # noqa: ANN001 - an av.VideoFrame
+    return None if frame.time is None else float(frame.time)
+
+
+class VideoFile(Source):
+    """A video file: decoded with FFmpeg's frame threads, every ``vid_stride``-th frame given to the model."""
+
+    video = True
+
+    def __init__(self, path: str) -> None:
+        if not Path(path).is_file():
+            raise UserError(f"{path}: no such video file")
+        self.name = path
+        self.av = require("av", "stream")
+        self.declared: int | None = None
+
+    def count(self) -> int | None:
+        try:
+            with self.av.open(self.name) as container:
+                frames = container.streams.video[0].frames if container.streams.video else 0
+        except (self.av.FFmpegError, OSError):
+            return None
+        return frames or None
+
+    def frames(self, context: Context) -> Iterator[Item]:
+        av, done = self.av, 0
+        try:
+            container = av.open(self.name)
+        except (av.FFmpegError, OSError) as exc:
+            yield Failure(self.name, f"{self.name}: not a readable video ({exc})")
+            yield SourceEnd(self.name, 0)
+            return
+        with container:
+            if not container.streams.video:
+                yield Failure(self.name, f"{self.name}: no video stream in this file")
+                yield SourceEnd(self.name, 0)
+                return
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"  # FFmpeg's frame threads
+            self.fps = float(stream.average_rate) if stream.average_rate else None
+            self.declared = stream.frames or None
+            size, index = None, -1
+            try:
+                for frame in container.decode(stream):
+                    index += 1
+                    if index % context.vid_stride:
+                        continue
+                    if context.max_frames is not None and done >= context.max_frames:
+                        break
+                    size = size or context.decode_size(frame.width, frame.height)
+                    image, picture, original = to_arrays(frame, context, size)
+                    yield Frame(key=f"{self.name}#{index}", source=self.name, ordinal=context.first_ordinal + done,
+                                image=image, picture=picture, original_size=original, frame=index, time=frame_time(frame))
+                    done += 1
+            except (av.FFmpegError, OSError) as exc:
+                yield Failure(self.name, f"{self.name}: corrupt or truncated video after frame {index} ({exc}); the "
+                                         f"{done} frames decoded before are kept")
+            else:
+                if self.declared and index + 1 < self.declared and context.max_frames is None:
+                    yield Failure(self.name, f"{self.name}: truncated video: {index + 1} of {self.declared} frames "
+                                             f"could be decoded; the {done} frames predicted are kept")
+        yield SourceEnd(self.name, done, {"fps": self.fps, "frames_in_file": index + 1})
