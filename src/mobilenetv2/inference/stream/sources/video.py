@@ -34,6 +34,19 @@ def frame_time(frame) -> float | None:  # noqa: ANN001 - an av.VideoFrame
     return None if frame.time is None else float(frame.time)
 
 
+def shortfall(container, stream, index: int, last_time: float | None) -> str | None:  # noqa: ANN001 - av objects
+    """What is missing when a file ends before the frames or duration its header declares (None: nothing)."""
+    if stream.frames and index + 1 < stream.frames:
+        return f"{index + 1} of {stream.frames} frames could be decoded"
+    duration = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else (
+        container.duration / 1e6 if container.duration else None)
+    rate = float(stream.average_rate) if stream.average_rate else 25.0
+    if duration and (last_time or 0.0) + 2.0 / rate < duration - (float(stream.start_time * stream.time_base)
+                                                                   if stream.start_time and stream.time_base else 0.0):
+        return f"decoded up to {last_time or 0.0:.2f} s of {duration:.2f} s"
+    return None
+
+
 class VideoFile(Source):
     """A video file: decoded with FFmpeg's frame threads, every ``vid_stride``-th frame given to the model."""
 
@@ -71,10 +84,10 @@ class VideoFile(Source):
             stream.thread_type = "AUTO"  # FFmpeg's frame threads
             self.fps = float(stream.average_rate) if stream.average_rate else None
             self.declared = stream.frames or None
-            size, index = None, -1
+            size, index, last_time = None, -1, None
             try:
                 for frame in container.decode(stream):
-                    index += 1
+                    index, last_time = index + 1, frame_time(frame)
                     if index % context.vid_stride:
                         continue
                     if context.max_frames is not None and done >= context.max_frames:
@@ -88,7 +101,8 @@ class VideoFile(Source):
                 yield Failure(self.name, f"{self.name}: corrupt or truncated video after frame {index} ({exc}); the "
                                          f"{done} frames decoded before are kept")
             else:
-                if self.declared and index + 1 < self.declared and context.max_frames is None:
-                    yield Failure(self.name, f"{self.name}: truncated video: {index + 1} of {self.declared} frames "
-                                             f"could be decoded; the {done} frames predicted are kept")
+                short = shortfall(container, stream, index, last_time) if context.max_frames is None else None
+                if short:
+                    yield Failure(self.name, f"{self.name}: truncated video: {short}; the {done} frames predicted "
+                                             "are kept")
         yield SourceEnd(self.name, done, {"fps": self.fps, "frames_in_file": index + 1})
