@@ -115,3 +115,54 @@ def make_square_video():
         return encode_video(path, [f for f, _ in square_frames(count, size)], codec=codec)
 
     return make
+
+
+@pytest.fixture
+def mjpeg_server():
+    """``serve(frames, fps, connections=1) -> url``: an HTTP server on 127.0.0.1 streaming MJPEG (multipart/x-mixed-
+    replace, as IP cameras do) of the moving square, paced at ``fps``; the stream ends after ``frames`` frames; after
+    ``connections`` streams it answers 503 (a camera gone); stopped afterwards."""
+    import io
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    servers = []
+    loop = [frame for frame, _ in square_frames(100, step=1)]  # the square crosses the frame, then starts again
+
+    def serve(frames: int, fps: float, connections: int = 1) -> str:
+        served = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                served.append(self.path)
+                if len(served) > connections:
+                    self.send_error(503)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                started = time.perf_counter()
+                try:
+                    for i in range(frames):
+                        buffer = io.BytesIO()
+                        Image.fromarray(loop[i % len(loop)]).save(buffer, "JPEG")
+                        data = buffer.getvalue()
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n" % len(data)
+                                         + data + b"\r\n")
+                        time.sleep(max(0.0, started + (i + 1) / fps - time.perf_counter()))
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}/stream.mjpg"
+
+    yield serve
+    for server in servers:
+        server.shutdown()
+        server.server_close()

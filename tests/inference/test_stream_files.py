@@ -87,11 +87,12 @@ def test_out_resumes_and_each_image_is_written_once(tiny_checkpoint, photos, tmp
     assert table.column("probabilities").to_pylist()[5] == pytest.approx(written[5]["probabilities"])
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_gives_every_image_once(tiny_checkpoint, tmp_path):
     folder = tmp_path / "many"
     folder.mkdir()
     rng = np.random.default_rng(2)
-    for i in range(400):
+    for i in range(240):
         Image.fromarray(rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)).save(folder / f"{i:03d}.png")
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "mobilenetv2", "predict", str(tiny_checkpoint), str(folder), "--out", str(out),
@@ -99,19 +100,19 @@ def test_sigkill_mid_run_then_rerun_gives_every_image_once(tiny_checkpoint, tmp_
     proc = subprocess.Popen(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     ledger, deadline = out / "predictions.jsonl", time.monotonic() + 120
-    while (not ledger.exists() or ledger.stat().st_size < 2000) and proc.poll() is None and time.monotonic() < deadline:
+    while (not ledger.exists() or ledger.stat().st_size < 1000) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)
     err = proc.communicate()[1].decode()
     before = len(ledger.read_text().splitlines())
-    assert 0 < before < 400, f"the run was not killed mid-way ({before} lines): {err}"
+    assert 0 < before < 240, f"the run was not killed mid-way ({before} lines): {err}"
     done = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert "resuming:" in done.stderr and "of 400 done" in done.stderr
+    assert "resuming:" in done.stderr and "of 240 done" in done.stderr
     images = [r["image"] for r in records(ledger)]
-    assert len(images) == 400 and sorted(images) == sorted(str(p) for p in folder.iterdir())
+    assert len(images) == 240 and sorted(images) == sorted(str(p) for p in folder.iterdir())
     rows = list(csv.DictReader((out / "predictions.csv").open()))
-    assert len(rows) == 400 * 3 and {r["image"] for r in rows} == set(images)
+    assert len(rows) == 240 * 3 and {r["image"] for r in rows} == set(images)
 
 
 def test_unreadable_file_is_one_line_and_the_run_goes_on(tiny_checkpoint, photos, tmp_path):

@@ -14,7 +14,7 @@ from mobilenetv2.errors import UserError
 from mobilenetv2.extras import require
 from mobilenetv2.inference.stream.frames import Failure, Frame, SourceEnd
 from mobilenetv2.inference.stream.sources.base import Context, Item, Source
-from mobilenetv2.inference.stream.sources.video import frame_time, to_arrays
+from mobilenetv2.inference.stream.sources.video import frame_time, reason, to_arrays
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 CAMERA_PREFIX = "/dev/video"
@@ -80,7 +80,7 @@ class LiveStream(Source):
         try:
             container = self.open()
         except (self.av.FFmpegError, OSError) as exc:
-            yield Failure(self.name, f"{self.name}: cannot open the {'camera' if self.camera else 'stream'} ({exc})")
+            yield Failure(self.name, f"{self.name}: cannot open the {'camera' if self.camera else 'stream'} ({reason(exc)})")
             yield SourceEnd(self.name, 0)
             return
         self.reader = threading.Thread(target=self.read, args=(container, context), daemon=True,
@@ -120,9 +120,9 @@ class LiveStream(Source):
                     self.mailbox.put(Frame(key=f"{self.name}#{index}", source=self.name, ordinal=0, image=image,
                                            picture=picture, original_size=original, frame=index, time=frame_time(frame),
                                            arrived=time.perf_counter()))
-                reason = "the stream ended"
+                why = "the stream ended"
             except (self.av.FFmpegError, OSError, IndexError) as exc:
-                reason = str(exc) or type(exc).__name__
+                why = reason(exc)
             finally:
                 container.close()
             container = None
@@ -132,9 +132,9 @@ class LiveStream(Source):
                 try:
                     container = self.open()
                 except (self.av.FFmpegError, OSError) as exc:
-                    reason = str(exc)
+                    why = reason(exc)
             if container is None and not self.stop.is_set():
-                failure = f"{self.name}: the stream dropped ({reason}); {tries} reconnect attempts failed"
+                failure = f"{self.name}: the stream dropped ({why}); {tries} reconnect attempts failed"
         self.mailbox.close(failure)
 
     def close(self) -> None:

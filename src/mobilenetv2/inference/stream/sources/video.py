@@ -30,6 +30,11 @@ def to_arrays(frame, context: Context, size: tuple[int, int]) -> tuple:  # noqa:
     return frame.to_ndarray(width=size[0], height=size[1], format="rgb24", interpolation="AREA"), None, full
 
 
+def reason(exc: BaseException) -> str:
+    """FFmpeg's message without its errno number and the repeated file name."""
+    return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
 def frame_time(frame) -> float | None:  # noqa: ANN001 - an av.VideoFrame
     return None if frame.time is None else float(frame.time)
 
@@ -72,7 +77,7 @@ class VideoFile(Source):
         try:
             container = av.open(self.name)
         except (av.FFmpegError, OSError) as exc:
-            yield Failure(self.name, f"{self.name}: not a readable video ({exc})")
+            yield Failure(self.name, f"{self.name}: not a readable video ({reason(exc)})")
             yield SourceEnd(self.name, 0)
             return
         with container:
@@ -98,7 +103,7 @@ class VideoFile(Source):
                                 image=image, picture=picture, original_size=original, frame=index, time=frame_time(frame))
                     done += 1
             except (av.FFmpegError, OSError) as exc:
-                yield Failure(self.name, f"{self.name}: corrupt or truncated video after frame {index} ({exc}); the "
+                yield Failure(self.name, f"{self.name}: corrupt or truncated video after frame {index} ({reason(exc)}); the "
                                          f"{done} frames decoded before are kept")
             else:
                 short = shortfall(container, stream, index, last_time) if context.max_frames is None else None
