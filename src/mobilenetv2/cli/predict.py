@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--{flag} needs --out DIR (where the files go)")
     if args.out:
         check_writable(args.out, folder=True)
-    sources = open_sources(args.images)
+    sources = open_sources(args.images, remote=args.ray is not None)
     if args.ray is None and count_inputs(sources, Done(), 1)[0] == 0:
         raise UserError(f"no images found in {' '.join(args.images)} (extensions: .jpg, .png, .bmp, .webp, ...)")
     predictor = load_predictor(args.checkpoint, device=args.device, threads=args.threads, backend=args.backend,

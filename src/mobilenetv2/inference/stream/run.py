@@ -65,18 +65,32 @@ def count_inputs(sources: list[Source], done: Done, stride: int) -> tuple[int | 
     return total, already
 
 
-def build_sinks(predictor: Any, sources: list[Source], outputs: Outputs, done: Done, stride: int) -> list[Sink]:
+def build_sinks(task: Any, task_name: str, sources: list[Source], outputs: Outputs, done: Done,
+                stride: int) -> list[Sink]:
     """In the order they write a batch: the CSV before the ledger (a resumed run trims the CSV to the ledger)."""
-    sinks: list[Sink] = [StdoutSink(predictor.task, outputs.fmt)] if outputs.fmt else []
+    sinks: list[Sink] = [StdoutSink(task, outputs.fmt)] if outputs.fmt else []
     if outputs.out is not None:
-        sinks += [CsvSink(outputs.out, predictor.task, done), JsonlSink(outputs.out)]
+        sinks += [CsvSink(outputs.out, task, done), JsonlSink(outputs.out)]
         if outputs.draw:
-            sinks.append(PicturesSink(outputs.out, predictor.task))
+            sinks.append(PicturesSink(outputs.out, task))
         if any(s.video for s in sources):
-            sinks.append(VideoSink(outputs.out, sources, predictor.task_name, outputs.draw, stride))
+            sinks.append(VideoSink(outputs.out, sources, task_name, outputs.draw, stride))
         if outputs.parquet:
             sinks.append(ParquetSink(outputs.out))
     return sinks
+
+
+def write_batch(batch: list, sinks: list[Sink], progress: Progress, report: RunReport) -> None:
+    """One batch: its failures as lines on stderr, each video's figures in the log, every sink, the progress."""
+    for item in batch:
+        if isinstance(item, Failure):
+            print(f"mobilenetv2 predict: error: {item.message}", file=sys.stderr, flush=True)
+        elif isinstance(item, SourceEnd) and item.summary is not None:
+            report.summaries.append(item.summary)
+            log.info("%s", describe(item.summary))
+    for sink in sinks:
+        sink.write(batch)
+    progress.update(batch)
 
 
 def run_prediction(predictor: Any, sources: list[Source], options: StreamOptions, outputs: Outputs) -> RunReport:
@@ -89,7 +103,7 @@ def run_prediction(predictor: Any, sources: list[Source], options: StreamOptions
     total, already = count_inputs(sources, done, options.vid_stride)
     if already:
         log.info("resuming: %s of %s done (%s)", f"{already:,}", f"{total:,}", outputs.out / LEDGER)
-    sinks = build_sinks(predictor, sources, outputs, done, options.vid_stride)
+    sinks = build_sinks(predictor.task, predictor.task_name, sources, outputs, done, options.vid_stride)
     videos = next((s for s in sinks if isinstance(s, VideoSink)), None)
 
     def skip(key: str) -> bool:
@@ -102,15 +116,7 @@ def run_prediction(predictor: Any, sources: list[Source], options: StreamOptions
     batches = Pipeline(predictor, sources, options, skip).batches()
     try:
         for batch in batches:
-            for item in batch:
-                if isinstance(item, Failure):
-                    print(f"mobilenetv2 predict: error: {item.message}", file=sys.stderr)
-                elif isinstance(item, SourceEnd) and item.summary is not None:
-                    report.summaries.append(item.summary)
-                    log.info("%s", describe(item.summary))
-            for sink in sinks:
-                sink.write(batch)
-            progress.update(batch)
+            write_batch(batch, sinks, progress, report)
     except KeyboardInterrupt:
         report.interrupted = True
     finally:

@@ -11,19 +11,20 @@ from mobilenetv2.inference.stream.sources.video import VideoFile, is_video_file
 __all__ = ["Context", "ImageFiles", "LiveStream", "Source", "VideoFile", "open_sources"]
 
 
-def open_sources(inputs: list[str], reconnects: int = 3) -> list[Source]:
+def open_sources(inputs: list[str], reconnects: int = 3, remote: bool = False) -> list[Source]:
     """One source per video or stream, one ``ImageFiles`` per run of image files, folders, globs and list files, in the
-    order given. A missing file, folder or camera is one line (``UserError``) before any work."""
+    order given. A missing file, folder or camera is one line (``UserError``) before any work; object-store URIs
+    (s3://...) only with ``remote`` (Ray reads them)."""
     sources: list[Source] = []
     images: list[str] = []
     for item in inputs:
         if is_live(item) or is_video_file(item):
             if images:
-                sources.append(ImageFiles(images))
+                sources.append(ImageFiles(images, remote))
                 images = []
             sources.append(LiveStream(item, reconnects) if is_live(item) else VideoFile(item))
         else:
             images.append(item)
     if images:
-        sources.append(ImageFiles(images))
+        sources.append(ImageFiles(images, remote))
     return sources

@@ -17,6 +17,12 @@ from mobilenetv2.inference.stream.frames import Frame, SourceEnd
 from mobilenetv2.inference.stream.sources.base import Context, Item, Source
 
 LIST_SUFFIXES = (".txt", ".lst")
+REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "abfs://", "az://", "hdfs://")
+
+
+def is_remote(item: str) -> bool:
+    """An object-store URI (s3://bucket/prefix/...): Ray Data lists and reads it."""
+    return item.startswith(REMOTE_SCHEMES)
 
 
 def walk(folder: Path) -> Iterator[Path]:
@@ -48,16 +54,21 @@ def is_list_file(item: str) -> bool:
 class ImageFiles(Source):
     """Files (kept whatever their extension, so that a bad one is reported), folders, globs and list files."""
 
-    def __init__(self, items: list[str]) -> None:
+    def __init__(self, items: list[str], remote: bool = False) -> None:
         for item in items:
-            if not (Path(item).exists() or glob.has_magic(item)):
+            if is_remote(item) and not remote:
+                raise UserError(f"{item}: object-store paths are read on a Ray cluster: add --ray")
+            if not (is_remote(item) or Path(item).exists() or glob.has_magic(item)):
                 raise UserError(f"{item}: no such file, folder or matching pattern")
         self.items = items
         self.name = " ".join(items)
         self._count: int | None = None
 
     def paths(self) -> Iterator[Path]:
+        """The local image files, in order (object-store URIs are Ray's to list)."""
         for item in self.items:
+            if is_remote(item):
+                continue
             path = Path(item)
             if path.is_dir():
                 yield from walk(path)
