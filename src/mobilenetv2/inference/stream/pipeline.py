@@ -69,7 +69,10 @@ class Pipeline:
         predictor.resolve(self.options.overrides)
         self.batch_size = self.options.batch_size or predictor.batch_size
         self.skip = skip or (lambda key: False)
-        self.pool = ThreadPoolExecutor(self.options.workers or default_workers(), thread_name_prefix="mobilenetv2-decode")
+        # torch ops in the decoding threads and around the model run on one thread each: OpenMP teams beside the
+        # engine's own threads spin against them (a softmax took 30x longer on 2 busy cores)
+        self.pool = ThreadPoolExecutor(self.options.workers or default_workers(), thread_name_prefix="mobilenetv2-decode",
+                                       initializer=torch.set_num_threads, initargs=(1,))
         self.pending: queue.Queue = queue.Queue(maxsize=2 * self.batch_size)
         self.out: queue.Queue = queue.Queue(maxsize=2)
         self.live_slots = threading.Semaphore(LIVE_IN_FLIGHT)
@@ -77,6 +80,8 @@ class Pipeline:
         self.threads: list[threading.Thread] = []
         self.tracker: Any = None
         self.stats: dict[str, SourceStats] = {}
+        # the model thread: the caller's torch threads when torch runs the model, else one
+        self.torch_threads = torch.get_num_threads() if predictor.backend == "torch" else 1
 
     # -- the caller's side ----------------------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Result | Failure | SourceEnd]:
@@ -196,6 +201,7 @@ class Pipeline:
 
     # -- the model thread: batches -> predictions -----------------------------------------------------------------------
     def run_model(self) -> None:
+        torch.set_num_threads(self.torch_threads)
         batch: list[Any] = []  # prepared frames, failures and ends, in input order
         inputs = 0
         while not self.stopping.is_set():
