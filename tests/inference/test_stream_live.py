@@ -4,6 +4,7 @@ camera that does not exist is one line."""
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -71,3 +72,26 @@ def test_a_missing_camera_is_one_line(tiny_checkpoint, capsys):
     assert main(["predict", str(tiny_checkpoint), "/dev/video97"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "/dev/video97: no such camera" in err[0]
+
+
+def test_ctrl_c_on_a_stream_still_reports_its_figures(mjpeg_server, square_detector, tmp_path):
+    from mobilenetv2.inference.stream import StreamOptions
+    from mobilenetv2.inference.stream.run import Outputs, run_prediction
+
+    run, calls = square_detector.logits_of_pixels, []
+
+    def interrupted(batch):  # the user presses Ctrl-C during the 8th batch
+        calls.append(1)
+        if len(calls) == 8:
+            raise KeyboardInterrupt
+        time.sleep(MODEL_MS / 1000)
+        return run(batch)
+
+    square_detector.logits_of_pixels = interrupted
+    out = tmp_path / "out"
+    report = run_prediction(square_detector, [LiveStream(mjpeg_server(frames=400, fps=200), reconnects=0)],
+                            StreamOptions(batch_size=8), Outputs(fmt=None, out=out, settings={"model": "square"}))
+    assert report.interrupted and report.done >= 7
+    (frames,) = (out / "videos").glob("*.jsonl")
+    summary = json.loads(frames.read_text().splitlines()[-1])["summary"]
+    assert summary["frames"] == report.done and summary["dropped"] > 0 and "latency_ms_p99" in summary

@@ -4,6 +4,7 @@ time stamp, track IDs that follow a moving object, an annotated video, and damag
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -87,3 +88,25 @@ def test_broken_video_is_one_line(square_detector, tmp_path, capsys):
     junk.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 200)
     ckpt_free = list(predict_stream(square_detector, str(junk)))
     assert isinstance(ckpt_free[0], Failure) and "junk.mp4: not a readable video" in ckpt_free[0].message
+
+
+def test_video_figures_frames_per_s_and_frames_in_file(square_video, square_detector):
+    run = square_detector.logits_of_pixels
+
+    def slow(batch):  # a model that takes 0.2 s a batch: 40 frames in one batch cannot run at more than 200 frames/s
+        time.sleep(0.2)
+        return run(batch)
+
+    square_detector.logits_of_pixels = slow
+    (end,) = [i for i in predict_stream(square_detector, str(square_video), batch_size=64) if isinstance(i, SourceEnd)]
+    assert end.summary["frames"] == 40 and 0 < end.summary["frames_per_s"] <= 200
+    (end,) = [i for i in predict_stream(square_detector, str(square_video), max_frames=10) if isinstance(i, SourceEnd)]
+    assert end.summary["frames"] == 10 and end.summary["frames_in_file"] == 40  # the file's frames, not those read
+
+
+def test_cli_video_without_a_declared_frame_count(make_square_video, tiny_checkpoint, tmp_path, capsys):
+    mkv = make_square_video(tmp_path / "square.mkv", 12)  # Matroska declares no frame count
+    with av.open(str(mkv)) as container:
+        assert not container.streams.video[0].frames
+    assert main(["predict", str(tiny_checkpoint), str(mkv), "--format", "jsonl"]) == 0
+    assert [json.loads(line)["frame"] for line in capsys.readouterr().out.splitlines()] == list(range(12))

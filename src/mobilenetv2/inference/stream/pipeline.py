@@ -80,6 +80,7 @@ class Pipeline:
         self.threads: list[threading.Thread] = []
         self.tracker: Any = None
         self.stats: dict[str, SourceStats] = {}
+        self.begun: dict[int, float] = {}  # id(source) -> when its first frame was asked for (its frames/s start there)
         # the model thread: the caller's torch threads when torch runs the model, else one
         self.torch_threads = torch.get_num_threads() if predictor.backend == "torch" else 1
 
@@ -151,6 +152,7 @@ class Pipeline:
             context = Context(self.predictor.decode_size, self.options.pictures, self.options.vid_stride,
                               self.options.max_frames, ordinal)
             frames = source.frames(context)
+            self.begun[id(source)] = time.perf_counter()
             while True:
                 if source.live and not self.wait(self.live_slots):  # a slot first: the frame taken is the newest
                     return
@@ -246,7 +248,9 @@ class Pipeline:
             result.extra["latency_ms"] = round(1000 * (time.perf_counter() - frame.arrived), 2)
             self.live_slots.release()
         if source.video:
-            self.stats.setdefault(source.name, SourceStats()).add(result)
+            if source.name not in self.stats:  # a stream's clock starts at its first frame's arrival (not its connection)
+                self.stats[source.name] = SourceStats(None if source.live else self.begun.get(id(source)))
+            self.stats[source.name].add(result)
             if self.tracker is None or self.tracker.source != source.name:
                 self.tracker = self.predictor.tracker(source.name, source.fps)
             if self.tracker is not None:

@@ -51,17 +51,19 @@ class RunReport:
 
 def count_inputs(sources: list[Source], done: Done, stride: int) -> tuple[int | None, int]:
     """(inputs to predict, of which already done): image files one pass over their names, videos their declared frames;
-    None when a live stream makes it endless."""
-    total, already = 0, 0
+    None when a live stream makes it endless or a video does not declare its frames (MKV and WebM often do not)."""
+    total: int | None = 0
+    already = 0
     for source in sources:
         if isinstance(source, ImageFiles):
             for path in source.paths():
-                total += 1
+                total = None if total is None else total + 1
                 already += str(path) in done
         elif source.live:
-            return None, already
+            total = None
         else:
-            total += -(-(source.count() or 0) // stride)
+            frames = source.count()
+            total = None if total is None or frames is None else total + -(-frames // stride)
     return total, already
 
 
@@ -113,12 +115,17 @@ def run_prediction(predictor: Any, sources: list[Source], options: StreamOptions
     only_images = all(isinstance(s, ImageFiles) for s in sources)
     progress = Progress(None if total is None else total - already, "images" if only_images else "frames",
                         outputs.log_interval)
-    batches = Pipeline(predictor, sources, options, skip).batches()
+    pipeline = Pipeline(predictor, sources, options, skip)
+    batches = pipeline.batches()
     try:
         for batch in batches:
             write_batch(batch, sinks, progress, report)
     except KeyboardInterrupt:
         report.interrupted = True
+        # Ctrl-C is how a camera or a stream is stopped: its figures (fps, dropped, latency) are still reported
+        ends = [pipeline.end_of(SourceEnd(s.name, pipeline.stats[s.name].frames, s.stats()))
+                for s in sources if s.live and s.name in pipeline.stats]
+        write_batch(ends, sinks, progress, report)
     finally:
         batches.close()
         for sink in sinks:

@@ -15,13 +15,15 @@ LATENCIES_KEPT = 10_000  # the percentiles of a long stream are those of its lat
 
 
 class SourceStats:
-    def __init__(self) -> None:
+    """``started``: when the source began giving frames (time.perf_counter()), the start of its frames/s."""
+
+    def __init__(self, started: float | None = None) -> None:
         self.frames = 0
-        self.started: float | None = None
+        self.started = started
         self.latencies: deque[float] = deque(maxlen=LATENCIES_KEPT)
 
     def add(self, result: Result) -> None:
-        self.started = self.started or time.perf_counter()
+        self.started = self.started or result.frame.arrived or time.perf_counter()
         self.frames += 1
         if "latency_ms" in result.extra:
             self.latencies.append(result.extra["latency_ms"])

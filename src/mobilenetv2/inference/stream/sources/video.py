@@ -89,13 +89,14 @@ class VideoFile(Source):
             stream.thread_type = "AUTO"  # FFmpeg's frame threads
             self.fps = float(stream.average_rate) if stream.average_rate else None
             self.declared = stream.frames or None
-            size, index, last_time = None, -1, None
+            size, index, last_time, stopped = None, -1, None, False
             try:
                 for frame in container.decode(stream):
                     index, last_time = index + 1, frame_time(frame)
                     if index % context.vid_stride:
                         continue
                     if context.max_frames is not None and done >= context.max_frames:
+                        stopped = True  # --max-frames: the file goes on
                         break
                     size = size or context.decode_size(frame.width, frame.height)
                     image, picture, original = to_arrays(frame, context, size)
@@ -110,4 +111,4 @@ class VideoFile(Source):
                 if short:
                     yield Failure(self.name, f"{self.name}: truncated video: {short}; the {done} frames predicted "
                                              "are kept")
-        yield SourceEnd(self.name, done, {"fps": self.fps, "frames_in_file": index + 1})
+        yield SourceEnd(self.name, done, {"fps": self.fps, "frames_in_file": self.declared if stopped else index + 1})
