@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from mobilenetv2.cli import main
+from mobilenetv2.errors import UserError
 from mobilenetv2.inference.stream import Failure, Result, SourceEnd, predict_stream
 from mobilenetv2.inference.stream.pipeline import StreamOptions
 from mobilenetv2.inference.stream.run import Outputs, run_prediction
@@ -110,3 +111,12 @@ def test_cli_video_without_a_declared_frame_count(make_square_video, tiny_checkp
         assert not container.streams.video[0].frames
     assert main(["predict", str(tiny_checkpoint), str(mkv), "--format", "jsonl"]) == 0
     assert [json.loads(line)["frame"] for line in capsys.readouterr().out.splitlines()] == list(range(12))
+
+
+def test_a_glob_of_videos_gives_each_video(make_square_video, square_detector, tmp_path):
+    for name in ("b.mp4", "a.mp4"):
+        make_square_video(tmp_path / name, 6)
+    ends = [i.source for i in predict_stream(square_detector, str(tmp_path / "*.mp4")) if isinstance(i, SourceEnd)]
+    assert ends == [str(tmp_path / "a.mp4"), str(tmp_path / "b.mp4")]
+    with pytest.raises(UserError, match="no video matches"):
+        predict_stream(square_detector, str(tmp_path / "*.mkv"))

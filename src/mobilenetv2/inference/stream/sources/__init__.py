@@ -3,6 +3,10 @@ files), video files and live streams (cameras, rtsp/http streams). ``open_source
 
 from __future__ import annotations
 
+import glob
+from pathlib import Path
+
+from mobilenetv2.errors import UserError
 from mobilenetv2.inference.stream.sources.base import Context, Source
 from mobilenetv2.inference.stream.sources.files import ImageFiles
 from mobilenetv2.inference.stream.sources.live import LiveStream, is_live
@@ -12,9 +16,10 @@ __all__ = ["Context", "ImageFiles", "LiveStream", "Source", "VideoFile", "open_s
 
 
 def open_sources(inputs: list[str], reconnects: int = 3, remote: bool = False) -> list[Source]:
-    """One source per video or stream, one ``ImageFiles`` per run of image files, folders, globs and list files, in the
-    order given. A missing file, folder or camera is one line (``UserError``) before any work; object-store URIs
-    (s3://...) only with ``remote`` (Ray reads them)."""
+    """One source per video or stream (a glob of videos, "clips/*.mp4", gives one per video it matches), one
+    ``ImageFiles`` per run of image files, folders, globs and list files, in the order given. A missing file, folder or
+    camera is one line (``UserError``) before any work; object-store URIs (s3://...) only with ``remote`` (Ray reads
+    them)."""
     sources: list[Source] = []
     images: list[str] = []
     for item in inputs:
@@ -22,7 +27,15 @@ def open_sources(inputs: list[str], reconnects: int = 3, remote: bool = False) -
             if images:
                 sources.append(ImageFiles(images, remote))
                 images = []
-            sources.append(LiveStream(item, reconnects) if is_live(item) else VideoFile(item))
+            if is_live(item):
+                sources.append(LiveStream(item, reconnects))
+            elif glob.has_magic(item) and not Path(item).exists():  # "clips/*.mp4": each video it matches
+                matches = sorted(q for q in glob.glob(item, recursive=True) if Path(q).is_file())
+                if not matches:
+                    raise UserError(f"{item}: no video matches this pattern")
+                sources += [VideoFile(q) for q in matches]
+            else:
+                sources.append(VideoFile(item))
         else:
             images.append(item)
     if images:
