@@ -20,6 +20,8 @@ EXTRAS = {
     "serve": "the HTTP model server",
     "mobile": "on-device formats: LiteRT (.tflite) export and int8, TensorFlow Lite Micro, Core ML packages",
     "openvino": "the OpenVINO backend and the OpenVINO IR format",
+    "stream": "videos, cameras and network streams (PyAV), tracks (trackers, supervision), Parquet output (pyarrow)",
+    "ray": "predict on a Ray cluster (Ray Data)",
 }
 
 

@@ -50,7 +50,7 @@ def test_predict_tiles_a_large_photo_and_writes_boxes(run, tmp_path, capsys):
     photo = tmp_path / "large.png"
     Image.fromarray(rng.integers(0, 256, (150, 230, 3), dtype=np.uint8)).save(photo)
     out = tmp_path / "pred"
-    assert main(["predict", str(run / "best.safetensors"), str(photo), "--out", str(out), "--format", "jsonl",
+    assert main(["predict", str(run / "best.safetensors"), str(photo), "--out", str(out), "--draw", "--format", "jsonl",
                  "--tile", "64", "--score-threshold", "0", "--max-detections", "7"]) == 0
     row = json.loads(capsys.readouterr().out)
     assert (row["width"], row["height"]) == (230, 150) and row["tiles"] == 5 * 3  # stride 48, last ones at the edges

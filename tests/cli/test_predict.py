@@ -79,9 +79,9 @@ def test_real_photos(shared_data, checkpoint, capsys):
     assert len(rows) == len(list(ants.glob("*.jpg"))) > 10
 
 
-def test_out_writes_a_picture_per_image_and_the_predictions(checkpoint, images, tmp_path, capsys):
+def test_out_draw_writes_a_picture_per_image_and_the_predictions(checkpoint, images, tmp_path, capsys):
     out = tmp_path / "pictures"
-    assert main(["predict", str(checkpoint), str(images / "*.png"), "--format", "jsonl", "--out", str(out)]) == 0
+    assert main(["predict", str(checkpoint), str(images / "*.png"), "--format", "jsonl", "--out", str(out), "--draw"]) == 0
     printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     pictures = sorted(out.glob("*.png"))
     assert len(pictures) == len(printed) > 0

@@ -42,7 +42,7 @@ def test_predict_writes_mask_overlay_and_fractions_at_any_size(run, tmp_path, ca
     for name, size in [("wide.png", (30, 70)), ("tall.jpg", (90, 41))]:
         Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(photos / name)
     out = tmp_path / "pred"
-    assert main(["predict", str(run / "best.safetensors"), str(photos), "--out", str(out), "--format", "jsonl"]) == 0
+    assert main(["predict", str(run / "best.safetensors"), str(photos), "--out", str(out), "--draw", "--format", "jsonl"]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert sorted((r["height"], r["width"]) for r in rows) == [(30, 70), (90, 41)]
     for r in rows:

@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import types
 
 import numpy as np
 import pytest
 
+from mobilenetv2.backends.base import RuntimeOptions
 from mobilenetv2.cli import main
 from mobilenetv2.errors import UserError
 from mobilenetv2.formats import auto, open_runtime
@@ -109,3 +111,20 @@ def test_a_backend_that_is_not_installed_is_skipped_and_named(tiny_onnx, cache, 
 def test_unknown_backends_are_one_line(tiny_onnx):
     with pytest.raises(UserError, match="unknown backend 'fastest'; allowed: torch, onnxruntime"):
         open_runtime(tiny_onnx, "fastest")
+
+
+def test_a_microcontroller_interpreter_is_no_candidate(tmp_path, cache, monkeypatch, caplog):
+    from mobilenetv2.backends import BACKENDS
+    from mobilenetv2.formats import FORMATS
+    from mobilenetv2.formats.auto import open_fastest
+
+    opened = []
+    caplog.set_level(logging.INFO, logger="mobilenetv2")
+
+    def open_file(path, entry, backend, options):
+        opened.append(backend)
+        return types.SimpleNamespace(backend=backend, precision="int8", selection=None)
+
+    assert not BACKENDS["tflm"].auto and "tflm" in FORMATS["tflite"].backends
+    runtime = open_fastest(tmp_path / "m.int8.tflite", FORMATS["tflite"], RuntimeOptions(), open_file)
+    assert opened == ["litert"] and runtime.selection["only"] and not caplog.records

@@ -15,13 +15,15 @@ from mobilenetv2.errors import UserError
 @dataclass(frozen=True)
 class BackendEntry:
     """A backend: its Runtime class ("module:Class"), the extra that installs it, and the format a checkpoint is
-    exported to when it is asked to run on this backend (None: it runs checkpoints itself, or cannot)."""
+    exported to when it is asked to run on this backend (None: it runs checkpoints itself, or cannot). ``auto``: whether
+    ``--backend auto`` times it (not a microcontroller's reference interpreter, which only ``--backend tflm`` runs)."""
 
     name: str
     runtime: str
     extra: str | None
     checkpoint_format: str | None
     description: str
+    auto: bool = True
 
     def runtime_class(self) -> type:
         module, cls = self.runtime.split(":")
@@ -37,7 +39,7 @@ BACKENDS: dict[str, BackendEntry] = {e.name: e for e in [
     BackendEntry("litert", "mobilenetv2.backends.litert:LiteRTRuntime", "interop", None,
                  "the LiteRT (TensorFlow Lite) interpreter, XNNPACK delegate, batch 1"),
     BackendEntry("tflm", "mobilenetv2.backends.tflm:TFLMRuntime", "mobile", None,
-                 "TensorFlow Lite Micro's interpreter (microcontrollers; full-integer .tflite files), batch 1"),
+                 "TensorFlow Lite Micro's interpreter (microcontrollers; full-integer .tflite files), batch 1", auto=False),
     BackendEntry("coreml", "mobilenetv2.backends.coreml:CoreMLRuntime", "mobile", None,
                  "Core ML through coremltools (macOS only; iOS apps run the .mlpackage themselves), batch 1"),
     BackendEntry("openvino", "mobilenetv2.backends.openvino:OpenVinoRuntime", "openvino", "openvino",

@@ -119,11 +119,11 @@ def score(times: tuple[float, float]) -> float:
     return times[0] + times[1]
 
 
-def open_candidates(path: Path, entry: FormatEntry, options: RuntimeOptions,
+def open_candidates(path: Path, entry: FormatEntry, candidates: list[str], options: RuntimeOptions,
                     open_file: Opener) -> tuple[dict[str, Runtime], list[str]]:
-    """Every backend of the format that opens the file, and a note for each that does not (not installed, refused)."""
+    """Every candidate backend that opens the file, and a note for each that does not (not installed, refused)."""
     runtimes, skipped = {}, []
-    for backend in entry.backends:
+    for backend in candidates:
         try:
             runtimes[backend] = open_file(path, entry, backend, options)
         except MissingExtraError as exc:
@@ -152,16 +152,20 @@ def bf16_hint(runtime: Runtime, backends: list[str]) -> str:
 
 def open_fastest(path: Path, entry: FormatEntry, options: RuntimeOptions, open_file: Opener) -> Runtime:
     """``path`` on the fastest of its format's backends here (timed now, or the cached choice), each opened with
-    ``open_file``; one log line."""
-    if len(entry.backends) == 1:
-        runtime = open_file(path, entry, entry.backends[0], options)
+    ``open_file``; one log line. Backends that are no candidates for speed (TFLM's reference kernels) are not timed."""
+    from mobilenetv2.backends import BACKENDS
+
+    candidates = [b for b in entry.backends if BACKENDS[b].auto]
+    if len(candidates) == 1:
+        runtime = open_file(path, entry, candidates[0], options)
         runtime.selection = {"by": "auto", "cached": False, "only": True}
-        log.info("backend auto for %s: %s, %s (the only backend of a %s)", path.name, runtime.backend,
-                 runtime.precision, entry.title)
+        # nothing was chosen, so nothing is said (the model card and runtime.backend still name it)
+        log.debug("backend auto for %s: %s, %s (the only candidate for a %s)", path.name, runtime.backend,
+                  runtime.precision, entry.title)
         return runtime
     key = cache_key(path, entry, options)
     cached = read_cache().get(key)
-    if isinstance(cached, dict) and cached.get("backend") in entry.backends:
+    if isinstance(cached, dict) and cached.get("backend") in candidates:
         runtime = open_file(path, entry, cached["backend"], options)
         runtime.selection = {"by": "auto", "cached": True, **{k: cached.get(k) for k in ("times", "batch", "timed")}}
         log.info("backend auto for %s: %s, %s (cached choice, timed %s: %s; %s threads; %s)%s", path.name,
@@ -169,7 +173,7 @@ def open_fastest(path: Path, entry: FormatEntry, options: RuntimeOptions, open_f
                  describe_times(cached.get("times", {}), cached.get("batch", 8)), options.threads or "default",
                  cache_path(), bf16_hint(runtime, list(entry.backends)))
         return runtime
-    runtimes, skipped = open_candidates(path, entry, options, open_file)
+    runtimes, skipped = open_candidates(path, entry, candidates, options, open_file)
     times = time_runtimes(runtimes) if len(runtimes) > 1 else {name: (float("nan"),) * 2 for name in runtimes}
     best = min(runtimes, key=lambda name: score(times[name]) if len(runtimes) > 1 else 0.0)
     for name, runtime in runtimes.items():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,7 +38,16 @@ class Classifier(Predictor):
             probs = (probs + self.logits(batch.flip(-1)).softmax(dim=1)) / 2
         return probs
 
-    def prepare(self, image: ImageInput, **overrides: Any) -> tuple[torch.Tensor, bool]:
+    def decode_size(self, width: int, height: int) -> tuple[int, int]:
+        """Squashed: the input size; cropped: the size the short side is resized to (never above the image's own)."""
+        pre = self.preprocessing
+        if pre.resize_mode == "squash":
+            return min(width, pre.input_size), min(height, pre.input_size)
+        scale = min(1.0, pre.resize_size / min(width, height))
+        return math.ceil(width * scale), math.ceil(height * scale)
+
+    def prepare(self, image: ImageInput, *, original_size: tuple[int, int] | None = None,
+                **overrides: Any) -> tuple[torch.Tensor, bool]:
         """The image's input (and its mirror image with ``tta``), resized; the state says whether TTA is on."""
         tta = self.resolve(overrides)["tta"]
         pixels = self.pixels(image)[None]

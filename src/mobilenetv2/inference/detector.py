@@ -10,7 +10,7 @@ import torch
 
 from mobilenetv2.data.detection.tiles import tile_windows
 from mobilenetv2.errors import UserError
-from mobilenetv2.inference.images import ImageInput, to_pil
+from mobilenetv2.inference.images import ImageInput, size_of, to_pil, to_transformable
 from mobilenetv2.inference.predictor import Predictor
 from mobilenetv2.spec import Preprocessing
 
@@ -64,13 +64,29 @@ class Detector(Predictor):
     def tile_overlap(self) -> float:
         return self.settings["tile_overlap"]
 
-    def prepare(self, image: ImageInput, **overrides: Any) -> tuple[torch.Tensor, tuple[list, tuple[int, int]]]:
+    def decode_size(self, width: int, height: int) -> tuple[int, int]:
+        """The input size when the image is not cut into tiles (it is squashed to it), else its own size."""
+        if len(tile_windows(width, height, self.tile, self.tile_overlap)) > 1:
+            return width, height
+        size = self.preprocessing.input_size
+        return min(width, size), min(height, size)
+
+    def prepare(self, image: ImageInput, *, original_size: tuple[int, int] | None = None,
+                **overrides: Any) -> tuple[torch.Tensor, tuple[list, tuple[int, int]]]:
         """The image's inputs: its tiles (or the whole image), each resized to the model's input."""
         options = self.resolve(overrides)
+        image = to_transformable(image)
+        height, width = size_of(image)
+        width, height = original_size or (width, height)
+        windows = tile_windows(width, height, options["tile"] or None, options["tile_overlap"])
+        if len(windows) == 1:  # the whole image, as it came (a uint8 tensor is resized in uint8, without PIL)
+            return self.to_pixels(image).as_subclass(torch.Tensor)[None], (windows, (width, height))
+        if size_of(image) != (height, width):
+            raise UserError(f"an image cut into tiles must come at its own size {width}x{height}, not "
+                            f"{size_of(image)[1]}x{size_of(image)[0]} (see Detector.decode_size)")
         image = to_pil(image)
-        windows = tile_windows(image.width, image.height, options["tile"] or None, options["tile_overlap"])
         pixels = [self.to_pixels(image.crop(w)).as_subclass(torch.Tensor) for w in windows]
-        return torch.stack(pixels), (windows, (image.width, image.height))
+        return torch.stack(pixels), (windows, (width, height))
 
     def finish(self, outputs: torch.Tensor, state: tuple[list, tuple[int, int]], **overrides: Any):
         """The image's detections in its pixels: each tile's, moved into place, merged by NMS."""
@@ -83,6 +99,12 @@ class Detector(Predictor):
                  for det, window in zip(decode(outputs, options["score_threshold"]), windows)]
         det = merge(parts, max_detections=options["max_detections"])
         return DetectionPrediction.from_detections(det, self.class_names, width, height, None, len(windows))
+
+    def tracker(self, source: str, frame_rate: float | None) -> Any:
+        """ByteTrack across the frames of a video: each detection's track ID, and the count of distinct objects."""
+        from mobilenetv2.inference.stream.tracking import ByteTracks
+
+        return ByteTracks(source, frame_rate, self.settings["score_threshold"])
 
     def predict(self, images: ImageInput | Sequence[ImageInput], batch_size: int = 16,
                 score_threshold: float | None = None, max_detections: int | None = None) -> list:

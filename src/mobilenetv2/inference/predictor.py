@@ -156,14 +156,27 @@ class Predictor(ABC):
         """``logits`` of a batch of ``prepare`` inputs (resized, not yet normalised): normalised here, in one op."""
         return self.logits(self.normalize(batch))
 
+    def decode_size(self, width: int, height: int) -> tuple[int, int]:
+        """The smallest size at which an image of ``width`` x ``height`` may reach ``prepare`` (a JPEG decoded in draft
+        mode, a video frame scaled by its decoder) and give the same model inputs up to resampling; by default its own.
+        ``prepare`` then takes ``original_size=(width, height)``: the predictions stay in the image's own pixels."""
+        return width, height
+
     @abstractmethod
-    def prepare(self, image: ImageInput, **overrides: Any) -> tuple[torch.Tensor, Any]:
+    def prepare(self, image: ImageInput, *, original_size: tuple[int, int] | None = None,
+                **overrides: Any) -> tuple[torch.Tensor, Any]:
         """One image -> its model inputs [k, C, S, S] (resized, not normalised) and what ``finish`` needs; a server
-        batches the inputs of many requests through ``logits_of_pixels`` and gives each its share of the outputs."""
+        batches the inputs of many requests through ``logits_of_pixels`` and gives each its share of the outputs.
+        ``original_size`` (width, height): the image's own size when it comes decoded smaller (see ``decode_size``)."""
 
     @abstractmethod
     def finish(self, outputs: torch.Tensor, state: Any, **overrides: Any) -> Any:
         """The prediction of one image from the outputs of its ``prepare`` inputs."""
+
+    def tracker(self, source: str, frame_rate: float | None) -> Any:
+        """What follows objects across the frames of a video (``update(prediction, time) -> extra fields``), or None
+        when this task has no objects to follow."""
+        return None
 
     def run_predictions(self, images: ImageInput | Sequence[ImageInput], batch_size: int | None,
                         overrides: dict[str, Any]) -> list[Any]:

@@ -34,11 +34,18 @@ class Segmenter(Predictor):
             raise UserError(f"top_k must be >= 1, got {value}")
         return int(value) if name == "top_k" else bool(value)
 
-    def prepare(self, image: ImageInput, **overrides: Any) -> tuple[torch.Tensor, tuple[tuple[int, int], bool]]:
+    def decode_size(self, width: int, height: int) -> tuple[int, int]:
+        """The input size (each image is squashed to it; the mask comes back at the image's own size)."""
+        size = self.preprocessing.input_size
+        return min(width, size), min(height, size)
+
+    def prepare(self, image: ImageInput, *, original_size: tuple[int, int] | None = None,
+                **overrides: Any) -> tuple[torch.Tensor, tuple[tuple[int, int], bool]]:
         tta = self.resolve(overrides)["tta"]
         image = to_transformable(image)
         pixels = self.to_pixels(image).as_subclass(torch.Tensor)[None]
-        return (torch.cat([pixels, pixels.flip(-1)]) if tta else pixels), (size_of(image), tta)
+        size = size_of(image) if original_size is None else (original_size[1], original_size[0])
+        return (torch.cat([pixels, pixels.flip(-1)]) if tta else pixels), (size, tta)
 
     def finish(self, outputs: torch.Tensor, state: tuple[tuple[int, int], bool], **overrides: Any):
         """The mask at the image's size and the class fractions, from the logits of its input (and of its mirror)."""

@@ -37,8 +37,8 @@ def decode(outputs: torch.Tensor, score_threshold: float = SCORE_THRESHOLD, nms_
     for boxes, logits in zip(outputs[..., :4].float(), outputs[..., 4:].float()):
         scores = logits.softmax(-1)[:, 1:]
         boxes = boxes.clamp(0, 1)
-        keep_boxes, keep_scores, keep_labels = [], [], []
-        for cls in range(scores.shape[1]):
+        keep_boxes, keep_scores, keep_labels = [boxes[:0]], [scores[:0, 0]], [torch.zeros(0, dtype=torch.long)]
+        for cls in torch.nonzero((scores > score_threshold).any(0)).flatten().tolist():  # classes with a candidate
             score = scores[:, cls]
             index = torch.nonzero(score > score_threshold).squeeze(1)
             if len(index) > CANDIDATES_PER_CLASS:

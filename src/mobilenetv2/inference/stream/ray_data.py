@@ -1,0 +1,207 @@
+"""Prediction beyond one machine on Ray Data: the image files are read as a Ray dataset (``read_binary_files``),
+``map_batches`` runs them through an actor pool of predictors (each actor opens the model once, on any backend,
+and decodes, resizes and predicts exactly as ``predict`` does on one machine), and the results stream back to the
+driver, which writes the same files as ``predict`` (JSONL ledger, CSV, Parquet, stdout) and resumes the same way.
+
+    ray.init(address="auto")            # or ray://HEAD:10001; none: a Ray instance on this machine
+    predict_on_ray("model.onnx", open_sources(["photos/"]), Outputs(out=Path("preds")))
+
+Every node needs ``pip install 'mobilenetv2[ray]'`` and the images at the same paths (a shared file system) or on
+an object store Ray reads (``s3://bucket/photos/``, ``gs://...``); the model file is shipped through Ray's object store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mobilenetv2.data.images import BadImageError
+from mobilenetv2.errors import UserError
+from mobilenetv2.extras import require
+from mobilenetv2.inference.stream.frames import Failure, Frame, Result
+from mobilenetv2.inference.stream.progress import Progress
+from mobilenetv2.inference.stream.resume import LEDGER, Done, check_settings
+from mobilenetv2.inference.stream.run import Outputs, RunReport, build_sinks, log, write_batch
+from mobilenetv2.inference.stream.sources import ImageFiles, Source
+from mobilenetv2.inference.stream.sources.files import is_remote
+
+
+@dataclass
+class Shipped:
+    """A prediction as it comes back from an actor: its JSON record, CSV rows and table row."""
+
+    record: dict[str, Any]
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any]
+    source: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return self.record
+
+
+class ShippedTask:
+    """What the driver's sinks ask of the task, answered from what the actors computed."""
+
+    def prediction_rows(self, prediction: Shipped) -> list[dict[str, Any]]:
+        return prediction.rows
+
+    def prediction_summary(self, prediction: Shipped) -> dict[str, Any]:
+        return prediction.summary
+
+
+class BatchPredictor:
+    """A Ray actor: opens the model once, then batches of {path, bytes} -> {image, record, rows, summary, error}."""
+
+    def __init__(self, model: dict[str, bytes], name: str, backend: str | None, threads: int | None,
+                 options: dict[str, Any], labels: str | None = None) -> None:
+        from mobilenetv2.inference import load_predictor
+
+        self.folder = tempfile.TemporaryDirectory(prefix="mobilenetv2-ray-")
+        for file_name, data in model.items():
+            Path(self.folder.name, file_name).write_bytes(data)
+        self.predictor = load_predictor(Path(self.folder.name, name), backend=backend, threads=threads, spin=False,
+                                        labels=str(Path(self.folder.name, labels)) if labels else None)
+        self.predictor.configure(**options)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        from mobilenetv2.inference.stream.decode import as_tensor, read_image
+
+        p, prepared, errors = self.predictor, [], {}
+        for i, (path, data) in enumerate(zip(batch["path"], batch["bytes"])):
+            try:
+                array, full = read_image(bytes(data), str(path), p.decode_size)
+            except BadImageError as exc:
+                errors[i] = str(exc)
+                continue
+            original = full if full != (array.shape[1], array.shape[0]) else None
+            prepared.append((i, *p.prepare(as_tensor(array), original_size=original)))
+        outputs = p.logits_of_pixels(torch.cat([x for _, x, _ in prepared]).contiguous()) if prepared else None
+        records, rows, summaries = [""] * len(batch["path"]), [""] * len(batch["path"]), [""] * len(batch["path"])
+        offset = 0
+        for i, pixels, state in prepared:
+            prediction = p.finish(outputs[offset:offset + len(pixels)], state)
+            offset += len(pixels)
+            prediction.source = str(batch["path"][i])
+            records[i] = json.dumps(prediction.to_json())
+            rows[i] = json.dumps(p.task.prediction_rows(prediction))
+            summaries[i] = json.dumps(p.task.prediction_summary(prediction))
+        error = [errors.get(i, "") for i in range(len(batch["path"]))]
+        return {"image": np.asarray([str(x) for x in batch["path"]]), "record": np.asarray(records),
+                "rows": np.asarray(rows), "summary": np.asarray(summaries), "error": np.asarray(error)}
+
+
+def model_files(model: str | os.PathLike[str]) -> tuple[dict[str, bytes], str]:
+    """The model file (a run folder's checkpoint) and what travels with it (an IR's .bin, a .pte's or .tflite's
+    metadata JSON), as bytes to ship to the actors."""
+    from mobilenetv2.formats import entry_of, get_format
+    from mobilenetv2.weights.checkpoint import resolve_checkpoint_path
+
+    path = Path(model)
+    entry = entry_of(path)
+    if entry.folder:
+        raise UserError(f"--ray ships the model's files to the workers, and {path.name} is a folder "
+                        f"({entry.title}): give --ray a single-file format (.onnx, .xml, .tflite, .pte, a checkpoint)")
+    path = resolve_checkpoint_path(path) if path.is_dir() else path
+    files = {p.name: p.read_bytes() for p in get_format(entry.name).outputs(path) if p.is_file()}
+    sidecar = path.with_name(path.name + ".json")
+    if sidecar.is_file():
+        files[sidecar.name] = sidecar.read_bytes()
+    return files, path.name
+
+
+def image_paths(sources: list[Source], done: Done) -> list[str]:
+    """The files to predict: local files, folders, globs and list files expanded (those done skipped); object-store
+    URIs (s3://...) as they are, for Ray to list."""
+    paths: list[str] = []
+    for source in sources:
+        if not isinstance(source, ImageFiles):
+            raise UserError(f"--ray predicts image files; predict {source.name} without --ray")
+        paths += [item for item in source.items if is_remote(item)]
+        paths += [str(p) for p in source.paths() if str(p) not in done]
+    return paths
+
+
+def connect(address: str | None) -> Any:
+    """Ray, connected to the cluster at ``address`` (None: the Ray instance running on this machine, else a new one;
+    "local": always a new one), unless the caller has initialised it already; Ray Data's progress lines are left to
+    our progress."""
+    import logging
+
+    ray = require("ray", "ray")
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.execution_options.preserve_order = True  # results in input order, as on one machine
+    return ray
+
+
+def predict_on_ray(model: str | os.PathLike[str], sources: list[Source], outputs: Outputs, *, address: str | None = None,
+                   actors: int | None = None, batch_size: int = 32, backend: str | None = None,
+                   threads: int | None = None, options: dict[str, Any] | None = None,
+                   labels: str | os.PathLike[str] | None = None) -> RunReport:
+    """Predict image files on a Ray cluster (``address``; None or "local": a Ray instance on this machine, or the one
+    already initialised), an actor pool of ``actors`` predictors each on ``threads`` CPU threads; the results go to the
+    same files as ``predict`` (``outputs``) and a rerun resumes. ``labels``: a class-name file shipped with the model."""
+    if outputs.draw:
+        raise UserError("--ray writes predictions, not pictures: drop --draw, or run without --ray")
+    done = Done()
+    if outputs.out is not None:
+        check_settings(outputs.out, outputs.settings, outputs.overwrite)
+        done = Done.of_ledger(outputs.out / LEDGER)
+    paths = image_paths(sources, done)
+    report = RunReport(skipped=len(done))
+    if not paths:
+        return report
+    ray = connect(address)
+    files, name = model_files(model)
+    labels_name = None
+    if labels is not None:
+        labels_name = "labels-" + Path(labels).name
+        files[labels_name] = Path(labels).read_bytes()
+    threads = threads or 1
+    actors = actors or max(1, int(ray.cluster_resources().get("CPU", 1) // threads))
+    # reading is I/O: it takes no CPU slot, so that a pool using every CPU still gets its images
+    dataset = ray.data.read_binary_files(paths, include_paths=True, num_cpus=0).map_batches(
+        BatchPredictor, fn_constructor_kwargs={"model": files, "name": name, "backend": backend, "threads": threads,
+                                               "options": dict(options or {}), "labels": labels_name},
+        batch_size=batch_size, concurrency=actors, num_cpus=threads, batch_format="numpy")
+    sinks = build_sinks(ShippedTask(), "shipped", sources, outputs, done, 1)
+    progress = Progress(len(paths), "images", outputs.log_interval)
+    given = {os.path.abspath(p): p for p in paths if not is_remote(p)}  # Ray gives absolute paths
+    try:
+        for batch in dataset.iter_batches(batch_size=batch_size, batch_format="numpy"):
+            write_batch(shipped_items(batch, given), sinks, progress, report)
+    finally:
+        for sink in sinks:
+            sink.close()
+    report.done, report.failed = progress.done, progress.failed
+    log.info("predict on Ray (%d actors): %s", actors, progress.close())
+    return report
+
+
+def shipped_items(batch: dict[str, np.ndarray], given: dict[str, str]) -> list[Result | Failure]:
+    """A batch of the actors' answers as the pipeline's items, named by the paths as the user gave them."""
+    items: list[Result | Failure] = []
+    for image, record, rows, summary, error in zip(batch["image"], batch["record"], batch["rows"], batch["summary"],
+                                                   batch["error"]):
+        image = given.get(str(image), str(image))
+        if error:
+            items.append(Failure(image, str(error), key=image))
+            continue
+        record, rows, summary = json.loads(record), json.loads(rows), json.loads(summary)
+        record["image"] = image
+        for row in rows:
+            row["image"] = image
+        summary["image"] = image
+        items.append(Result(Frame(key=image, source=image, ordinal=0), Shipped(record, rows, summary, image)))
+    return items

@@ -1,0 +1,55 @@
+"""``predictions.csv``: the task's rows of each image (top-k labels, boxes, class fractions), appended batch by batch,
+written before the ledger's line so that a resumed run can cut rows of a batch the ledger never got."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from mobilenetv2.inference.stream.sinks.base import Item, Sink, image_results
+
+NAME = "predictions.csv"
+
+
+def trim_to(path: Path, done: Any) -> None:
+    """Keep the rows of images the ledger holds (``done``): the rows after them belong to a batch it never got."""
+    with open(path, newline="", encoding="utf-8") as f:
+        header = f.readline()
+        keep, position = len(header.encode()), len(header.encode())
+        for line in iter(f.readline, ""):
+            position += len(line.encode())
+            if next(csv.reader([line]), [None])[0] in done:
+                keep = position
+    with open(path, "rb+") as f:
+        f.truncate(keep)
+
+
+class CsvSink(Sink):
+    def __init__(self, out: Path, task: Any, done: Any) -> None:
+        self.path, self.task = out / NAME, task
+        exists = self.path.is_file() and self.path.stat().st_size > 0
+        if exists:
+            trim_to(self.path, done)
+            with open(self.path, newline="", encoding="utf-8") as f:
+                self.fields: list[str] | None = next(csv.reader(f), None)
+        else:
+            self.fields = None
+        self.file = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115 - open for the whole run
+
+    def write(self, batch: list[Item]) -> None:
+        rows = [row for r in image_results(batch) for row in self.task.prediction_rows(r.prediction)]
+        if not rows:
+            return
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=self.fields or list(rows[0]), lineterminator="\n", extrasaction="ignore")
+        if self.fields is None:
+            writer.writeheader()
+            self.fields = list(rows[0])
+        writer.writerows(rows)
+        self.file.write(buffer.getvalue())
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
