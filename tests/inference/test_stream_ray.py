@@ -24,7 +24,7 @@ def local_ray():
     ray.shutdown()
 
 
-def test_ray_gives_the_one_machine_predictions(local_ray, tiny_checkpoint, tmp_path, capsys):
+def test_ray_gives_the_one_machine_predictions(local_ray, tiny_checkpoint, tmp_path, capsys, caplog):
     folder = tmp_path / "images"
     (folder / "sub").mkdir(parents=True)
     rng = np.random.default_rng(3)
@@ -45,6 +45,15 @@ def test_ray_gives_the_one_machine_predictions(local_ray, tiny_checkpoint, tmp_p
     # a rerun on Ray resumes: nothing new is predicted, the broken file is tried again
     assert main(["predict", str(tiny_checkpoint), str(folder), "--out", str(there), "--format", "jsonl", "--ray"]) == 1
     assert capsys.readouterr().out == "" and len((there / "predictions.jsonl").read_text().splitlines()) == 14
+    assert "resuming: 14 of 15 done" in caplog.text
+
+
+def test_ray_client_addresses_are_one_line(tiny_checkpoint, tmp_path, capsys):
+    image = tmp_path / "a.png"
+    Image.fromarray(np.zeros((40, 40, 3), dtype=np.uint8)).save(image)
+    assert main(["predict", str(tiny_checkpoint), str(image), "--ray", "ray://127.0.0.1:10001"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Ray Data does not run through Ray Client" in err[0] and "--ray auto" in err[0]
 
 
 def test_the_model_travels_with_its_companions_and_a_folder_model_is_one_line(tmp_path):

@@ -57,8 +57,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--log-interval", type=float, default=10.0, metavar="S",
                    help="seconds between progress lines when stderr is not a terminal (default 10)")
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                   help="predict the image files on a Ray cluster (Ray Data, an actor pool of predictors): ADDRESS "
-                        "of the cluster ('auto', 'ray://HOST:10001'), or none for a Ray instance on this machine")
+                   help="predict the image files on a Ray cluster (Ray Data, an actor pool of predictors), run from "
+                        "a node of the cluster: ADDRESS 'auto' or HOST:6379, or none for a Ray instance on this machine "
+                        "(Ray Client, ray://, cannot run Ray Data)")
     p.add_argument("--ray-actors", type=int, default=None, metavar="N",
                    help="with --ray: predictors in the actor pool (default: the cluster's CPUs / --threads)")
     return p

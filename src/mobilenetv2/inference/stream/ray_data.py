@@ -3,7 +3,7 @@
 and decodes, resizes and predicts exactly as ``predict`` does on one machine), and the results stream back to the
 driver, which writes the same files as ``predict`` (JSONL ledger, CSV, Parquet, stdout) and resumes the same way.
 
-    ray.init(address="auto")            # or ray://HEAD:10001; none: a Ray instance on this machine
+    ray.init(address="auto")            # on a node of the cluster; none: a Ray instance on this machine
     predict_on_ray("model.onnx", open_sources(["photos/"]), Outputs(out=Path("preds")))
 
 Every node needs ``pip install 'mobilenetv2[ray]'`` and the images at the same paths (a shared file system) or on
@@ -117,27 +117,37 @@ def model_files(model: str | os.PathLike[str]) -> tuple[dict[str, bytes], str]:
     return files, path.name
 
 
-def image_paths(sources: list[Source], done: Done) -> list[str]:
-    """The files to predict: local files, folders, globs and list files expanded (those done skipped); object-store
-    URIs (s3://...) as they are, for Ray to list."""
+def image_paths(sources: list[Source], done: Done) -> tuple[list[str], int]:
+    """The files to predict: local files, folders, globs and list files expanded (those done skipped: their count comes
+    second); object-store URIs (s3://...) as they are, for Ray to list."""
     paths: list[str] = []
+    skipped = 0
     for source in sources:
         if not isinstance(source, ImageFiles):
             raise UserError(f"--ray predicts image files; predict {source.name} without --ray")
         paths += [item for item in source.items if is_remote(item)]
-        paths += [str(p) for p in source.paths() if str(p) not in done]
-    return paths
+        for path in map(str, source.paths()):
+            if path in done:
+                skipped += 1
+            else:
+                paths.append(path)
+    return paths, skipped
 
 
 def connect(address: str | None) -> Any:
-    """Ray, connected to the cluster at ``address`` (None: the Ray instance running on this machine, else a new one;
-    "local": always a new one), unless the caller has initialised it already; Ray Data's progress lines are left to
-    our progress."""
+    """Ray, connected to the cluster at ``address`` ("auto" or HOST:PORT, from a node of the cluster; None: the Ray
+    instance running on this machine, else a new one; "local": always a new one), unless the caller has initialised
+    it already; Ray Data's own progress lines are left to our progress."""
     import logging
 
     ray = require("ray", "ray")
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = "a Ray instance on this machine" if address in (None, "local") else f"the Ray cluster at {address}"
+            raise UserError(f"cannot connect to {where}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") \
+                from None
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False
@@ -152,14 +162,19 @@ def predict_on_ray(model: str | os.PathLike[str], sources: list[Source], outputs
     """Predict image files on a Ray cluster (``address``; None or "local": a Ray instance on this machine, or the one
     already initialised), an actor pool of ``actors`` predictors each on ``threads`` CPU threads; the results go to the
     same files as ``predict`` (``outputs``) and a rerun resumes. ``labels``: a class-name file shipped with the model."""
+    if address and address.startswith("ray://"):  # Ray Data's executor needs a driver on a node of the cluster
+        raise UserError(f"--ray {address}: Ray Data does not run through Ray Client (ray://); run predict on a node of "
+                        "the cluster with --ray auto (over ssh, or as a Ray job)")
     if outputs.draw:
         raise UserError("--ray writes predictions, not pictures: drop --draw, or run without --ray")
     done = Done()
     if outputs.out is not None:
         check_settings(outputs.out, outputs.settings, outputs.overwrite)
         done = Done.of_ledger(outputs.out / LEDGER)
-    paths = image_paths(sources, done)
-    report = RunReport(skipped=len(done))
+    paths, skipped = image_paths(sources, done)
+    if skipped:
+        log.info("resuming: %s of %s done (%s)", f"{skipped:,}", f"{skipped + len(paths):,}", outputs.out / LEDGER)
+    report = RunReport(skipped=skipped)
     if not paths:
         return report
     ray = connect(address)
