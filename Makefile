@@ -1,19 +1,26 @@
-# `make setup` builds .venv; `make train` runs the main job; `make test` runs the whole test suite.
+# `make train` runs the main job on a lean set-up (the core and plots); `make test` (or `make setup`) installs
+# everything (every extra: LiteRT, OpenVINO, Ray, ... so that their tests run) and runs the whole test suite.
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup train test lint
+.PHONY: setup setup-core train test lint
 
-$(VENV)/.done: pyproject.toml requirements.txt
+$(VENV)/.core: pyproject.toml requirements.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -e '.[plots]'
+	touch $@
+
+$(VENV)/.done: $(VENV)/.core
 	$(PY) -m pip install -q -e '.[all,dev]'
 	touch $@
 
+setup-core: $(VENV)/.core
+
 setup: $(VENV)/.done
 
-train: setup
+train: setup-core
 	$(VENV)/bin/mobilenetv2 train
 
 test: setup

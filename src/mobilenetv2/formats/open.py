@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mobilenetv2.errors import UserError
-from mobilenetv2.formats.auto import open_fastest
 from mobilenetv2.formats.registry import FormatEntry, entry_of, get_format
 
 if TYPE_CHECKING:
@@ -51,6 +50,8 @@ def open_runtime(source: str | os.PathLike[str] | Checkpoint, backend: str | Non
 
         return open_checkpoint_on(load_checkpoint(path), wanted if wanted not in (None, AUTO) else "torch", options, precision)
     if wanted == AUTO:
+        from mobilenetv2.formats.auto import open_fastest  # numpy and torch: only when auto runs
+
         return open_fastest(path, entry, options, open_file)
     if wanted is not None and wanted not in entry.backends:
         raise UserError(f"{path}: a {entry.title} runs on --backend {' or '.join(entry.backends)}, not {wanted}")
