@@ -29,13 +29,22 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
+def _staging_folder(target: Path) -> Iterator[Path]:
+    """A hidden folder beside ``target`` (same file system: its contents can take their names by rename), removed after."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
 def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a path of the same name inside a private folder beside ``path``; on success the folder written there
     replaces ``path`` (an older one is moved aside first and removed after), on failure everything is removed."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    private = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
+    with _staging_folder(target) as private:
         written = private / target.name
         yield written
         if not written.is_dir():
@@ -43,8 +52,6 @@ def atomic_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
         if target.exists():
             os.replace(target, private / ".previous")
         os.replace(written, target)
-    finally:
-        shutil.rmtree(private, ignore_errors=True)
 
 
 @contextlib.contextmanager
@@ -54,9 +61,7 @@ def atomic_files(path: str | os.PathLike[str], companions: Sequence[str] = ()) -
     its companions; on success the companions take their names first and the file last (a reader that finds the file
     finds them complete), on failure nothing is left."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    try:
+    with _staging_folder(target) as folder:
         staged = folder / target.name
         yield staged
         for suffix in (*companions, None):
@@ -65,8 +70,6 @@ def atomic_files(path: str | os.PathLike[str], companions: Sequence[str] = ()) -
                 os.fsync(f.fileno())
             os.chmod(source, 0o666 & ~_umask())
             os.replace(source, final)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

@@ -111,9 +111,6 @@ def model_files(model: str | os.PathLike[str]) -> tuple[dict[str, bytes], str]:
                         f"({entry.title}): give --ray a single-file format (.onnx, .xml, .tflite, .pte, a checkpoint)")
     path = resolve_checkpoint_path(path) if path.is_dir() else path
     files = {p.name: p.read_bytes() for p in get_format(entry.name).outputs(path) if p.is_file()}
-    sidecar = path.with_name(path.name + ".json")
-    if sidecar.is_file():
-        files[sidecar.name] = sidecar.read_bytes()
     return files, path.name
 
 
