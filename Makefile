@@ -1,9 +1,10 @@
 # `make train` runs the main job on a lean set-up (the core and plots); `make test` (or `make setup`) installs
-# everything (every extra: LiteRT, OpenVINO, Ray, ... so that their tests run) and runs the whole test suite.
+# everything (every extra: LiteRT, OpenVINO, Ray, ... so that their tests run) and runs the whole test suite;
+# `make check` is the fast lane (ruff + the tests not marked slow).
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup setup-core train test lint
+.PHONY: setup setup-core train test check docs lint
 
 $(VENV)/.core: pyproject.toml requirements.txt
 	python3 -m venv $(VENV)
@@ -26,6 +27,11 @@ train: setup-core
 test: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
+
+# the fast lane: ruff and every test not marked slow
+check: setup
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest -m "not slow"
 
 lint: setup
 	$(VENV)/bin/ruff check .
