@@ -4,7 +4,8 @@ Commands: each ``mobilenetv2 ...`` line of a ```bash / ```console / ```sh fence 
 ``README.md`` (backslash continuations joined, a ``$ `` prompt and ``VAR=value`` prefixes stripped, comments and
 output lines skipped) goes through the real parser, ``build_parser().parse_args``. Python examples: each ```python
 fence in ``docs/`` runs in a fresh namespace in a temporary folder, unless the line before it is
-``<!-- no-run: reason -->``.
+``<!-- no-run: reason -->`` (skipped with the reason); ``<!-- slow: reason -->`` marks one that trains a model
+``slow``, so that ``make check`` leaves it to ``make test``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ README = REPO / "README.md"
 SHELL_LANGS = {"bash", "console", "sh", "shell"}
 FENCE = re.compile(r"^(?P<indent>\s*)(?P<ticks>```+)\s*(?P<lang>[\w+-]*)")
 NO_RUN = re.compile(r"<!--\s*no-run:\s*(?P<reason>.+?)\s*-->")
+SLOW = re.compile(r"<!--\s*slow:\s*(?P<reason>.+?)\s*-->")  # runs, but only outside `make check` (it trains)
 OPERATORS = {"|", "||", "&&", ";", ">", ">>", "<", "&"}
 ENV_PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 MIN_COMMANDS = 80  # the docs hold far more; fewer means the scanner broke, not that the docs shrank
@@ -135,6 +137,8 @@ def python_examples() -> list[Block]:
 
 COMMANDS = documented_commands()
 EXAMPLES = python_examples()
+EXAMPLE_PARAMS = [pytest.param(b, id=f"{b.path.relative_to(REPO)}:{b.line}",
+                               marks=[pytest.mark.slow] if SLOW.search(b.before) else []) for b in EXAMPLES]
 
 
 def test_many_commands_are_documented():
@@ -157,7 +161,7 @@ def test_documented_command_parses(where: str, line: int, command: str, argv: li
             pytest.fail(f"{where}:{line}: `{command}` does not parse: {stderr.getvalue().strip()}")
 
 
-@pytest.mark.parametrize("block", EXAMPLES, ids=[f"{b.path.relative_to(REPO)}:{b.line}" for b in EXAMPLES])
+@pytest.mark.parametrize("block", EXAMPLE_PARAMS)
 def test_python_example_runs(block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """The example runs as written, in a fresh namespace, in an empty temporary folder."""
     skip = NO_RUN.search(block.before)
@@ -180,7 +184,6 @@ def test_readme_is_short():
     assert len(lines) <= MAX_README_LINES, f"README.md has {len(lines)} lines (at most {MAX_README_LINES})"
 
 
-@pytest.mark.slow
 def test_site_builds_strictly(tmp_path: Path):
     """``mkdocs build --strict``: no broken link, no missing page, no API reference that does not resolve."""
     result = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
