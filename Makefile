@@ -1,6 +1,7 @@
 # `make train` runs the main job on a lean set-up (the core and plots); `make test` (or `make setup`) installs
 # everything (every extra: LiteRT, OpenVINO, Ray, ... so that their tests run) and runs the whole test suite;
-# `make check` is the fast lane (ruff + the tests not marked slow).
+# `make check` is the fast lane (ruff + the tests not marked slow); `make docs` builds the documentation site
+# (mkdocs build --strict into site/).
 VENV := .venv
 PY := $(VENV)/bin/python
 
@@ -26,12 +27,16 @@ train: setup-core
 
 test: setup
 	$(VENV)/bin/ruff check .
+	$(PY) -m mkdocs build --strict --quiet
 	$(PY) -m pytest
 
 # the fast lane: ruff and every test not marked slow
 check: setup
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -m "not slow"
+
+docs: setup
+	$(PY) -m mkdocs build --strict
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -1,7 +1,7 @@
 """MobileNetV2 against its family and torchvision's small CNNs: size, multiply-adds, latency, throughput, memory.
 
 Runs ``mobilenetv2.benchmarking.compare`` on the default candidates (``--quick``: a shorter list, fewer repeats),
-with every timing interleaved across the models, and writes the table into BENCHMARKS.md's "model-comparison"
+with every timing interleaved across the models, and writes the table into benchmarks/README.md's "model-comparison"
 section with ratios against MobileNetV2 1.0 at 224 (the reference). Random weights: no accuracy here (see
 ``mobilenetv2 compare --data ... --epochs N`` for accuracy after the same training budget).
 
@@ -23,7 +23,7 @@ from mobilenetv2.benchmarking.compare import DEFAULT_MODELS, QUICK_MODELS, compa
 from mobilenetv2.io import atomic_write_text
 from mobilenetv2.reporting import format_table
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "BENCHMARKS.md"
+BENCHMARKS = Path(__file__).resolve().parent / "README.md"
 SECTION = "<!-- section: model-comparison -->"
 REFERENCE = "mobilenet_v2_100"
 
@@ -60,7 +60,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--out", default=None, help="also write compare.md/csv/json/png here")
-    parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md alone")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave benchmarks/README.md alone")
     args = parser.parse_args()
     models = QUICK_MODELS if args.quick else DEFAULT_MODELS
     rows, info = compare(models, threads=args.threads, repeats=args.repeats or (5 if args.quick else 15),

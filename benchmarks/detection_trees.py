@@ -5,7 +5,7 @@ The data is ``../shared/data/trees`` (NEON photos with hand-drawn crowns). The s
 large 1249x1035 YELL photo (columns 700 on, 120 crowns) validates; its left part (159 crowns) and the two 400x400
 photos (OSBS_029: 61 crowns; SOAP_061: 37) train. Every crown is one class, "Tree" (SOAP's Alive/Dead become Tree).
 (With the whole YELL photo for validation the models would see 98 training crowns from two other sites: cross-site
-transfer at that size measures nothing but noise; see BENCHMARKS.md.) Crowns are 15-64 px, so every photo is cut
+transfer at that size measures nothing but noise; see benchmarks/README.md.) Crowns are 15-64 px, so every photo is cut
 into 200 px tiles (25% overlap) that the models see at 320 px; validation runs over the YELL part's tiles and scores
 it whole (detections merged across tiles by NMS) with COCO mAP (pycocotools). ``--prepare DIR`` only writes the
 split (DIR/train.csv, DIR/val.csv and the two YELL parts) for `mobilenetv2 train --task detection --data DIR`.

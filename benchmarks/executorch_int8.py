@@ -1,7 +1,7 @@
 """ExecuTorch XNNPACK fp32 vs int8 vs onnxruntime fp32, MobileNetV2 at batch 1, interleaved in one run.
 
 Random weights with non-trivial BatchNorm statistics; int8 calibrated on random images (speed only: accuracy of int8
-on real photos comes from ``mobilenetv2 quantize --format pte``, see BENCHMARKS.md). onnxruntime runs with
+on real photos comes from ``mobilenetv2 quantize --format pte``, see benchmarks/README.md). onnxruntime runs with
 thread spinning off: its spinning idle threads would otherwise steal the cores from XNNPACK's (8.8 ms instead of 5.6).
 
     .venv/bin/python benchmarks/executorch_int8.py [--resolution 224] [--threads 2] [--rounds 15]

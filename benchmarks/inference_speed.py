@@ -7,7 +7,7 @@
 Every path (eager, bf16, onnxruntime and OpenVINO fp32/bf16/int8, ...) is timed interleaved in one run with its
 agreement to eager fp32 (on the --val photos when given); with --checkpoint, --calib and --val, the int8 paths are
 calibrated on --calib and every path's top-1 on --val is measured with the same files. Prints Markdown (for
-BENCHMARKS.md), the CPU's features first (int8 and bf16 speed-ups depend on VNNI / AMX / dot-product), the goals of
+benchmarks/README.md), the CPU's features first (int8 and bf16 speed-ups depend on VNNI / AMX / dot-product), the goals of
 the issue, and writes the raw figures as JSON (--out).
 """
 

@@ -3,7 +3,7 @@
 Same weights in all (ours loads torchvision's state dict), batch 1 and 32 at 224, NCHW and channels_last,
 interleaved rounds: torchvision, ours (the same graph), and ours with BatchNorm folded into the convolutions
 (``export.fuse_bn``, what `predict`, `Classifier` and `export` run). Prints a Markdown table of medians and
-the ratio ours / torchvision (<= 1.0 is as fast or faster). ``--write`` replaces the model-speed section of BENCHMARKS.md.
+the ratio ours / torchvision (<= 1.0 is as fast or faster). ``--write`` replaces the model-speed section of benchmarks/README.md.
 
     .venv/bin/python benchmarks/model_speed.py --threads 2 --rounds 30 --write
 """
@@ -69,7 +69,7 @@ def to_markdown(rows: list[dict], threads: int, rounds: int, resolution: int, wi
 
 
 def write_section(markdown: str) -> None:
-    path = ROOT / "BENCHMARKS.md"
+    path = ROOT / "benchmarks" / "README.md"
     text = path.read_text()
     body = f"## Eager inference: ours vs torchvision's `mobilenet_v2`\n\nProduced by `benchmarks/model_speed.py`.\n\n{markdown}\n"
     pattern = re.compile(r"## Eager inference: ours vs torchvision's `mobilenet_v2`\n.*?(?=\n<!-- section: |\n## |\Z)", re.S)
@@ -84,7 +84,7 @@ def main() -> None:
     parser.add_argument("--resolution", type=int, default=224)
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
-    parser.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md")
+    parser.add_argument("--write", action="store_true", help="write the table into benchmarks/README.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = measure(args.width, args.resolution, args.batches, args.rounds)

@@ -14,7 +14,7 @@
    threshold, so tracking costs nothing), int8 ONNX, on a 1280x720 H.264 video made from the photos (a pan across
    each): raw batched frames/s, and `predict VIDEO --out DIR` without and with `--draw` (the annotated video).
 
-Prints Markdown for BENCHMARKS.md: the CPU line, the load average before and after, every figure.
+Prints Markdown for benchmarks/README.md: the CPU line, the load average before and after, every figure.
 """
 
 from __future__ import annotations

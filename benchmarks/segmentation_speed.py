@@ -5,7 +5,7 @@ Converts ``../shared/data/segmentation/deeplabv3_mnv2_pascal_quant.tflite`` and 
 ``--checkpoint CKPT`` with one ``--tflite FILE``), calibrates our int8 ONNX on 16 real photos with ``quantize``'s code,
 times every path at batch 1 for each thread count, then checks on four real photos how far our int8 masks are from our
 fp32 and from the interpreter's (pixel agreement, bird IoU against the true mask). Prints the CPU's features, one full
-table per (model, threads), and a Markdown summary for BENCHMARKS.md; ``--out FILE`` writes the raw figures as JSON.
+table per (model, threads), and a Markdown summary for benchmarks/README.md; ``--out FILE`` writes the raw figures as JSON.
 
     .venv/bin/python benchmarks/segmentation_speed.py [--threads 2 1] [--rounds 15] [--out seg-speed.json]
 """
