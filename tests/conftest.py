@@ -3,6 +3,7 @@ checkpoint and its ONNX export (tests/export, tests/formats, tests/backends), an
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,35 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 
 THREADS = 2
 torch.set_num_threads(THREADS)
+
+pytest_plugins = ["pytester"]  # tests/test_slow_guard.py runs the guard below on a made-up test file
+
+# -- the slow guard: a test not marked slow whose call runs longer than this fails, so `make check` stays fast ------------
+SLOW_GUARD_S = 15.0
+NO_SLOW_GUARD = "MOBILENETV2_NO_SLOW_GUARD"  # =1: no guard (a machine too loaded to time anything)
+SLOW_GUARD_LIMIT = "MOBILENETV2_SLOW_GUARD_S"  # seconds, instead of SLOW_GUARD_S
+
+
+def slow_guard_limit() -> float:
+    """The call time allowed to a test not marked slow, stretched by the machine's load (a loaded machine is no reason
+    to fail a 3 s test): SLOW_GUARD_S (or $MOBILENETV2_SLOW_GUARD_S) times max(1, 1-minute load / cores)."""
+    base = float(os.environ.get(SLOW_GUARD_LIMIT) or SLOW_GUARD_S)
+    return base * max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A passing test not marked slow whose call took longer than ``slow_guard_limit()`` becomes a failure that names
+    the marker to add (unless $MOBILENETV2_NO_SLOW_GUARD=1)."""
+    report = yield
+    if call.when != "call" or not report.passed or os.environ.get(NO_SLOW_GUARD) == "1" or item.get_closest_marker("slow"):
+        return report
+    limit = slow_guard_limit()
+    if call.duration > limit:
+        report.outcome = "failed"
+        report.longrepr = (f"{item.nodeid} took {call.duration:.1f} s (over {limit:.0f} s) and is not marked slow: add "
+                           f"@pytest.mark.slow (or set {NO_SLOW_GUARD}=1 on a machine too loaded to time)")
+    return report
 
 
 @pytest.fixture(autouse=True)
