@@ -69,6 +69,16 @@ def _isolate_backend_choices(tmp_path_factory, monkeypatch):
     monkeypatch.setattr(auto, "cache_path", lambda: tmp_path_factory.getbasetemp() / "cache" / auto.CACHE_FILE)
 
 
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (not a fixed one: parallel workers and other checkouts run at the same time)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """``../shared/data`` next to the checkout; tests needing it skip when it is absent (a user's clone)."""
