@@ -1,7 +1,9 @@
-"""Shared fixtures: the real data folder beside the checkout, and small thread counts for a 2-core machine."""
+"""Shared fixtures: the real data folder beside the checkout, small thread counts for a 2-core machine, a tiny
+checkpoint and its ONNX export (tests/export, tests/formats, tests/backends), and small image folders."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,11 +11,44 @@ import pytest
 import torch
 from PIL import Image
 
+from mobilenetv2.models import create_model
+from mobilenetv2.spec import Preprocessing
+from mobilenetv2.weights import save_checkpoint
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 THREADS = 2
 torch.set_num_threads(THREADS)
+
+pytest_plugins = ["pytester"]  # tests/test_slow_guard.py runs the guard below on a made-up test file
+
+# -- the slow guard: a test not marked slow whose call runs longer than this fails, so `make check` stays fast ------------
+SLOW_GUARD_S = 15.0
+NO_SLOW_GUARD = "MOBILENETV2_NO_SLOW_GUARD"  # =1: no guard (a machine too loaded to time anything)
+SLOW_GUARD_LIMIT = "MOBILENETV2_SLOW_GUARD_S"  # seconds, instead of SLOW_GUARD_S
+
+
+def slow_guard_limit() -> float:
+    """The call time allowed to a test not marked slow, stretched by the machine's load (a loaded machine is no reason
+    to fail a 3 s test): SLOW_GUARD_S (or $MOBILENETV2_SLOW_GUARD_S) times max(1, 1-minute load / cores)."""
+    base = float(os.environ.get(SLOW_GUARD_LIMIT) or SLOW_GUARD_S)
+    return base * max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    """A passing test not marked slow whose call took longer than ``slow_guard_limit()`` becomes a failure that names
+    the marker to add (unless $MOBILENETV2_NO_SLOW_GUARD=1)."""
+    report = yield
+    if call.when != "call" or not report.passed or os.environ.get(NO_SLOW_GUARD) == "1" or item.get_closest_marker("slow"):
+        return report
+    limit = slow_guard_limit()
+    if call.duration > limit:
+        report.outcome = "failed"
+        report.longrepr = (f"{item.nodeid} took {call.duration:.1f} s (over {limit:.0f} s) and is not marked slow: add "
+                           f"@pytest.mark.slow (or set {NO_SLOW_GUARD}=1 on a machine too loaded to time)")
+    return report
 
 
 @pytest.fixture(autouse=True)
@@ -32,6 +67,16 @@ def _isolate_backend_choices(tmp_path_factory, monkeypatch):
     from mobilenetv2.formats import auto
 
     monkeypatch.setattr(auto, "cache_path", lambda: tmp_path_factory.getbasetemp() / "cache" / auto.CACHE_FILE)
+
+
+@pytest.fixture
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now (not a fixed one: parallel workers and other checkouts run at the same time)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -119,3 +164,42 @@ def write_boxes(root: Path, counts: dict[str, int], seed: int = 0, size: int = 6
 def boxes_folder(tmp_path_factory) -> Path:
     """12 training and 4 validation 64x64 images with a square and a bar each, boxes in Pascal VOC XML."""
     return write_boxes(tmp_path_factory.mktemp("boxes"), {"train": 12, "val": 4})
+
+
+# -- a tiny checkpoint (MobileNetV2 0.35, 2 classes, 64 px) and its ONNX export, built once per session -----------------
+def _randomise_bn(model: torch.nn.Module) -> None:
+    """Non-trivial BatchNorm statistics, so folding them is really tested."""
+    generator = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=generator) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=generator) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=generator) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=generator) * 0.1)
+
+
+@pytest.fixture(scope="session")
+def randomise_bn():
+    """``randomise_bn(model)``: non-trivial BatchNorm statistics (live activations, for int8 ranges too)."""
+    return _randomise_bn
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """ants/bees, 64 px, random weights with non-trivial BatchNorm (tests/inference has its own, of 3 classes)."""
+    torch.manual_seed(0)
+    model = create_model("mobilenet_v2", width_mult=0.35, num_classes=2)
+    _randomise_bn(model)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    return save_checkpoint(path, model, class_names=["ants", "bees"], preprocessing=Preprocessing(input_size=64))
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_checkpoint) -> Path:
+    from mobilenetv2.export.exporter import export_model
+    from mobilenetv2.weights import load_checkpoint
+
+    out = tiny_checkpoint.with_suffix(".onnx")
+    ckpt = load_checkpoint(tiny_checkpoint)
+    export_model(ckpt.model, out, "onnx", meta=ckpt.meta)
+    return out

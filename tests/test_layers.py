@@ -36,13 +36,13 @@ FORBIDDEN = {("weights", "data"): "weights read tensors and metadata; images are
              ("data", "models"): "data and models meet only in spec (Preprocessing, validators)"}
 
 
-def module_name(path: Path) -> str:
-    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+def module_name(path: Path, package: Path = PACKAGE) -> str:
+    parts = path.relative_to(package.parent).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def imported_modules(path: Path) -> set[str]:
-    """Every ``mobilenetv2...`` module that ``path`` imports, at any depth of the file."""
+def imported_modules(path: Path, package: Path = PACKAGE) -> set[str]:
+    """Every ``mobilenetv2...`` module that ``path`` imports, at any depth of the file (``package``: where submodules are)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -50,8 +50,8 @@ def imported_modules(path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("mobilenetv2") and not node.level:
             for alias in node.names:  # `from pkg import submodule` imports the submodule
                 sub = f"{node.module}.{alias.name}"
-                found.add(sub if (PACKAGE.parent / sub.replace(".", "/")).with_suffix(".py").exists()
-                          or (PACKAGE.parent / sub.replace(".", "/")).is_dir() else node.module)
+                found.add(sub if (package.parent / sub.replace(".", "/")).with_suffix(".py").exists()
+                          or (package.parent / sub.replace(".", "/")).is_dir() else node.module)
     return found
 
 
@@ -60,8 +60,21 @@ def layer_of(module: str) -> str:
     return parts[1] if len(parts) > 1 else "__init__"
 
 
-def source_files() -> dict[str, Path]:
-    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+def source_files(package: Path = PACKAGE) -> dict[str, Path]:
+    return {module_name(p, package): p for p in sorted(package.rglob("*.py"))}
+
+
+def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
+    """module -> the ``mobilenetv2...`` modules it imports, for every source file under ``package``."""
+    return {module: imported_modules(path, package) for module, path in source_files(package).items()}
+
+
+def forbidden_arrows(graph: dict[str, set[str]]) -> list[str]:
+    """The imports of ``graph`` that draw an arrow of FORBIDDEN, whatever the ranks say."""
+    arrows = [(module, target, (layer_of(module), layer_of(target))) for module, targets in sorted(graph.items())
+              for target in sorted(targets)]
+    return [f"{module} ({pair[0]}) imports {target} ({pair[1]}): {FORBIDDEN[pair]}" for module, target, pair in arrows
+            if pair in FORBIDDEN]
 
 
 def test_every_package_has_a_layer():
@@ -69,18 +82,20 @@ def test_every_package_has_a_layer():
     assert not missing, f"add these to LAYERS (and to the README's project layout): {missing}"
 
 
-def test_imports_run_down_the_layers():
+def upward_arrows(graph: dict[str, set[str]]) -> list[str]:
+    """The imports of ``graph`` that reach the importer's own line of LAYERS or a line above it."""
     upward = []
-    for module, path in source_files().items():
+    for module, targets in sorted(graph.items()):
         here = layer_of(module)
-        if module == "mobilenetv2":
-            here = "__init__"
-        for target in imported_modules(path):
-            there = layer_of(target) if target != "mobilenetv2" else "__init__"
+        for target in sorted(targets):
+            there = layer_of(target)
             if there != here and RANK[there] >= RANK[here]:
                 upward.append(f"{module} ({here}) imports {target} ({there})")
-            elif (here, there) in FORBIDDEN:
-                upward.append(f"{module} ({here}) imports {target} ({there}): {FORBIDDEN[here, there]}")
+    return upward
+
+
+def test_imports_run_down_the_layers():
+    upward = upward_arrows(import_graph()) + forbidden_arrows(import_graph())
     assert not upward, "imports that do not run down the layers:\n" + "\n".join(upward)
 
 
@@ -126,12 +141,26 @@ def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def test_the_forbidden_arrows_stay_forbidden():
-    assert RANK["data"] == RANK["models"], "data -> models must stay refused by rank (same line)"
-    assert ("weights", "data") in FORBIDDEN
+    arrows = forbidden_arrows(import_graph())
+    assert not arrows, "imports the design refuses:\n" + "\n".join(arrows)
+
+
+def test_the_checker_reports_a_forbidden_arrow(tmp_path):
+    package = tmp_path / "mobilenetv2"
+    for name, source in {"__init__.py": "", "data/__init__.py": "", "data/folders.py": "from mobilenetv2.models import create\n",
+                         "weights/__init__.py": "", "weights/load.py": "def f():\n    import mobilenetv2.data.folders\n",
+                         "models/__init__.py": "def create():\n    pass\n"}.items():
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        (package / name).write_text(source)
+    arrows = forbidden_arrows(import_graph(package))
+    assert [a.split(":")[0] for a in arrows] == ["mobilenetv2.data.folders (data) imports mobilenetv2.models (models)",
+                                                 "mobilenetv2.weights.load (weights) imports mobilenetv2.data.folders (data)"]
 
 
 def test_the_checker_sees_an_upward_import(tmp_path):
     bad = tmp_path / "mod.py"
     bad.write_text("def f():\n    from mobilenetv2.cli.common import print_json\n")
     assert "mobilenetv2.cli.common" in imported_modules(bad)
+    assert upward_arrows({"mobilenetv2.models.mobilenet": {"mobilenetv2.cli.common", "mobilenetv2.spec"}}) == [
+        "mobilenetv2.models.mobilenet (models) imports mobilenetv2.cli.common (cli)"]
     assert strongly_connected({"a": {"b"}, "b": {"a"}, "c": set()}) in ([["a", "b"], ["c"]], [["c"], ["a", "b"]])

@@ -20,9 +20,9 @@ OPTIONS = dict(width_mult=0.35, input_size=32, augment="none", epochs=2, workers
                warmup_epochs=0.0, dropout=0.0, freeze="all", seed=0, progress=False)
 
 
-def test_two_processes_match_one_with_the_same_global_batch(tiny_folder, tmp_path):
+def test_two_processes_match_one_with_the_same_global_batch(tiny_folder, tmp_path, free_port):
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in OPTIONS.items() if not isinstance(v, bool)]
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port),
            "-m", "mobilenetv2", "train", "--data", str(tiny_folder), "--out", str(tmp_path / "ddp"), "--no-progress",
            "--batch-size", "8", *flags]
     done = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=300)
