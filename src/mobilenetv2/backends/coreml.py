@@ -41,7 +41,7 @@ def require_coremltools() -> ModuleType:
     except ImportError as exc:
         raise UserError(f"coremltools {ct.__version__} has no compiled parts for Python {platform.python_version()} on "
                         f"{platform.system()} ({first_line(exc)}): it ships them only for the Python versions it has "
-                        f"wheels for (3.9 to 3.13 for coremltools 9); install it in one of those") from None
+                        f"wheels for (3.9 to 3.13 for coremltools 9); install it in one of those") from exc
     return ct
 
 

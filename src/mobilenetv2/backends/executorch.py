@@ -64,7 +64,7 @@ class ExecuTorchRuntime(Runtime):
         except Exception as exc:  # noqa: BLE001
             logged = runtime_log.getvalue().strip().splitlines()
             detail = f"{logged[-1][:160]}; " if logged else ""
-            raise UserError(f"ExecuTorch cannot run the program ({detail}{first_line(exc)})") from None
+            raise UserError(f"ExecuTorch cannot run the program ({detail}{first_line(exc)})") from exc
 
     def run(self, inputs: np.ndarray) -> np.ndarray:
         with self._one_line_errors():

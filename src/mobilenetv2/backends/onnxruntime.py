@@ -49,7 +49,7 @@ class OnnxRuntime(Runtime):
             self.session = ort.InferenceSession(str(path), session_options(options.threads, options.spin),
                                                 providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types for a bad file
-            raise UserError(f"{path} is not a loadable ONNX model ({first_line(exc, 160)})") from None
+            raise UserError(f"{path} is not a loadable ONNX model ({first_line(exc, 160)})") from exc
         first = self.session.get_inputs()[0]
         self.input_name = first.name
         self.input_dtype = np.dtype(ONNX_DTYPES.get(first.type, np.float32))

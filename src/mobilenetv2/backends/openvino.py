@@ -50,7 +50,7 @@ def read_model(path: Path) -> Any:
     try:
         return engine.read_model(str(path))
     except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses for a bad file
-        raise UserError(f"{path} is not a model OpenVINO can read ({first_line(exc, 160)})") from None
+        raise UserError(f"{path} is not a model OpenVINO can read ({first_line(exc, 160)})") from exc
 
 
 class OpenVinoRuntime(Runtime):
@@ -78,7 +78,7 @@ class OpenVinoRuntime(Runtime):
         try:
             self.compiled = core().compile_model(model, "CPU", config)
         except Exception as exc:  # noqa: BLE001
-            raise UserError(f"OpenVINO cannot compile {path} ({first_line(exc, 160)})") from None
+            raise UserError(f"OpenVINO cannot compile {path} ({first_line(exc, 160)})") from exc
         self.request = self.compiled.create_infer_request()
         self._lock = threading.Lock()  # an infer request runs one call at a time
         shape = model.inputs[0].get_partial_shape()

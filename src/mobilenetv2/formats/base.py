@@ -45,7 +45,7 @@ def meta_from_entries(entries: dict[str, str], where: object, input_size: int | 
     try:
         values = {key: json.loads(value) for key, value in entries.items() if key.startswith("mobilenetv2.")}
     except ValueError as exc:
-        raise UserError(f"{where}: its mobilenetv2 metadata is not JSON ({first_line(exc)})") from None
+        raise UserError(f"{where}: its mobilenetv2 metadata is not JSON ({first_line(exc)})") from exc
     task = values.get(META_TASK) or "classification"
     names = values.get(META_CLASS_NAMES)
     arch = values.get(META_ARCHITECTURE) or {}
@@ -60,7 +60,7 @@ def meta_from_entries(entries: dict[str, str], where: object, input_size: int | 
     try:
         pre = Preprocessing.from_dict(stored) if stored else Preprocessing(input_size=input_size or 224)
     except (TypeError, AttributeError) as exc:
-        raise UserError(f"{where}: malformed preprocessing in its metadata ({first_line(exc)})") from None
+        raise UserError(f"{where}: malformed preprocessing in its metadata ({first_line(exc)})") from exc
     return CheckpointMeta(architecture=arch, task=task, class_names=names, preprocessing=pre), precision
 
 
@@ -134,7 +134,7 @@ class Format(ABC):
             stored = json.loads(side.read_text())
             entries = {k: json.dumps(v) for k, v in stored.items()}
         except (ValueError, AttributeError, OSError) as exc:
-            raise UserError(f"{side} is not the metadata JSON that export writes ({first_line(exc)})") from None
+            raise UserError(f"{side} is not the metadata JSON that export writes ({first_line(exc)})") from exc
         return meta_from_entries(entries, side)
 
     def open(self, path: Path, backend: str, options: RuntimeOptions, meta: CheckpointMeta | None = None,
@@ -151,7 +151,7 @@ def read_json_object(text: str, where: object) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except ValueError as exc:
-        raise UserError(f"{where}: not JSON ({first_line(exc)})") from None
+        raise UserError(f"{where}: not JSON ({first_line(exc)})") from exc
     if not isinstance(value, dict):
         raise UserError(f"{where}: not a JSON object")
     return value

@@ -49,7 +49,7 @@ class OnnxFormat(Format):
                                   external_data=False, input_names=["images"], output_names=get_task(meta.task).output_names,
                                   dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},), verbose=False)
         except Exception as exc:  # noqa: BLE001 - the exporter raises many types; one line is what the user needs
-            raise UserError(f"this model cannot be exported to ONNX: {first_line(exc)}") from None
+            raise UserError(f"this model cannot be exported to ONNX: {first_line(exc)}") from exc
         proto = onnx.load(str(path))
         set_metadata(proto, metadata_entries(meta, "fp32"))
         onnx.save(proto, str(path))
@@ -81,7 +81,7 @@ class OnnxFormat(Format):
         try:
             proto = onnx.load(str(path), load_external_data=False)
         except Exception as exc:  # noqa: BLE001 - protobuf raises its own types for a bad file
-            raise UserError(f"{path} is not a loadable ONNX model ({first_line(exc, 160)})") from None
+            raise UserError(f"{path} is not a loadable ONNX model ({first_line(exc, 160)})") from exc
         meta, precision = meta_from_entries({p.key: p.value for p in proto.metadata_props}, path, _static_size(proto))
         if precision is None:
             precision = "int8" if any(node.op_type in INT8_OPS for node in proto.graph.node) else "fp32"

@@ -29,7 +29,7 @@ class Pt2Format(TorchProgramFormat):
                 with open(path, "wb") as f:  # a file object: torch.export insists on a .pt2 suffix for paths
                     torch.export.save(program, f, extra_files={EXTRA_FILE: json.dumps(metadata_entries(meta))})
         except Exception as exc:  # noqa: BLE001
-            raise UserError(f"this model cannot be exported with torch.export: {first_line(exc)}") from None
+            raise UserError(f"this model cannot be exported with torch.export: {first_line(exc)}") from exc
 
     def load(self, path: Path) -> tuple[torch.nn.Module, str]:
         extra = {EXTRA_FILE: ""}
@@ -38,7 +38,7 @@ class Pt2Format(TorchProgramFormat):
                 warnings.simplefilter("ignore")
                 module = torch.export.load(f, extra_files=extra).module()
         except Exception as exc:  # noqa: BLE001
-            raise UserError(f"{path} is not a loadable torch.export program ({first_line(exc, 160)})") from None
+            raise UserError(f"{path} is not a loadable torch.export program ({first_line(exc, 160)})") from exc
         return module, extra[EXTRA_FILE]
 
 

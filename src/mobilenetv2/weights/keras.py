@@ -75,7 +75,7 @@ def _read_keras_file(path: Path) -> tuple[dict[str, list[np.ndarray]], dict[str,
         raise
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise UserError(f"{path} is not a readable Keras .keras/.h5 weights file ({reason})") from None
+        raise UserError(f"{path} is not a readable Keras .keras/.h5 weights file ({reason})") from exc
 
 
 def _mib(n: int) -> str:
@@ -86,7 +86,7 @@ def _check_file_size(path: Path) -> None:
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise UserError(f"{path}: cannot read the Keras file ({exc.strerror or type(exc).__name__})") from None
+        raise UserError(f"{path}: cannot read the Keras file ({exc.strerror or type(exc).__name__})") from exc
     if size > MAX_KERAS_BYTES:
         raise UserError(f"{path}: {_mib(size)} is above the limit of {_mib(MAX_KERAS_BYTES)} for a Keras "
                         "MobileNetV2 file (the largest is about 100 MiB)")

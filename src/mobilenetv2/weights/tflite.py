@@ -133,7 +133,7 @@ def _open(path: Path) -> tuple[Any, Any]:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from exc
     try:
         # Without delegates the interpreter's nodes are exactly the file's operators, in order.
         interpreter = Interpreter(model_content=data,
@@ -143,7 +143,7 @@ def _open(path: Path) -> tuple[Any, Any]:
             raise ValueError("no subgraph")
     except Exception as exc:  # noqa: BLE001 - LiteRT raises ValueError/RuntimeError and the flatbuffer reader others
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path} is not a readable TFLite model ({reason[:160]})") from None
+        raise UserError(f"{path} is not a readable TFLite model ({reason[:160]})") from exc
     return interpreter, model
 
 
@@ -314,7 +314,7 @@ def _read_labels(labels: str | os.PathLike[str] | list[str], outputs: int) -> li
         try:
             names = Path(labels).read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"cannot read labels file {labels}: {exc}") from None
+            raise UserError(f"cannot read labels file {labels}: {exc}") from exc
         while names and not names[-1].strip():
             names.pop()
         names = [n.strip() for n in names]

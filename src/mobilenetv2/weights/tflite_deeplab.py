@@ -198,7 +198,7 @@ def read_labels(labels: str | os.PathLike[str] | list[str], count: int) -> list[
         try:
             names = [line.strip() for line in Path(labels).read_text(encoding="utf-8").splitlines() if line.strip()]
         except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"cannot read labels file {labels}: {exc}") from None
+            raise UserError(f"cannot read labels file {labels}: {exc}") from exc
     if len(names) < count:
         raise UserError(f"labels file {labels} has {len(names)} labels but the model has {count} classes")
     return names[:count]
