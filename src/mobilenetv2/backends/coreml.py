@@ -91,9 +91,10 @@ class CoreMLRuntime(Runtime):
 
     backend = "coreml"
 
-    def __init__(self, path: Path, meta: CheckpointMeta, options: RuntimeOptions, precision: str = "fp16") -> None:
+    def __init__(self, path: Path, meta: CheckpointMeta, options: RuntimeOptions, *, format: str,  # noqa: A002
+                 precision: str = "fp16") -> None:
         check_available(path)
-        super().__init__(meta, Path(path), precision=precision, format="coreml")
+        super().__init__(meta, Path(path), precision=precision, format=format)
         self.model = load_mlmodel(Path(path), options)
         channels = int(self.input_shape[1])
         self.input_layout, self.input_dtype = "NHWC", np.dtype(np.uint8)

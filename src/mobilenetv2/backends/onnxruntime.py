@@ -40,9 +40,9 @@ class OnnxRuntime(Runtime):
 
     backend = "onnxruntime"
 
-    def __init__(self, path: Path, meta: CheckpointMeta, options: RuntimeOptions | None = None, *,
+    def __init__(self, path: Path, meta: CheckpointMeta, options: RuntimeOptions | None = None, *, format: str,  # noqa: A002
                  precision: str = "fp32") -> None:
-        super().__init__(meta, path, precision=precision, format="onnx")
+        super().__init__(meta, path, precision=precision, format=format)
         ort = require("onnxruntime", "deploy")
         options = options or RuntimeOptions()
         try:

@@ -142,7 +142,6 @@ class CoreMLCheck:
 
 class CoreMLFormat(Format):
     name = "coreml"
-    suffix = ".mlpackage"
     checks_itself = True
 
     def export(self, model: nn.Module, path: Path, meta: CheckpointMeta, *, opset: int | None = None,
@@ -405,7 +404,7 @@ def check_predictions(path: Path, meta: CheckpointMeta, pixels: np.ndarray, refe
     reason = unavailable_reason()
     if reason is not None:
         return None, f"Core ML runs on macOS/iOS only ({reason})"
-    runtime = CoreMLRuntime(path, meta, RuntimeOptions())
+    runtime = CoreMLRuntime(path, meta, RuntimeOptions(), format="coreml")
     outputs = np.concatenate([runtime.from_native(runtime.run(one[None])) for one in pixels])
     return compare_predictions(meta.task, reference, outputs, "int8" if int8_weights else "fp16"), None
 

@@ -31,7 +31,6 @@ INT8_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul"
 
 class OnnxFormat(Format):
     name = "onnx"
-    suffix = ".onnx"
 
     def export(self, model: nn.Module, path: Path, meta: CheckpointMeta, *, opset: int | None = None) -> None:
         opset = opset or DEFAULT_OPSET
@@ -78,9 +77,11 @@ class OnnxFormat(Format):
         onnx = require("onnx", "deploy")
         if not Path(path).is_file():
             raise UserError(f"ONNX model not found: {path}")
+        from google.protobuf.message import DecodeError  # onnx's protobuf
+
         try:
             proto = onnx.load(str(path), load_external_data=False)
-        except Exception as exc:  # noqa: BLE001 - protobuf raises its own types for a bad file
+        except (DecodeError, OSError) as exc:
             raise UserError(f"{path} is not a loadable ONNX model ({first_line(exc, 160)})") from exc
         meta, precision = meta_from_entries({p.key: p.value for p in proto.metadata_props}, path, _static_size(proto))
         if precision is None:

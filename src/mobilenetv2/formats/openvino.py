@@ -68,7 +68,6 @@ def name_tensors(model: Any, output_names: list[str]) -> None:
 
 class OpenVinoFormat(Format):
     name = "openvino"
-    suffix = ".xml"
     companions = (".bin",)  # the weights, beside the graph: export and quantize write both atomically
 
     def export(self, model: nn.Module, path: Path, meta: CheckpointMeta, *, opset: int | None = None) -> None:

@@ -1,6 +1,8 @@
 """The format registry: a table of names, suffixes and backends, importing no format module and no heavy package
-(torch, onnx, ExecuTorch, LiteRT), so that listing the formats costs nothing. Adding a format: one module with a
-``Format`` subclass and ``FORMAT = ...``, and one line in ``FORMATS``."""
+(torch, onnx, ExecuTorch, LiteRT), so that listing the formats costs nothing. It is the one place a format's name,
+suffixes and backends are declared: the ``Format`` class names its entry and reads the rest from it (``Format.entry``),
+and the backend that opens a file is told its format. Adding a format: one module ``formats/NAME.py`` with a ``Format``
+subclass and ``FORMAT = ...``, and one line in ``FORMATS``."""
 
 from __future__ import annotations
 

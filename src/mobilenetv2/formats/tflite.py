@@ -144,7 +144,6 @@ def tensor_description(detail: dict[str, Any], layout: str | None = None) -> dic
 
 class TFLiteFormat(Format):
     name = "tflite"
-    suffix = ".tflite"
     sidecar = True
 
     def export(self, model: nn.Module, path: Path, meta: CheckpointMeta, *, opset: int | None = None) -> None:
