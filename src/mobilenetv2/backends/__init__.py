@@ -45,7 +45,6 @@ BACKENDS: dict[str, BackendEntry] = {e.name: e for e in [
     BackendEntry("openvino", "mobilenetv2.backends.openvino:OpenVinoRuntime", "openvino", "openvino",
                  "OpenVINO, CPU plugin (fp32 pinned; bf16 when asked)"),
 ]}
-ALIASES = {"onnx": "onnxruntime"}  # `serve --backend onnx` from before the registry
 
 
 AUTO = "auto"  # not an engine: time the backends that open the file and take the fastest (formats/auto.py)
@@ -75,8 +74,8 @@ def parse_backend(spec: str | None) -> tuple[str | None, str | None]:
 
 
 def get_backend(name: str) -> BackendEntry:
-    """The backend called ``name`` (or a format's name for its backend, e.g. ``onnx``); one line when unknown."""
-    entry = BACKENDS.get(ALIASES.get(name, name))
+    """The backend called ``name``; one line naming the allowed ones when unknown."""
+    entry = BACKENDS.get(name)
     if entry is None:
         raise UserError(f"unknown backend {name!r}; allowed: {', '.join(BACKENDS)}")
     return entry

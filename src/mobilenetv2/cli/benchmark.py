@@ -35,7 +35,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=20, help="interleaved timing rounds (default 20)")
     p.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS, metavar="PATH",
                    help=f"paths to time (default all: {' '.join(PATHS)})")
-    p.add_argument("--formats", nargs="+", dest="paths", choices=PATHS, help=argparse.SUPPRESS)  # the old name of --paths
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile (it needs a C++ compiler and minutes)")
     p.add_argument("--tflite", metavar="FILE", nargs="+",
                    help="also time the LiteRT interpreter on these .tflite files, one row each (batch 1, each its own "

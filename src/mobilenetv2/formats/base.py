@@ -9,7 +9,7 @@ from abc import ABC
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from mobilenetv2.backends import get_backend
 from mobilenetv2.backends.base import PRECISIONS, Runtime, RuntimeOptions
@@ -157,12 +157,3 @@ class Format(ABC):
         cls = get_backend(backend).runtime_class()
         return cls(path, meta, options, format=self.name, **({"precision": precision} if precision else {}))
 
-
-def read_json_object(text: str, where: object) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise UserError(f"{where}: not JSON ({first_line(exc)})") from exc
-    if not isinstance(value, dict):
-        raise UserError(f"{where}: not a JSON object")
-    return value
