@@ -23,7 +23,7 @@ from mobilenetv2.errors import UserError, first_line
 from mobilenetv2.io import atomic_path
 from mobilenetv2.models import model_from_arch
 from mobilenetv2.spec import Preprocessing
-from mobilenetv2.weights.convert import check_state_dict, detect_format, load_state_dict_strict, to_our_keys
+from mobilenetv2.weights.foreign import check_state_dict, detect_format, load_state_dict_strict, to_our_keys
 
 FORMAT = "mobilenetv2-checkpoint"
 FORMAT_VERSION = 1

@@ -24,7 +24,7 @@ from mobilenetv2.extras import require
 from mobilenetv2.models import model_from_arch
 from mobilenetv2.spec import Preprocessing
 from mobilenetv2.weights.checkpoint import Checkpoint, CheckpointMeta
-from mobilenetv2.weights.convert import infer_arch, load_state_dict_strict
+from mobilenetv2.weights.foreign import infer_arch, load_state_dict_strict
 from mobilenetv2.weights.tflite import _read_labels
 
 KERAS_BN_EPS = 1e-3

@@ -20,7 +20,7 @@ from mobilenetv2.extras import require
 from mobilenetv2.models import model_from_arch
 from mobilenetv2.spec import Preprocessing
 from mobilenetv2.weights.checkpoint import Checkpoint, CheckpointMeta
-from mobilenetv2.weights.convert import infer_arch, load_state_dict_strict
+from mobilenetv2.weights.foreign import infer_arch, load_state_dict_strict
 
 LAYER_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 # Operators that carry no weights and need no counterpart in our model (the head's pooling/softmax, dtype casts).

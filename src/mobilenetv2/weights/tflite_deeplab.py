@@ -17,7 +17,7 @@ import torch
 from mobilenetv2.errors import UserError
 from mobilenetv2.models import create_model
 from mobilenetv2.weights.checkpoint import Checkpoint, CheckpointMeta
-from mobilenetv2.weights.convert import load_state_dict_strict
+from mobilenetv2.weights.foreign import load_state_dict_strict
 from mobilenetv2.weights.tflite import (
     BN_EPS,
     NUM_BLOCKS,

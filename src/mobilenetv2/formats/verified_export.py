@@ -1,5 +1,6 @@
-"""A checkpoint on any backend: PyTorch runs it as it is; another backend gets it exported to its format in a
-temporary folder, verified against PyTorch before it runs (the file goes when the runtime is garbage-collected)."""
+"""Export verified against PyTorch (``export_verified``), and through it a checkpoint on any backend: PyTorch runs it
+as it is; another backend gets it exported to its format in a temporary folder, verified before it runs (the file goes
+when the runtime is closed or garbage-collected)."""
 
 from __future__ import annotations
 
