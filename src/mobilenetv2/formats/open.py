@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mobilenetv2.errors import UserError
-from mobilenetv2.formats.registry import FormatEntry, entry_of, get_format
+from mobilenetv2.formats.lookup import get_format
+from mobilenetv2.formats.registry import FormatEntry, entry_of
 
 if TYPE_CHECKING:
     from mobilenetv2.backends.base import Runtime, RuntimeOptions

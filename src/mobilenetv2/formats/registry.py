@@ -6,16 +6,11 @@ subclass and ``FORMAT = ...``, and one line in ``FORMATS``."""
 
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mobilenetv2.errors import UserError
-
-if TYPE_CHECKING:
-    from mobilenetv2.formats.base import Format
 
 
 @dataclass(frozen=True)
@@ -51,13 +46,6 @@ FORMATS: dict[str, FormatEntry] = {e.name: e for e in [
 def list_formats(*, exports: bool = False, quantizes: bool = False) -> list[str]:
     """Format names; ``exports``/``quantizes``: only those that ``export``/``quantize`` write."""
     return [e.name for e in FORMATS.values() if (e.exports or not exports) and (e.quantizes or not quantizes)]
-
-
-def get_format(name: str) -> Format:
-    """The ``Format`` called ``name`` (its module is imported on first use)."""
-    if name not in FORMATS:
-        raise UserError(f"unknown format {name!r}; allowed: {', '.join(FORMATS)}")
-    return importlib.import_module(FORMATS[name].module).FORMAT
 
 
 def entry_of(path: str | os.PathLike[str]) -> FormatEntry:

@@ -15,7 +15,7 @@ from mobilenetv2.backends import check_precision, get_backend
 from mobilenetv2.backends.base import Runtime, RuntimeOptions
 from mobilenetv2.backends.torch import TorchRuntime
 from mobilenetv2.errors import UserError
-from mobilenetv2.formats.registry import get_format
+from mobilenetv2.formats.lookup import get_format
 from mobilenetv2.formats.verify import Verification, verification_batch, verify_outputs
 from mobilenetv2.tasks import get_task
 from mobilenetv2.weights import Checkpoint, CheckpointMeta
