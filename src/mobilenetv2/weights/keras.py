@@ -22,10 +22,9 @@ import torch
 from mobilenetv2.errors import UserError
 from mobilenetv2.extras import require
 from mobilenetv2.models import model_from_arch
-from mobilenetv2.spec import Preprocessing
+from mobilenetv2.spec import Preprocessing, read_labels
 from mobilenetv2.weights.checkpoint import Checkpoint, CheckpointMeta
 from mobilenetv2.weights.foreign import infer_arch, load_state_dict_strict
-from mobilenetv2.weights.tflite import _read_labels
 
 KERAS_BN_EPS = 1e-3
 # The largest keras.applications.MobileNetV2 (alpha 1.4, 1000 classes) is 25 MB of float32 weights, 75 MB more with
@@ -46,7 +45,7 @@ def convert_keras(path: str | os.PathLike[str], labels: str | os.PathLike[str] |
     model = model_from_arch(arch)
     load_state_dict_strict(model, sd, what=f"Keras file {path.name}")
     model.eval()
-    class_names = _read_labels(labels, model.num_classes) if labels is not None else None
+    class_names = read_labels(labels, model.num_classes) if labels is not None else None
     pre = Preprocessing(input_size=_input_size(config), crop_pct=1.0, interpolation="bilinear",
                         mean=(0.5,) * 3, std=(0.5,) * 3, resize_mode="squash")  # Keras "tf" mode: x / 127.5 - 1
     meta = CheckpointMeta.for_model(model, class_names=class_names, preprocessing=pre,

@@ -18,7 +18,7 @@ import torch
 from mobilenetv2.errors import UserError
 from mobilenetv2.extras import require
 from mobilenetv2.models import model_from_arch
-from mobilenetv2.spec import Preprocessing
+from mobilenetv2.spec import Preprocessing, read_labels
 from mobilenetv2.weights.checkpoint import Checkpoint, CheckpointMeta
 from mobilenetv2.weights.foreign import infer_arch, load_state_dict_strict
 
@@ -68,7 +68,7 @@ def convert_tflite(
     expected_residuals = sum(1 for m in model.features if getattr(m, "use_res_connect", False))
     if residuals != expected_residuals:
         raise UserError(f"{path}: {residuals} residual ADD operators, but MobileNetV2 of this width has {expected_residuals}")
-    class_names = _read_labels(labels, model.num_classes) if labels is not None else None
+    class_names = read_labels(labels, model.num_classes) if labels is not None else None
     if drop_background:
         _drop_background(path, model, sd)
         class_names = class_names[1:] if class_names is not None else None
@@ -305,23 +305,6 @@ def _drop_background(path: Path, model: torch.nn.Module, sd: dict[str, torch.Ten
     sd["classifier.1.weight"] = sd["classifier.1.weight"][1:].clone()
     sd["classifier.1.bias"] = sd["classifier.1.bias"][1:].clone()
     model.reset_classifier(1000)
-
-
-def _read_labels(labels: str | os.PathLike[str] | list[str], outputs: int) -> list[str]:
-    if isinstance(labels, list):
-        names = labels
-    else:
-        try:
-            names = Path(labels).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"cannot read labels file {labels}: {exc}") from exc
-        while names and not names[-1].strip():
-            names.pop()
-        names = [n.strip() for n in names]
-    if len(names) != outputs:
-        raise UserError(f"labels file {labels} has {len(names)} labels but the model has {outputs} outputs; "
-                        "give one label per output, one a line")
-    return names
 
 
 def input_preprocessing(interpreter: Any) -> Preprocessing:
