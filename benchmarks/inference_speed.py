@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mobilenetv2.benchmarking.inference import LABELS, PATHS, benchmark_inference, meta_at_resolution
+from mobilenetv2.benchmarking.inference import DEFAULT_PATHS, benchmark_inference, label, meta_at_resolution
 from mobilenetv2.export.exporter import export_model
 from mobilenetv2.formats import open_runtime
 from mobilenetv2.formats.onnx import quantize_onnx
@@ -73,18 +73,18 @@ def checks(report) -> list[str]:
     if fp32:
         best = min(fp32, key=lambda p: p.median_ms[big])
         ratio = best.median_ms[big] / report.limit_ms(big)
-        out.append(f"fastest fp32 at batch {big}: {LABELS[best.name]}, {ratio:.2f}x the fp32 compute limit")
+        out.append(f"fastest fp32 at batch {big}: {label(best.name)}, {ratio:.2f}x the fp32 compute limit")
     for batch, target in ((big, 1.5), (1, 1.2)):
         timed = [p for p in report.paths if batch in p.median_ms and p.name != "tflite"]
         if "int8" in by and batch in report.batches and timed:
             best = min(timed, key=lambda p: p.median_ms[batch])
             speedup = by["int8"].median_ms[batch] / best.median_ms[batch]
-            out.append(f"best path at batch {batch}: {LABELS[best.name]} ({best.precision}), {speedup:.2f}x onnxruntime "
+            out.append(f"best path at batch {batch}: {label(best.name)} ({best.precision}), {speedup:.2f}x onnxruntime "
                        f"int8 (target >= {target}x: {'met' if speedup >= target else 'NOT met'})")
     if "torchvision" in by and 1 in report.batches:
         best = min((p for p in report.paths if 1 in p.median_ms), key=lambda p: p.median_ms[1])
         speedup = by["torchvision"].median_ms[1] / best.median_ms[1]
-        out.append(f"best path at batch 1 vs torchvision eager fp32: {LABELS[best.name]}, {speedup:.1f}x "
+        out.append(f"best path at batch 1 vs torchvision eager fp32: {label(best.name)}, {speedup:.1f}x "
                    f"(target >= 7x: {'met' if speedup >= 7 else 'NOT met'})")
     return out
 
@@ -112,7 +112,7 @@ def path_accuracy(checkpoint: str, paths: tuple[str, ...], calibration: list[np.
             hits = sum(int((runtime(x).argmax(1) == y).sum()) for x, y in zip(images, labels))
             top1[name] = (hits / sum(len(y) for y in labels), runtime.precision)
     reference = top1["eager"][0]
-    rows = [[LABELS[n], precision, f"{acc:.2%}", f"{100 * (reference - acc):+.2f}" if n != "eager" else "-"]
+    rows = [[label(n), precision, f"{acc:.2%}", f"{100 * (reference - acc):+.2f}" if n != "eager" else "-"]
             for n, (acc, precision) in top1.items()]
     headers = ["path", "precision", f"top-1 on {sum(len(y) for y in labels)} val images", "drop vs eager fp32 (points)"]
     return format_table(headers, rows), {n: {"top1": acc, "precision": p} for n, (acc, p) in top1.items()}
@@ -146,7 +146,7 @@ def main() -> int:
         model, meta = ckpt.model, ckpt.meta
     else:
         model = create_model("mobilenet_v2", width_mult=args.width)
-    paths = tuple(x for x in PATHS if not (args.no_compile and x == "compile"))
+    paths = tuple(x for x in DEFAULT_PATHS if not (args.no_compile and x == "compile"))
     calibration = None
     if args.calib:
         from mobilenetv2.export.calibration import calibration as calibration_batches

@@ -51,7 +51,7 @@ def measure(width: float, size: int, folder: Path, tf_padding: bool = False) -> 
     tflite.export(model, fp32, meta)
     tflite.quantize(model, int8, meta, calibration([str(PHOTOS)], False, None, pre, 16), QuantizeOptions(io="int8"),
                     fp32_path=fp32)
-    micro = TFLMRuntime(int8, meta)
+    micro = TFLMRuntime(int8, meta, format="tflite")
     return {"width": width, "size": size, "tf_padding": tf_padding, "arena_bytes": micro.arena_bytes,
             "flash_bytes": micro.flash_bytes}
 

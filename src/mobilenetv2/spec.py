@@ -1,10 +1,13 @@
 """The shared vocabulary of every layer: ``Preprocessing`` (how an RGB image becomes a model's input, stored with every
-checkpoint and export) and the small validators that models, data and weights all use. A leaf: imports only ``errors``."""
+checkpoint and export), the small validators that models, data and weights all use, and the one reader of a labels
+file (class names). A leaf: imports only ``errors``."""
 
 from __future__ import annotations
 
 import numbers
+import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mobilenetv2.errors import UserError
@@ -85,3 +88,22 @@ class Preprocessing:
     def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
+
+
+def read_labels(labels: str | os.PathLike[str] | list[str], count: int) -> list[str]:
+    """Class names from a labels file, one a line, exactly ``count`` (a note may follow them after a blank line, as in
+    the PASCAL file), or from a list; one line naming the file and the two counts otherwise."""
+    if isinstance(labels, list):
+        names = labels
+    else:
+        try:
+            lines = [line.strip() for line in Path(labels).read_text(encoding="utf-8").splitlines()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot read labels file {labels}: {exc}") from exc
+        while lines and not lines[0]:
+            lines.pop(0)
+        names = lines[:lines.index("")] if "" in lines else lines
+    if len(names) != count:
+        raise UserError(f"labels file {labels} has {len(names)} labels but the model has {count} classes; "
+                        "give one label per class, one a line")
+    return names

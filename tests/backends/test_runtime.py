@@ -53,3 +53,12 @@ def test_runtime_errors_are_one_line(tmp_path, tiny_onnx):
         open_runtime(tiny_onnx, "executorch")
     with pytest.raises(UserError, match=r"input must have 4 dimensions"):
         open_runtime(tiny_onnx)(np.zeros((3, 64, 64), np.float32))
+
+
+def test_the_registry_is_the_one_declaration_of_a_format():
+    from mobilenetv2.formats import FORMATS, get_format
+
+    for name, entry in FORMATS.items():
+        fmt = get_format(name)
+        assert fmt.entry is entry and fmt.suffix == entry.suffixes[0]
+        assert "suffix" not in vars(type(fmt))  # not declared again by the class

@@ -41,3 +41,31 @@ def test_benchmark_table_has_ratios(capsys):
 def test_benchmark_rejects_bad_threads(capsys):
     assert main(["benchmark", "--width", "0.35", "--resolution", "32", "--threads", "0"]) == 2
     assert "mobilenetv2 benchmark: error:" in capsys.readouterr().err
+
+
+def test_file_rows_come_from_the_format_registry(monkeypatch):
+    from mobilenetv2.backends import BACKENDS, BackendEntry
+    from mobilenetv2.benchmarking import DEFAULT_PATHS, FileRow, file_rows
+    from mobilenetv2.formats import FORMATS, FormatEntry
+
+    rows = file_rows()
+    assert rows["openvino"] == FileRow("openvino", "onnx", "openvino", "fp32")  # OpenVINO runs the same .onnx file
+    assert rows["executorch_int8"] == FileRow("executorch_int8", "pte", "executorch", "int8") and "torch" not in rows
+    assert [n for n in DEFAULT_PATHS if n in rows] == ["onnx", "int8", "openvino", "openvino_bf16", "openvino_int8"]
+    monkeypatch.setitem(FORMATS, "newfmt", FormatEntry("newfmt", (".new",), ("newrt",), "new file", quantizes=True))
+    monkeypatch.setitem(BACKENDS, "newrt", BackendEntry("newrt", "newrt:Runtime", None, None, "a new engine"))
+    assert file_rows()["newrt_int8"] == FileRow("newrt_int8", "newfmt", "newrt", "int8")  # a new format reaches it
+
+
+def test_a_row_on_request_runs_its_own_file(capsys):
+    from mobilenetv2.extras import available
+
+    if not available("executorch"):
+        import pytest
+
+        pytest.skip("ExecuTorch comes with the [interop] extra")
+    assert main(["benchmark", "--width", "0.35", "--resolution", "32", "--num-classes", "10", "--rounds", "1",
+                 "--batch", "1", "--paths", "eager", "executorch", "--json"]) == 0
+    rows = {p["name"]: p for p in json.loads(capsys.readouterr().out)["paths"]}
+    assert (rows["executorch"]["backend"], rows["executorch"]["precision"]) == ("executorch", "fp32")
+    assert rows["executorch"]["agreement"] == 1.0 and rows["executorch"]["size_mb"] > 0

@@ -67,8 +67,8 @@ def test_wrong_labels_write_nothing(tflite_dir, tmp_path, capsys):
     code = main(["convert", str(tflite_dir / "mobilenet_v2_1.0_224_quant.tflite"), str(out), "--labels", str(labels)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and not out.exists() and list(tmp_path.iterdir()) == [labels]
-    assert err == (f"mobilenetv2 convert: error: labels file {labels} has 2 labels but the model has 1001 outputs; "
-                   "give one label per output, one a line")
+    assert err == (f"mobilenetv2 convert: error: labels file {labels} has 2 labels but the model has 1001 classes; "
+                   "give one label per class, one a line")
 
 
 def test_truncated_file_keeps_the_old_checkpoint(tflite_dir, tmp_path, capsys):

@@ -84,7 +84,7 @@ def test_labels_must_match_the_outputs(keras_dir, tmp_path):
     labels.write_text("\n".join(f"class {i}" for i in range(7)) + "\n")
     assert convert_keras(folder / "model.keras", labels=labels).class_names[-1] == "class 6"
     labels.write_text("one\ntwo\n")
-    with pytest.raises(UserError, match="2 labels but the model has 7 outputs"):
+    with pytest.raises(UserError, match="2 labels but the model has 7 classes"):
         convert_keras(folder / "model.keras", labels=labels)
 
 

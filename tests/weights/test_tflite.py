@@ -236,7 +236,7 @@ def test_per_channel_dequantization_and_bias_rule():
 def test_labels_of_the_wrong_length_are_rejected(quant_file, tmp_path):
     labels = tmp_path / "labels.txt"
     labels.write_text("a\nb\nc\n")
-    with pytest.raises(UserError, match="3 labels but the model has 1001 outputs"):
+    with pytest.raises(UserError, match="3 labels but the model has 1001 classes"):
         convert_tflite(quant_file, labels=labels)
 
 

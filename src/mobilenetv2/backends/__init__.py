@@ -16,7 +16,8 @@ from mobilenetv2.errors import UserError
 class BackendEntry:
     """A backend: its Runtime class ("module:Class"), the extra that installs it, and the format a checkpoint is
     exported to when it is asked to run on this backend (None: it runs checkpoints itself, or cannot). ``auto``: whether
-    ``--backend auto`` times it (not a microcontroller's reference interpreter, which only ``--backend tflm`` runs)."""
+    ``--backend auto`` times it (not a microcontroller's reference interpreter, which only ``--backend tflm`` runs).
+    ``package``: the package it imports (None: torch only); ``platform``: the only ``sys.platform`` it runs on."""
 
     name: str
     runtime: str
@@ -24,6 +25,8 @@ class BackendEntry:
     checkpoint_format: str | None
     description: str
     auto: bool = True
+    package: str | None = None
+    platform: str | None = None
 
     def runtime_class(self) -> type:
         module, cls = self.runtime.split(":")
@@ -33,19 +36,20 @@ class BackendEntry:
 BACKENDS: dict[str, BackendEntry] = {e.name: e for e in [
     BackendEntry("torch", "mobilenetv2.backends.torch:TorchRuntime", None, None, "PyTorch eager (CPU or CUDA)"),
     BackendEntry("onnxruntime", "mobilenetv2.backends.onnxruntime:OnnxRuntime", "deploy", "onnx",
-                 "onnxruntime, CPU execution provider"),
+                 "onnxruntime, CPU execution provider", package="onnxruntime"),
     BackendEntry("executorch", "mobilenetv2.backends.executorch:ExecuTorchRuntime", "interop", "pte",
-                 "ExecuTorch's runtime, XNNPACK delegate, batch 1"),
+                 "ExecuTorch's runtime, XNNPACK delegate, batch 1", package="executorch"),
     BackendEntry("litert", "mobilenetv2.backends.litert:LiteRTRuntime", "interop", None,
-                 "the LiteRT (TensorFlow Lite) interpreter, XNNPACK delegate, batch 1"),
+                 "the LiteRT (TensorFlow Lite) interpreter, XNNPACK delegate, batch 1", package="ai_edge_litert"),
     BackendEntry("tflm", "mobilenetv2.backends.tflm:TFLMRuntime", "mobile", None,
-                 "TensorFlow Lite Micro's interpreter (microcontrollers; full-integer .tflite files), batch 1", auto=False),
+                 "TensorFlow Lite Micro's interpreter (microcontrollers; full-integer .tflite files), batch 1", auto=False,
+                 package="tflite_micro"),
     BackendEntry("coreml", "mobilenetv2.backends.coreml:CoreMLRuntime", "mobile", None,
-                 "Core ML through coremltools (macOS only; iOS apps run the .mlpackage themselves), batch 1"),
+                 "Core ML through coremltools (macOS only; iOS apps run the .mlpackage themselves), batch 1",
+                 package="coremltools", platform="darwin"),
     BackendEntry("openvino", "mobilenetv2.backends.openvino:OpenVinoRuntime", "openvino", "openvino",
-                 "OpenVINO, CPU plugin (fp32 pinned; bf16 when asked)"),
+                 "OpenVINO, CPU plugin (fp32 pinned; bf16 when asked)", package="openvino"),
 ]}
-ALIASES = {"onnx": "onnxruntime"}  # `serve --backend onnx` from before the registry
 
 
 AUTO = "auto"  # not an engine: time the backends that open the file and take the fastest (formats/auto.py)
@@ -75,8 +79,8 @@ def parse_backend(spec: str | None) -> tuple[str | None, str | None]:
 
 
 def get_backend(name: str) -> BackendEntry:
-    """The backend called ``name`` (or a format's name for its backend, e.g. ``onnx``); one line when unknown."""
-    entry = BACKENDS.get(ALIASES.get(name, name))
+    """The backend called ``name``; one line naming the allowed ones when unknown."""
+    entry = BACKENDS.get(name)
     if entry is None:
         raise UserError(f"unknown backend {name!r}; allowed: {', '.join(BACKENDS)}")
     return entry

@@ -41,7 +41,7 @@ def require_coremltools() -> ModuleType:
     except ImportError as exc:
         raise UserError(f"coremltools {ct.__version__} has no compiled parts for Python {platform.python_version()} on "
                         f"{platform.system()} ({first_line(exc)}): it ships them only for the Python versions it has "
-                        f"wheels for (3.9 to 3.13 for coremltools 9); install it in one of those") from None
+                        f"wheels for (3.9 to 3.13 for coremltools 9); install it in one of those") from exc
     return ct
 
 
@@ -91,9 +91,10 @@ class CoreMLRuntime(Runtime):
 
     backend = "coreml"
 
-    def __init__(self, path: Path, meta: CheckpointMeta, options: RuntimeOptions, precision: str = "fp16") -> None:
+    def __init__(self, path: Path, meta: CheckpointMeta, options: RuntimeOptions, *, format: str,  # noqa: A002
+                 precision: str = "fp16") -> None:
         check_available(path)
-        super().__init__(meta, Path(path), precision=precision, format="coreml")
+        super().__init__(meta, Path(path), precision=precision, format=format)
         self.model = load_mlmodel(Path(path), options)
         channels = int(self.input_shape[1])
         self.input_layout, self.input_dtype = "NHWC", np.dtype(np.uint8)

@@ -37,9 +37,9 @@ class ExecuTorchRuntime(Runtime):
 
     backend = "executorch"
 
-    def __init__(self, path: Path, meta: CheckpointMeta, options: RuntimeOptions | None = None, *,
+    def __init__(self, path: Path, meta: CheckpointMeta, options: RuntimeOptions | None = None, *, format: str,  # noqa: A002
                  precision: str = "fp32") -> None:
-        super().__init__(meta, path, precision=precision, format="pte")
+        super().__init__(meta, path, precision=precision, format=format)
         self.max_batch = 1
         self.input_shape = (1, *self.input_shape[1:])
         options = options or RuntimeOptions()
@@ -61,10 +61,10 @@ class ExecuTorchRuntime(Runtime):
         try:
             with contextlib.redirect_stderr(runtime_log):
                 yield
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - the runtime's bindings raise many types; the cause is kept
             logged = runtime_log.getvalue().strip().splitlines()
             detail = f"{logged[-1][:160]}; " if logged else ""
-            raise UserError(f"ExecuTorch cannot run the program ({detail}{first_line(exc)})") from None
+            raise UserError(f"ExecuTorch cannot run the program ({detail}{first_line(exc)})") from exc
 
     def run(self, inputs: np.ndarray) -> np.ndarray:
         with self._one_line_errors():

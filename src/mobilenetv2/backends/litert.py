@@ -35,7 +35,7 @@ def open_interpreter(path: Path, threads: int | None = None) -> Any:
         interpreter = Interpreter(model_path=str(path), num_threads=threads)
         interpreter.allocate_tensors()
     except Exception as exc:  # noqa: BLE001 - LiteRT raises ValueError/RuntimeError for a bad file
-        raise UserError(f"{path} is not a loadable TFLite model ({first_line(exc, 160)})") from None
+        raise UserError(f"{path} is not a loadable TFLite model ({first_line(exc, 160)})") from exc
     return interpreter
 
 
@@ -86,14 +86,14 @@ class LiteRTRuntime(Runtime):
     backend = "litert"
 
     def __init__(self, path: Path, meta: CheckpointMeta, options: RuntimeOptions | None = None, *,
-                 precision: str | None = None) -> None:
+                 format: str, precision: str | None = None) -> None:  # noqa: A002
         self.interpreter = self.open(path, options or RuntimeOptions())
         (self.input,) = self.interpreter.get_input_details()
         self.output = self.interpreter.get_output_details()[0]
         dtype = np.dtype(self.input["dtype"])
         if precision is None:
             precision = "int8" if np.issubdtype(dtype, np.integer) else "fp32"
-        super().__init__(meta, path, precision=precision, format="tflite")
+        super().__init__(meta, path, precision=precision, format=format)
         self.input_layout, self.input_dtype = "NHWC", dtype
         self.input_shape = tuple(int(d) for d in self.input["shape"])
         self.max_batch = int(self.input["shape"][0])

@@ -40,16 +40,16 @@ class OnnxRuntime(Runtime):
 
     backend = "onnxruntime"
 
-    def __init__(self, path: Path, meta: CheckpointMeta, options: RuntimeOptions | None = None, *,
+    def __init__(self, path: Path, meta: CheckpointMeta, options: RuntimeOptions | None = None, *, format: str,  # noqa: A002
                  precision: str = "fp32") -> None:
-        super().__init__(meta, path, precision=precision, format="onnx")
+        super().__init__(meta, path, precision=precision, format=format)
         ort = require("onnxruntime", "deploy")
         options = options or RuntimeOptions()
         try:
             self.session = ort.InferenceSession(str(path), session_options(options.threads, options.spin),
                                                 providers=["CPUExecutionProvider"])
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types for a bad file
-            raise UserError(f"{path} is not a loadable ONNX model ({first_line(exc, 160)})") from None
+            raise UserError(f"{path} is not a loadable ONNX model ({first_line(exc, 160)})") from exc
         first = self.session.get_inputs()[0]
         self.input_name = first.name
         self.input_dtype = np.dtype(ONNX_DTYPES.get(first.type, np.float32))

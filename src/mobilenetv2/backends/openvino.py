@@ -50,7 +50,7 @@ def read_model(path: Path) -> Any:
     try:
         return engine.read_model(str(path))
     except Exception as exc:  # noqa: BLE001 - OpenVINO raises RuntimeError subclasses for a bad file
-        raise UserError(f"{path} is not a model OpenVINO can read ({first_line(exc, 160)})") from None
+        raise UserError(f"{path} is not a model OpenVINO can read ({first_line(exc, 160)})") from exc
 
 
 class OpenVinoRuntime(Runtime):
@@ -60,12 +60,11 @@ class OpenVinoRuntime(Runtime):
     backend = "openvino"
     precisions = ("fp32", "bf16")
 
-    def __init__(self, path: Path, meta: CheckpointMeta, options: RuntimeOptions | None = None, *,
+    def __init__(self, path: Path, meta: CheckpointMeta, options: RuntimeOptions | None = None, *, format: str,  # noqa: A002
                  precision: str = "fp32") -> None:
         if precision not in INFERENCE_PRECISION:
             raise UserError(f"OpenVINO runs fp32, bf16 or int8 here, not {precision}")
-        fmt = "openvino" if Path(path).suffix.lower() == ".xml" else "onnx"
-        super().__init__(meta, path, precision=precision, format=fmt)
+        super().__init__(meta, path, precision=precision, format=format)
         if precision == "bf16" and not cpu_has_bf16():
             raise UserError("this CPU has no bf16 instructions (AMX-BF16 or AVX-512 BF16): OpenVINO would emulate bf16 "
                             "or fall back to f32; run fp32 instead")
@@ -77,8 +76,8 @@ class OpenVinoRuntime(Runtime):
             config["INFERENCE_NUM_THREADS"] = int(options.threads)
         try:
             self.compiled = core().compile_model(model, "CPU", config)
-        except Exception as exc:  # noqa: BLE001
-            raise UserError(f"OpenVINO cannot compile {path} ({first_line(exc, 160)})") from None
+        except Exception as exc:  # noqa: BLE001 - the plugin raises RuntimeError subclasses and others; the cause is kept
+            raise UserError(f"OpenVINO cannot compile {path} ({first_line(exc, 160)})") from exc
         self.request = self.compiled.create_infer_request()
         self._lock = threading.Lock()  # an infer request runs one call at a time
         shape = model.inputs[0].get_partial_shape()

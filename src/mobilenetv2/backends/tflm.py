@@ -60,8 +60,8 @@ class TFLMRuntime(LiteRTRuntime):
     backend = "tflm"
 
     def __init__(self, path: Path, meta: CheckpointMeta, options: RuntimeOptions | None = None, *,
-                 precision: str | None = None) -> None:
-        super().__init__(path, meta, options, precision=precision)
+                 format: str, precision: str | None = None) -> None:  # noqa: A002
+        super().__init__(path, meta, options, format=format, precision=precision)
         self.micro = open_micro(path)
         self.arena_bytes = self.measure_arena()
         self.flash_bytes = Path(path).stat().st_size

@@ -1,8 +1,10 @@
 """Inference speed of one model through every path the project offers, timed interleaved in one run.
 
 Paths: torchvision's eager ``mobilenet_v2`` (the reference), our eager model (NCHW, channels_last, BN folded),
-torch.compile, PyTorch bf16, onnxruntime fp32 and int8 (static QDQ, per-channel), OpenVINO on the same two ONNX files
-(fp32 pinned to f32, bf16, int8), and a given TFLite file in the LiteRT interpreter. Each path is a ``Runtime`` (the
+torch.compile, PyTorch bf16; a row per file and backend from the format registry (``benchmarking.FILE_ROWS``; by
+default onnxruntime fp32 and int8 (static QDQ, per-channel) and OpenVINO on the same two ONNX files (fp32 pinned to
+f32, bf16, int8); ExecuTorch, LiteRT and Core ML on request), and given TFLite files in the LiteRT interpreter. Each
+path is a ``Runtime`` (the
 interface every backend implements), timed on its own inputs (``runtime.run`` on what ``runtime.to_native`` made of
 the same images) at every batch size it takes; each row says its precision and how far its outputs are from eager
 fp32's (top-1 agreement and max |logit diff|, on real photos when given). Ratios are given to the reference and to
@@ -26,9 +28,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from mobilenetv2.backends import BACKENDS
 from mobilenetv2.backends.base import Runtime, RuntimeOptions
 from mobilenetv2.backends.torch import TorchRuntime
-from mobilenetv2.benchmarking import PATHS
+from mobilenetv2.benchmarking import DEFAULT_PATHS, FILE_ROWS, PATHS, FileRow
 from mobilenetv2.errors import UserError
 from mobilenetv2.hardware import describe
 from mobilenetv2.timing import restores_threads, time_interleaved
@@ -49,13 +52,21 @@ TFLITE_PATH = "tflite:"  # a --tflite file's path name: "tflite:" + the file's n
 
 
 def label(name: str) -> str:
-    """How the table names a path (a --tflite file by its file name)."""
+    """How the table names a path (a --tflite file by its file name, a file row without a label of its own by its
+    backend, precision and file)."""
     if name.startswith(TFLITE_PATH):
         return f"LiteRT interpreter (XNNPACK): {name[len(TFLITE_PATH):]}"
-    return LABELS[name]
+    if name in LABELS:
+        return LABELS[name]
+    row = FILE_ROWS[name]
+    from mobilenetv2.formats import FORMATS
+
+    file = f"{'int8' if row.precision == 'int8' else 'fp32'} {FORMATS[row.format].suffixes[0]}"
+    return f"{row.backend} {row.precision} (the {file})"
 
 
-NEEDS = {"bf16": "bf16", "openvino_bf16": "bf16", "openvino": "openvino", "openvino_int8": "openvino"}
+def needs_bf16(name: str) -> bool:
+    return name == "bf16" or (name in FILE_ROWS and FILE_ROWS[name].precision == "bf16")
 
 
 @dataclass
@@ -221,7 +232,18 @@ def param_mb(model: nn.Module) -> float:
 def build_runtime(name: str, model: nn.Module, meta: CheckpointMeta, workdir: Path, options: RuntimeOptions,
                   calibration: list[np.ndarray], tflite: str | None = None) -> tuple[Runtime, float]:
     """One path as a runtime, and its model's size in MB (the file's, for files)."""
-    from mobilenetv2.formats import get_format, open_runtime
+    from mobilenetv2.formats import open_runtime
+
+    if name.startswith(TFLITE_PATH):
+        path = Path(tflite)
+        return open_runtime(path, "litert", options.threads), path.stat().st_size / 1e6
+    if name in FILE_ROWS:
+        return file_runtime(FILE_ROWS[name], model, meta, workdir, options, calibration)
+    return torch_runtime(name, model, meta, options)
+
+
+def torch_runtime(name: str, model: nn.Module, meta: CheckpointMeta, options: RuntimeOptions) -> tuple[Runtime, float]:
+    """One of PyTorch's own paths, and its parameters' size in MB."""
     from mobilenetv2.models.fuse import fuse_bn
 
     if name == "torchvision":
@@ -230,45 +252,58 @@ def build_runtime(name: str, model: nn.Module, meta: CheckpointMeta, workdir: Pa
         return TorchRuntime(model, meta, options=options), param_mb(model)
     if name == "channels_last":
         return TorchRuntime(copy.deepcopy(model), meta, options=options, channels_last=True), param_mb(model)
-    if name in ("bn_folded", "compile", "bf16"):
-        fused = fuse_bn(model).to(memory_format=torch.channels_last)
-        module = torch.compile(fused, dynamic=False) if name == "compile" else fused
-        precision = "bf16" if name == "bf16" else "fp32"
-        return TorchRuntime(module, meta, options=options, channels_last=True, precision=precision), param_mb(fused)
-    if name.startswith(TFLITE_PATH):
-        path = Path(tflite)
-        return open_runtime(path, "litert", options.threads), path.stat().st_size / 1e6
-    int8 = name in ("int8", "openvino_int8")
-    path = onnx_file(model, meta, workdir, calibration if int8 else None)
-    backend, precision = ("onnxruntime", None) if name in ("onnx", "int8") else ("openvino", "bf16" if name == "openvino_bf16"
-                                                                                else None)
-    # no spinning: idle threads of one session would slow the paths interleaved with it
-    return get_format("onnx").open(path, backend, options, precision=precision), path.stat().st_size / 1e6
+    fused = fuse_bn(model).to(memory_format=torch.channels_last)
+    module = torch.compile(fused, dynamic=False) if name == "compile" else fused
+    precision = "bf16" if name == "bf16" else "fp32"
+    return TorchRuntime(module, meta, options=options, channels_last=True, precision=precision), param_mb(fused)
 
 
-def onnx_file(model: nn.Module, meta: CheckpointMeta, workdir: Path, calibration: list[np.ndarray] | None) -> Path:
-    """The model's fp32 ONNX file in ``workdir``, or (with ``calibration``) its int8 QDQ file; made once, shared by
-    the onnxruntime and OpenVINO paths so that both run the same file."""
+def file_runtime(row: FileRow, model: nn.Module, meta: CheckpointMeta, workdir: Path, options: RuntimeOptions,
+                 calibration: list[np.ndarray]) -> tuple[Runtime, float]:
+    """A file row's file on its backend (no spinning: idle threads of one session would slow the paths interleaved
+    with it), and the file's size in MB (with its companions)."""
+    from mobilenetv2.formats import get_format
+
+    path = model_file(model, meta, row.format, workdir, calibration if row.precision == "int8" else None)
+    target = get_format(row.format)
+    runtime = target.open(path, row.backend, options, precision="bf16" if row.precision == "bf16" else None)
+    return runtime, sum(p.stat().st_size for p in target.outputs(path) if p.is_file()) / 1e6
+
+
+def model_file(model: nn.Module, meta: CheckpointMeta, fmt: str, workdir: Path, calibration: list[np.ndarray] | None) -> Path:
+    """The model's fp32 file of format ``fmt`` in ``workdir``, or (with ``calibration``) its int8 file as ``quantize``
+    makes it with its default options; made once, shared by every backend of the format so that all run the same file."""
     from mobilenetv2.export.exporter import export_model
-    from mobilenetv2.formats.onnx import quantize_onnx
+    from mobilenetv2.formats import get_format
+    from mobilenetv2.formats.base import QuantizeOptions
 
-    fp32_path, int8_path = workdir / "fp32.onnx", workdir / "int8.onnx"
+    target = get_format(fmt)
+    fp32_path, int8_path = workdir / f"fp32{target.suffix}", workdir / f"int8{target.suffix}"
     if not fp32_path.exists():
-        export_model(model, fp32_path, "onnx", meta=meta)
+        export_model(model, fp32_path, fmt, meta=meta)
     if calibration is None:
         return fp32_path
-    return int8_path if int8_path.exists() else quantize_onnx(fp32_path, int8_path, calibration)
+    if not int8_path.exists():
+        target.quantize(model, int8_path, meta, calibration, QuantizeOptions(), fp32_path=fp32_path)
+        target.finish(int8_path, meta, "int8")
+    return int8_path
 
 
 def unavailable(name: str) -> str | None:
-    """Why this machine cannot run path ``name`` (no bf16 instructions, OpenVINO not installed), or None."""
+    """Why this machine cannot run path ``name`` (no bf16 instructions, its backend's package not installed or not
+    for this system), or None."""
+    import sys
+
     from mobilenetv2.extras import available
     from mobilenetv2.hardware import cpu_info
 
-    if NEEDS.get(name) == "bf16" and cpu_info().bf16_path is None:
+    if needs_bf16(name) and cpu_info().bf16_path is None:
         return f"{label(name)}: this CPU has no bf16 instructions (AMX-BF16, AVX-512 BF16)"
-    if name.startswith("openvino") and not available("openvino"):
-        return f"{label(name)}: OpenVINO is not installed (pip install 'mobilenetv2[openvino]')"
+    backend = BACKENDS[FILE_ROWS[name].backend] if name in FILE_ROWS else None
+    if backend and backend.package and not available(backend.package):
+        return f"{label(name)}: {backend.package} is not installed (pip install 'mobilenetv2[{backend.extra}]')"
+    if backend and backend.platform and sys.platform != backend.platform:
+        return f"{label(name)}: {backend.name} runs on {backend.platform} only, not {sys.platform}"
     return None
 
 
@@ -320,7 +355,7 @@ def runners(runtime: Runtime, inputs: dict[int, torch.Tensor], resolution: int) 
 
 @restores_threads
 def benchmark_inference(model: nn.Module, *, resolution: int = 224, threads: int = 2, batches: tuple[int, ...] = (1, 32),
-                        paths: tuple[str, ...] = PATHS, rounds: int = 20, warmup: int = 3,
+                        paths: tuple[str, ...] = DEFAULT_PATHS, rounds: int = 20, warmup: int = 3,
                         calibration: list[np.ndarray] | None = None, tflite: str | list[str] | None = None,
                         meta: CheckpointMeta | None = None, images: list[str] | None = None,
                         on_progress: Callable[[str], None] | None = None) -> BenchmarkReport:
@@ -329,75 +364,115 @@ def benchmark_inference(model: nn.Module, *, resolution: int = 224, threads: int
     ``tflite``: also time the TFLite interpreter on this file or these files (batch 1, each its own input type:
     uint8 for the published files, on the same threads; our int8 export beside Google's file, say); torchvision's
     twin is timed only for MobileNetV2 classifiers (it has no segmentation head). ``meta``: the checkpoint's
-    metadata, when the model comes from one (its task verifies the ONNX export).
+    metadata, when the model comes from one (its task verifies the exported files).
     ``calibration``: batches for the int8 paths (default: 8 seeded random images, one a batch, which bounds the
     calibration's memory at large sizes; minmax ranges do not depend on the batching). ``images``: photos on which
     each path's outputs are compared with eager fp32's (default: the timing's random images). Paths this machine
-    cannot run (bf16 without bf16 instructions, OpenVINO not installed) are left out and listed in the report.
+    cannot run (bf16 without bf16 instructions, a backend whose package is not installed) are left out and listed.
     """
     from mobilenetv2.analysis import count_macs
 
-    unknown = [p for p in paths if p not in PATHS]
-    if unknown:
-        raise UserError(f"unknown path(s) {', '.join(unknown)}; allowed: {', '.join(PATHS)}")
-    if threads < 1 or rounds < 1 or not batches or min(batches) < 1:
-        raise UserError("--threads, --rounds and every --batch must be >= 1")
+    check_settings(paths, threads, rounds, batches)
     torch.set_num_threads(threads)
     model = model.eval()
-    if not model.arch["name"].startswith("mobilenet_v2"):
-        paths = tuple(p for p in paths if p != REFERENCE)
-    files: dict[str, str] = {}
-    for file in [tflite] if isinstance(tflite, str) else tflite or []:
-        name = f"{TFLITE_PATH}{Path(file).name}"
-        files[name if name not in files else f"{name} ({len(files) + 1})"] = file
-    paths = (*paths, *files)
+    paths, files = requested_paths(model, paths, tflite)
     skipped = [why for why in map(unavailable, paths) if why]
     paths = tuple(p for p in paths if unavailable(p) is None)
     inputs = {b: torch.randn(b, model.in_chans, resolution, resolution, generator=torch.Generator().manual_seed(b))
               for b in batches}
     calibration = calibration or list(np.random.default_rng(0).standard_normal(
         (8, 1, model.in_chans, resolution, resolution), dtype=np.float32))
-    calls: dict[str, dict[int, Callable[[], object]]] = {}
-    results: dict[str, PathResult] = {}
-    runtimes: dict[str, Runtime] = {}
-    precisions = {"fp32": torch.float32, **({"bf16": torch.bfloat16} if any(NEEDS.get(p) == "bf16" for p in paths) else {})}
+    precisions = {"fp32": torch.float32, **({"bf16": torch.bfloat16} if any(map(needs_bf16, paths)) else {})}
     gflops = {precision: [matmul_gflops(threads, dtype=dtype)] for precision, dtype in precisions.items()}
     meta = meta_at_resolution(model, resolution, meta)
     options = RuntimeOptions(threads=threads, device="cpu", spin=False)
     with tempfile.TemporaryDirectory(prefix="mobilenetv2-bench-") as tmp:
-        for name in paths:
-            if on_progress:
-                on_progress(f"building {label(name)}")
-            before = rss_mb()
-            runtime, size_mb = build_runtime(name, model, meta, Path(tmp), options, calibration, files.get(name))
-            calls[name] = runners(runtime, inputs, resolution)
-            if not calls[name]:
-                raise UserError(f"{label(name)} runs batch {runtime.max_batch} only: give it with --batch {runtime.max_batch}")
-            calls[name][max(calls[name])]()  # first call: compiles/allocates, and counts towards memory
-            results[name] = PathResult(name, size_mb, max(rss_mb() - before, 0.0), precision=runtime.precision,
-                                       backend=runtime.backend)
-            runtimes[name] = runtime
-        if on_progress:
-            on_progress("comparing every path's outputs with eager fp32's")
-        agreement, agreement_on = agreement_batch(meta, images, inputs[max(batches)])
-        for name, (same, diff) in measure_agreement(runtimes, model, meta, agreement).items():
-            results[name].agreement, results[name].max_diff = same, diff
-        matmuls = {MATMULS[precision]: matmul_runner(dtype=dtype) for precision, dtype in precisions.items()}
-        for b in batches:
-            if on_progress:
-                on_progress(f"timing batch {b}: {rounds} interleaved rounds")
-            # The matmuls are more candidates of every round, so the limits see the same load as the paths.
-            stats = time_interleaved({**{n: calls[n][b] for n in paths if b in calls[n]}, **matmuls},
-                                     rounds=rounds, warmup=warmup)
-            for precision in precisions:
-                gflops[precision].append(gflops_from_ms(stats.pop(MATMULS[precision]).min_ms))
-            for n, s in stats.items():
-                results[n].median_ms[b], results[n].p90_ms[b] = s.median_ms, s.p90_ms
+        calls, results, runtimes = build_paths(paths, model, meta, Path(tmp), options, calibration, files, inputs,
+                                               resolution, on_progress)
+        _progress(on_progress, "comparing every path's outputs with eager fp32's")
+        agreement_on = record_agreement(results, runtimes, model, meta, images, inputs[max(batches)])
+        time_batches(calls, results, paths, batches, precisions, gflops, rounds, warmup, on_progress)
     for precision, dtype in precisions.items():
         gflops[precision].append(matmul_gflops(threads, dtype=dtype))
-    arch = model.arch
-    name = f"{arch['name']}(" + ", ".join(f"{k}={v}" for k, v in arch["args"].items()) + ")"
     best = {precision: max(values) for precision, values in gflops.items()}
-    return BenchmarkReport(name, resolution, threads, count_macs(model, resolution), best.pop("fp32"), list(batches),
-                           rounds, [results[n] for n in paths], cpu=describe(), limits=best, agreement_on=agreement_on,
-                           skipped=skipped)
+    return BenchmarkReport(model_name(model), resolution, threads, count_macs(model, resolution), best.pop("fp32"),
+                           list(batches), rounds, [results[n] for n in paths], cpu=describe(), limits=best,
+                           agreement_on=agreement_on, skipped=skipped)
+
+
+def _progress(on_progress: Callable[[str], None] | None, message: str) -> None:
+    if on_progress:
+        on_progress(message)
+
+
+def check_settings(paths: tuple[str, ...], threads: int, rounds: int, batches: tuple[int, ...]) -> None:
+    """One line for an unknown path, or a thread, round or batch count below 1."""
+    unknown = [p for p in paths if p not in PATHS]
+    if unknown:
+        raise UserError(f"unknown path(s) {', '.join(unknown)}; allowed: {', '.join(PATHS)}")
+    if threads < 1 or rounds < 1 or not batches or min(batches) < 1:
+        raise UserError("--threads, --rounds and every --batch must be >= 1")
+
+
+def requested_paths(model: nn.Module, paths: tuple[str, ...],
+                    tflite: str | list[str] | None) -> tuple[tuple[str, ...], dict[str, str]]:
+    """(the paths to time: torchvision's twin only for MobileNetV2, then a row per --tflite file; path -> that file)."""
+    if not model.arch["name"].startswith("mobilenet_v2"):
+        paths = tuple(p for p in paths if p != REFERENCE)
+    files: dict[str, str] = {}
+    for file in [tflite] if isinstance(tflite, str) else tflite or []:
+        name = f"{TFLITE_PATH}{Path(file).name}"
+        files[name if name not in files else f"{name} ({len(files) + 1})"] = file
+    return (*paths, *files), files
+
+
+def build_paths(paths: tuple[str, ...], model: nn.Module, meta: CheckpointMeta, workdir: Path, options: RuntimeOptions,
+                calibration: list[np.ndarray], files: dict[str, str], inputs: dict[int, torch.Tensor], resolution: int,
+                on_progress: Callable[[str], None] | None,
+                ) -> tuple[dict[str, dict[int, Callable[[], object]]], dict[str, PathResult], dict[str, Runtime]]:
+    """Each path's runtime, its calls per batch size (run once: the first call compiles and allocates, and counts
+    towards its memory), and its result so far (size, memory, precision, backend)."""
+    calls: dict[str, dict[int, Callable[[], object]]] = {}
+    results: dict[str, PathResult] = {}
+    runtimes: dict[str, Runtime] = {}
+    for name in paths:
+        _progress(on_progress, f"building {label(name)}")
+        before = rss_mb()
+        runtime, size_mb = build_runtime(name, model, meta, workdir, options, calibration, files.get(name))
+        calls[name] = runners(runtime, inputs, resolution)
+        if not calls[name]:
+            raise UserError(f"{label(name)} runs batch {runtime.max_batch} only: give it with --batch {runtime.max_batch}")
+        calls[name][max(calls[name])]()
+        results[name] = PathResult(name, size_mb, max(rss_mb() - before, 0.0), precision=runtime.precision,
+                                   backend=runtime.backend)
+        runtimes[name] = runtime
+    return calls, results, runtimes
+
+
+def record_agreement(results: dict[str, PathResult], runtimes: dict[str, Runtime], model: nn.Module, meta: CheckpointMeta,
+                     images: list[str] | None, fallback: torch.Tensor) -> str:
+    """Each path's agreement with eager fp32 into its result; what it was measured on."""
+    batch, agreement_on = agreement_batch(meta, images, fallback)
+    for name, (same, diff) in measure_agreement(runtimes, model, meta, batch).items():
+        results[name].agreement, results[name].max_diff = same, diff
+    return agreement_on
+
+
+def time_batches(calls: dict[str, dict[int, Callable[[], object]]], results: dict[str, PathResult], paths: tuple[str, ...],
+                 batches: tuple[int, ...], precisions: dict[str, torch.dtype], gflops: dict[str, list[float]], rounds: int,
+                 warmup: int, on_progress: Callable[[str], None] | None) -> None:
+    """Time every path interleaved, batch size by batch size, with the matmuls of each precision as more candidates of
+    every round (so the limits see the same load as the paths); medians into the results, GFLOP/s into ``gflops``."""
+    matmuls = {MATMULS[precision]: matmul_runner(dtype=dtype) for precision, dtype in precisions.items()}
+    for b in batches:
+        _progress(on_progress, f"timing batch {b}: {rounds} interleaved rounds")
+        stats = time_interleaved({**{n: calls[n][b] for n in paths if b in calls[n]}, **matmuls}, rounds=rounds, warmup=warmup)
+        for precision in precisions:
+            gflops[precision].append(gflops_from_ms(stats.pop(MATMULS[precision]).min_ms))
+        for n, s in stats.items():
+            results[n].median_ms[b], results[n].p90_ms[b] = s.median_ms, s.p90_ms
+
+
+def model_name(model: nn.Module) -> str:
+    arch = model.arch
+    return f"{arch['name']}(" + ", ".join(f"{k}={v}" for k, v in arch["args"].items()) + ")"

@@ -8,6 +8,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from importlib import metadata
 
@@ -81,21 +82,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse arguments and run one subcommand; bad input becomes one line on stderr and exit code 2."""
+    """Parse arguments and run one subcommand; bad input becomes one line on stderr and exit code 2 (with ``-v``, the
+    traceback and the chain of causes behind that line come first)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.verbose - args.quiet)  # library messages (epochs, notes) as plain lines on stderr
+    verbosity = args.verbose - args.quiet
+    setup_logging(verbosity)  # library messages (epochs, notes) as plain lines on stderr
     try:
         return int(args._run(args) or 0)
     except UserError as exc:
-        print(f"mobilenetv2 {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return _error(args.command, str(exc), exc, verbosity)
     except FileNotFoundError as exc:
-        print(f"mobilenetv2 {args.command}: error: file not found: {exc.filename or exc}", file=sys.stderr)
-        return 2
+        return _error(args.command, f"file not found: {exc.filename or exc}", exc, verbosity)
     except KeyboardInterrupt:
         print(f"mobilenetv2 {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+
+
+def _error(command: str, message: str, exc: BaseException, verbosity: int) -> int:
+    """Exit code 2 after ``message`` on one line; with ``-v`` the traceback and its causes before it."""
+    if verbosity >= 1:
+        traceback.print_exception(exc, file=sys.stderr)
+    print(f"mobilenetv2 {command}: error: {message}", file=sys.stderr)
+    return 2

@@ -11,14 +11,15 @@ LARGE_INPUT = 320  # above this input size the default is batch 1 only (32 DeepL
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    from mobilenetv2.benchmarking import PATHS
+    from mobilenetv2.benchmarking import DEFAULT_PATHS, PATHS
 
     p = sub.add_parser("benchmark", help="inference latency/throughput of eager, compiled, bf16, ONNX and OpenVINO "
                                          "fp32/bf16/int8 paths",
                        description="Time torchvision's eager mobilenet_v2 (the reference, for MobileNetV2 classifiers), "
                                    "our eager model (NCHW, channels_last, BN folded), torch.compile, PyTorch bf16, "
                                    "onnxruntime fp32 and int8, OpenVINO fp32 (pinned to f32), bf16 and int8 on the same "
-                                   "ONNX files, and with --tflite the TFLite interpreter, interleaved in one run; report "
+                                   "ONNX files (with --paths also ExecuTorch, LiteRT and Core ML on their own files), "
+                                   "and with --tflite the TFLite interpreter, interleaved in one run; report "
                                    "each path's precision, median/p90 latency, throughput, size, memory, its agreement "
                                    "with eager fp32 (top-1, max difference; on --images when given), and ratios to the "
                                    "reference (or to the TFLite interpreter) and to a compute limit of its precision "
@@ -33,9 +34,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, nargs="+", default=None,
                    help=f"batch sizes (default 1 32; 1 alone above {LARGE_INPUT} px, e.g. segmentation at 513)")
     p.add_argument("--rounds", type=int, default=20, help="interleaved timing rounds (default 20)")
-    p.add_argument("--paths", nargs="+", default=list(PATHS), choices=PATHS, metavar="PATH",
-                   help=f"paths to time (default all: {' '.join(PATHS)})")
-    p.add_argument("--formats", nargs="+", dest="paths", choices=PATHS, help=argparse.SUPPRESS)  # the old name of --paths
+    others = [name for name in PATHS if name not in DEFAULT_PATHS]
+    p.add_argument("--paths", nargs="+", default=list(DEFAULT_PATHS), choices=PATHS, metavar="PATH",
+                   help=f"paths to time (default: {' '.join(DEFAULT_PATHS)}; on request, a row per other file and "
+                        f"backend of the format registry: {' '.join(others)})")
     p.add_argument("--no-compile", action="store_true", help="skip torch.compile (it needs a C++ compiler and minutes)")
     p.add_argument("--tflite", metavar="FILE", nargs="+",
                    help="also time the LiteRT interpreter on these .tflite files, one row each (batch 1, each its own "

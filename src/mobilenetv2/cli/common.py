@@ -30,7 +30,7 @@ def add_labels_arg(p: argparse.ArgumentParser) -> None:
     """--labels: class names for a model file that has none (Google's published .tflite files)."""
     p.add_argument("--labels", metavar="FILE", default=None,
                    help="class names, one a line, for a file without them (e.g. Google's published .tflite files with "
-                        "imagenet_labels.txt); the first as many lines as the model has classes")
+                        "imagenet_labels.txt); one per class (a note may follow after a blank line)")
 
 
 def backend_help(names: list[str]) -> str:

@@ -17,7 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "is read from the file's tensors. Nothing is written unless the conversion succeeds.")
     p.add_argument("source", help="the .tflite, .keras or .h5 file")
     p.add_argument("out", help="the checkpoint to write (.safetensors)")
-    p.add_argument("--labels", help="class names, one a line, one per output of the model")
+    p.add_argument("--labels", help="class names, one a line, one per class of the model (a note may follow after a blank line)")
     p.add_argument("--drop-background", action="store_true",
                    help="drop output 0 ('background') of a 1001-class TFLite model: the usual 1000 ImageNet classes")
     p.add_argument("--calibrate", nargs="+", metavar="IMAGES",

@@ -7,8 +7,6 @@ import argparse
 
 from mobilenetv2.formats import FORMATS, list_formats
 
-LEGACY_RUNTIMES = {"onnxruntime": "onnx", "executorch": "pte"}  # --runtime from before the format registry
-
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     formats = list_formats(quantizes=True)
@@ -46,7 +44,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--format", choices=formats, default=None, help="the format when --out does not name one (default onnx)")
     p.add_argument("--quant-format", default="qdq", choices=["qdq", "qoperator"],
                    help="onnxruntime's int8 operator form, ONNX only (default qdq)")
-    p.add_argument("--runtime", choices=list(LEGACY_RUNTIMES), default=None, help=argparse.SUPPRESS)  # old: --format
     p.add_argument("--per-tensor", action="store_true", help="one scale per weight tensor instead of per channel")
     p.add_argument("--reduce-range", action="store_true", help="7-bit weights (for CPUs without VNNI, if accuracy suffers)")
     p.add_argument("--io", choices=["uint8", "int8", "float"], default=None,
@@ -65,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from mobilenetv2.formats.base import QuantizeOptions
     from mobilenetv2.io import check_writable
 
-    fmt = quantized_format(args.out, args.format or LEGACY_RUNTIMES.get(args.runtime))
+    fmt = quantized_format(args.out, args.format)
     out = args.out or default_quantized_output(args.checkpoint, fmt)
     check_writable(out)
     options = QuantizeOptions(method=args.method, quant_format=args.quant_format, per_channel=not args.per_tensor,

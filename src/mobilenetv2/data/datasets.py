@@ -251,9 +251,9 @@ class TorchvisionReader:
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 image = self.datasets[split][index][0]
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise BadImageError(f"{where}: image above the limit of {MAX_IMAGE_PIXELS:,} pixels ({exc})") from None
+            raise BadImageError(f"{where}: image above the limit of {MAX_IMAGE_PIXELS:,} pixels ({exc})") from exc
         except DECODE_ERRORS as exc:
-            raise BadImageError(f"{where}: not a readable image ({type(exc).__name__}: {exc})") from None
+            raise BadImageError(f"{where}: not a readable image ({type(exc).__name__}: {exc})") from exc
         if isinstance(image, Image.Image):
             check_pixels(image, where)
             image = upright(image)
@@ -293,7 +293,7 @@ def open_torchvision(cls: type, root: Path, split: str | None, download: bool) -
         raise UserError(
             f"{cls.__name__}: dataset not found at {root} and {how}; point --data-root at a copy, "
             "or pass an image folder instead: --data path/to/folder (one sub-folder per class)"
-        ) from None
+        ) from exc
 
 
 def torchvision_source(name: str, data_root: str | None, val_split: float, seed: int, download: bool) -> Source:

@@ -67,9 +67,9 @@ def open_image(path: str | os.PathLike[str] | io.BytesIO, where: object = None) 
     except FileNotFoundError:
         raise BadImageError(f"{where}: no such file") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImageError(f"{where}: image above the limit of {MAX_IMAGE_PIXELS:,} pixels ({exc})") from None
+        raise BadImageError(f"{where}: image above the limit of {MAX_IMAGE_PIXELS:,} pixels ({exc})") from exc
     except DECODE_ERRORS as exc:
-        raise BadImageError(f"{where}: not a readable image ({type(exc).__name__}: {_reason(exc)})") from None
+        raise BadImageError(f"{where}: not a readable image ({type(exc).__name__}: {_reason(exc)})") from exc
     with img:
         check_pixels(img, where)
         yield img
@@ -92,7 +92,7 @@ def load_image(path: str | os.PathLike[str] | io.BytesIO, where: object = None) 
             img.load()
             return to_rgb(upright(img))
         except DECODE_ERRORS as exc:
-            raise BadImageError(f"{where}: not a readable image ({type(exc).__name__}: {_reason(exc)})") from None
+            raise BadImageError(f"{where}: not a readable image ({type(exc).__name__}: {_reason(exc)})") from exc
 
 
 def _reason(exc: Exception) -> str:

@@ -11,7 +11,7 @@ from torch import nn
 from mobilenetv2.backends.base import RuntimeOptions
 from mobilenetv2.errors import UserError
 from mobilenetv2.formats import FORMATS, get_format, list_formats
-from mobilenetv2.formats.convert import export_verified
+from mobilenetv2.formats.verified_export import export_verified
 from mobilenetv2.formats.verify import ExportCheck
 from mobilenetv2.io import atomic_files, atomic_folder
 from mobilenetv2.weights import CheckpointMeta

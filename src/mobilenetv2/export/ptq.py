@@ -179,7 +179,7 @@ def _val_loader(ckpt, data: str, split: str, *, strict: bool = True):
     except UserError as exc:
         if not strict:
             return None
-        raise UserError(f"validation data {data}: {exc}") from None
+        raise UserError(f"validation data {data}: {exc}") from exc
     return loader
 
 
@@ -192,7 +192,7 @@ def _task_val_loader(ckpt, data: str):
     try:
         task.check_classes(ckpt.class_names, ckpt.meta.num_classes, names)
     except UserError as exc:
-        raise UserError(f"validation data {data}: {exc}") from None
+        raise UserError(f"validation data {data}: {exc}") from exc
     return loader
 
 

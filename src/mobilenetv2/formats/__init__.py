@@ -7,7 +7,8 @@ gives a ``Runtime``; ``get_format(name)`` gives the ``Format`` that exports and 
 
 from __future__ import annotations
 
+from mobilenetv2.formats.lookup import get_format
 from mobilenetv2.formats.open import open_runtime
-from mobilenetv2.formats.registry import FORMATS, FormatEntry, entry_of, format_for_output, get_format, list_formats
+from mobilenetv2.formats.registry import FORMATS, FormatEntry, entry_of, format_for_output, list_formats
 
 __all__ = ["FORMATS", "FormatEntry", "entry_of", "format_for_output", "get_format", "list_formats", "open_runtime"]

@@ -23,7 +23,8 @@ import numpy as np
 
 from mobilenetv2.errors import UserError, first_line
 from mobilenetv2.extras import MissingExtraError
-from mobilenetv2.formats.registry import FormatEntry, get_format
+from mobilenetv2.formats.lookup import get_format
+from mobilenetv2.formats.registry import FormatEntry
 from mobilenetv2.io import atomic_write_text
 from mobilenetv2.timing import time_interleaved
 

@@ -9,11 +9,12 @@ from abc import ABC
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from mobilenetv2.backends import get_backend
 from mobilenetv2.backends.base import PRECISIONS, Runtime, RuntimeOptions
 from mobilenetv2.errors import UserError, first_line
+from mobilenetv2.formats.registry import FORMATS, FormatEntry
 from mobilenetv2.io import atomic_write_text
 from mobilenetv2.spec import Preprocessing
 from mobilenetv2.weights.checkpoint import TASK_NAMES, CheckpointMeta
@@ -45,7 +46,7 @@ def meta_from_entries(entries: dict[str, str], where: object, input_size: int | 
     try:
         values = {key: json.loads(value) for key, value in entries.items() if key.startswith("mobilenetv2.")}
     except ValueError as exc:
-        raise UserError(f"{where}: its mobilenetv2 metadata is not JSON ({first_line(exc)})") from None
+        raise UserError(f"{where}: its mobilenetv2 metadata is not JSON ({first_line(exc)})") from exc
     task = values.get(META_TASK) or "classification"
     names = values.get(META_CLASS_NAMES)
     arch = values.get(META_ARCHITECTURE) or {}
@@ -60,7 +61,7 @@ def meta_from_entries(entries: dict[str, str], where: object, input_size: int | 
     try:
         pre = Preprocessing.from_dict(stored) if stored else Preprocessing(input_size=input_size or 224)
     except (TypeError, AttributeError) as exc:
-        raise UserError(f"{where}: malformed preprocessing in its metadata ({first_line(exc)})") from None
+        raise UserError(f"{where}: malformed preprocessing in its metadata ({first_line(exc)})") from exc
     return CheckpointMeta(architecture=arch, task=task, class_names=names, preprocessing=pre), precision
 
 
@@ -78,11 +79,20 @@ class QuantizeOptions:
 class Format(ABC):
     """A file format: ``export``/``quantize`` write it, ``read_meta`` and ``open`` read it."""
 
-    name: ClassVar[str]
-    suffix: ClassVar[str]               # what export names its files: NAME + suffix
+    name: ClassVar[str]                 # its entry in the registry (``formats/registry.py``), which says the rest
     sidecar: ClassVar[bool] = False     # metadata in FILE.json beside the file (the format has no field for it)
     checks_itself: ClassVar[bool] = False  # export_checked checks its files (Core ML: its runtime is macOS/iOS only)
     companions: ClassVar[tuple[str, ...]] = ()  # suffixes of files that travel with it, named after it (IR: ".bin")
+
+    @property
+    def entry(self) -> FormatEntry:
+        """This format's registry entry: its suffixes, backends, title."""
+        return FORMATS[self.name]
+
+    @property
+    def suffix(self) -> str:
+        """What export names its files: NAME + suffix (the entry's first)."""
+        return self.entry.suffixes[0]
 
     # -- writing ------------------------------------------------------------------------------------------------------
     def export(self, model: nn.Module, path: Path, meta: CheckpointMeta, *, opset: int | None = None) -> None:
@@ -134,24 +144,16 @@ class Format(ABC):
             stored = json.loads(side.read_text())
             entries = {k: json.dumps(v) for k, v in stored.items()}
         except (ValueError, AttributeError, OSError) as exc:
-            raise UserError(f"{side} is not the metadata JSON that export writes ({first_line(exc)})") from None
+            raise UserError(f"{side} is not the metadata JSON that export writes ({first_line(exc)})") from exc
         return meta_from_entries(entries, side)
 
     def open(self, path: Path, backend: str, options: RuntimeOptions, meta: CheckpointMeta | None = None,
              precision: str | None = None) -> Runtime:
-        """The file on ``backend`` (one of this format's); ``meta``: use it instead of reading the file's."""
+        """The file on ``backend`` (one of this format's), told that it is this format; ``meta``: use it instead of
+        reading the file's."""
         if meta is None:
             meta, stored = self.read_meta(path)
             precision = precision or stored
         cls = get_backend(backend).runtime_class()
-        return cls(path, meta, options, **({"precision": precision} if precision else {}))
+        return cls(path, meta, options, format=self.name, **({"precision": precision} if precision else {}))
 
-
-def read_json_object(text: str, where: object) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise UserError(f"{where}: not JSON ({first_line(exc)})") from None
-    if not isinstance(value, dict):
-        raise UserError(f"{where}: not a JSON object")
-    return value

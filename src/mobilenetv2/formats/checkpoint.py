@@ -12,7 +12,6 @@ from mobilenetv2.weights import Checkpoint, CheckpointMeta, load_checkpoint
 
 class CheckpointFormat(Format):
     name = "checkpoint"
-    suffix = ".safetensors"
 
     def read_meta(self, path: Path) -> tuple[CheckpointMeta, str | None]:
         return load_checkpoint(path).meta, "fp32"

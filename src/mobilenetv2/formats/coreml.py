@@ -142,7 +142,6 @@ class CoreMLCheck:
 
 class CoreMLFormat(Format):
     name = "coreml"
-    suffix = ".mlpackage"
     checks_itself = True
 
     def export(self, model: nn.Module, path: Path, meta: CheckpointMeta, *, opset: int | None = None,
@@ -254,7 +253,7 @@ def _convert(ct: ModuleType, head: nn.Module, scaling: InputScaling, meta: Check
     except UserError:
         raise
     except Exception as exc:  # noqa: BLE001 - torch.export raises many types; one line is what the user needs
-        raise UserError(f"this model cannot be exported for Core ML (torch.export): {first_line(exc)}") from None
+        raise UserError(f"this model cannot be exported for Core ML (torch.export): {first_line(exc)}") from exc
     image = ct.ImageType(name=INPUT_NAME, shape=tuple(example.shape), scale=scaling.scale,
                          bias=list(scaling.bias) if channels == 3 else scaling.bias[0],
                          color_layout=ct.colorlayout.RGB if channels == 3 else ct.colorlayout.GRAYSCALE)
@@ -265,7 +264,7 @@ def _convert(ct: ModuleType, head: nn.Module, scaling: InputScaling, meta: Check
             return ct.convert(program, inputs=[image], convert_to="mlprogram", compute_precision=ct.precision.FLOAT16,
                               minimum_deployment_target=ct.target.iOS16, **task)
     except Exception as exc:  # noqa: BLE001 - the converter raises many types for ops and shapes it cannot take
-        raise UserError(f"coremltools cannot convert this model: {first_line(exc)}") from None
+        raise UserError(f"coremltools cannot convert this model: {first_line(exc)}") from exc
 
 
 def _describe(mlmodel: Any, meta: CheckpointMeta, scaling: InputScaling, weights: str) -> None:
@@ -298,7 +297,7 @@ def _load(path: Path) -> Any:
         with _quiet():
             return ct.models.MLModel(str(path), skip_model_load=True)
     except Exception as exc:  # noqa: BLE001 - a damaged package raises many types
-        raise UserError(f"{path} is not a Core ML package coremltools can read ({first_line(exc)})") from None
+        raise UserError(f"{path} is not a Core ML package coremltools can read ({first_line(exc)})") from exc
 
 
 def _program(mlmodel: Any) -> Any:
@@ -405,7 +404,7 @@ def check_predictions(path: Path, meta: CheckpointMeta, pixels: np.ndarray, refe
     reason = unavailable_reason()
     if reason is not None:
         return None, f"Core ML runs on macOS/iOS only ({reason})"
-    runtime = CoreMLRuntime(path, meta, RuntimeOptions())
+    runtime = CoreMLRuntime(path, meta, RuntimeOptions(), format="coreml")
     outputs = np.concatenate([runtime.from_native(runtime.run(one[None])) for one in pixels])
     return compare_predictions(meta.task, reference, outputs, "int8" if int8_weights else "fp16"), None
 

@@ -31,7 +31,6 @@ INT8_OPS = {"QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul"
 
 class OnnxFormat(Format):
     name = "onnx"
-    suffix = ".onnx"
 
     def export(self, model: nn.Module, path: Path, meta: CheckpointMeta, *, opset: int | None = None) -> None:
         opset = opset or DEFAULT_OPSET
@@ -49,7 +48,7 @@ class OnnxFormat(Format):
                                   external_data=False, input_names=["images"], output_names=get_task(meta.task).output_names,
                                   dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},), verbose=False)
         except Exception as exc:  # noqa: BLE001 - the exporter raises many types; one line is what the user needs
-            raise UserError(f"this model cannot be exported to ONNX: {first_line(exc)}") from None
+            raise UserError(f"this model cannot be exported to ONNX: {first_line(exc)}") from exc
         proto = onnx.load(str(path))
         set_metadata(proto, metadata_entries(meta, "fp32"))
         onnx.save(proto, str(path))
@@ -78,10 +77,12 @@ class OnnxFormat(Format):
         onnx = require("onnx", "deploy")
         if not Path(path).is_file():
             raise UserError(f"ONNX model not found: {path}")
+        from google.protobuf.message import DecodeError  # onnx's protobuf
+
         try:
             proto = onnx.load(str(path), load_external_data=False)
-        except Exception as exc:  # noqa: BLE001 - protobuf raises its own types for a bad file
-            raise UserError(f"{path} is not a loadable ONNX model ({first_line(exc, 160)})") from None
+        except (DecodeError, OSError) as exc:
+            raise UserError(f"{path} is not a loadable ONNX model ({first_line(exc, 160)})") from exc
         meta, precision = meta_from_entries({p.key: p.value for p in proto.metadata_props}, path, _static_size(proto))
         if precision is None:
             precision = "int8" if any(node.op_type in INT8_OPS for node in proto.graph.node) else "fp32"

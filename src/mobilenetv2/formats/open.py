@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mobilenetv2.errors import UserError
-from mobilenetv2.formats.registry import FormatEntry, entry_of, get_format
+from mobilenetv2.formats.lookup import get_format
+from mobilenetv2.formats.registry import FormatEntry, entry_of
 
 if TYPE_CHECKING:
     from mobilenetv2.backends.base import Runtime, RuntimeOptions
@@ -35,7 +36,7 @@ def open_runtime(source: str | os.PathLike[str] | Checkpoint, backend: str | Non
     options = RuntimeOptions(threads, device, spin)
     wanted, precision = parse_backend(backend)
     if isinstance(source, Checkpoint):
-        from mobilenetv2.formats.convert import open_checkpoint_on
+        from mobilenetv2.formats.verified_export import open_checkpoint_on
 
         return open_checkpoint_on(source, wanted if wanted not in (None, AUTO) else "torch", options, precision)
     path = Path(source)
@@ -45,7 +46,7 @@ def open_runtime(source: str | os.PathLike[str] | Checkpoint, backend: str | Non
     if entry.name == "checkpoint":
         if wanted in (None, AUTO, "torch") and precision is None:
             return get_format("checkpoint").open(path, "torch", options)
-        from mobilenetv2.formats.convert import open_checkpoint_on
+        from mobilenetv2.formats.verified_export import open_checkpoint_on
         from mobilenetv2.weights import load_checkpoint
 
         return open_checkpoint_on(load_checkpoint(path), wanted if wanted not in (None, AUTO) else "torch", options, precision)

@@ -68,7 +68,6 @@ def name_tensors(model: Any, output_names: list[str]) -> None:
 
 class OpenVinoFormat(Format):
     name = "openvino"
-    suffix = ".xml"
     companions = (".bin",)  # the weights, beside the graph: export and quantize write both atomically
 
     def export(self, model: nn.Module, path: Path, meta: CheckpointMeta, *, opset: int | None = None) -> None:
@@ -82,7 +81,7 @@ class OpenVinoFormat(Format):
                 converted = ov.convert_model(fuse_bn(model).eval(), example_input=example,
                                              input=[ov.PartialShape([-1, channels, size, size])])
         except Exception as exc:  # noqa: BLE001 - the converter raises many types; one line is what the user needs
-            raise UserError(f"this model cannot be converted to OpenVINO: {first_line(exc)}") from None
+            raise UserError(f"this model cannot be converted to OpenVINO: {first_line(exc)}") from exc
         name_tensors(converted, get_task(meta.task).output_names)
         save_ir(converted, Path(path), metadata_entries(meta, "fp32"))
 

@@ -36,7 +36,6 @@ def _lower_to_xnnpack(program: torch.export.ExportedProgram) -> bytes:
 
 class PteFormat(Format):
     name = "pte"
-    suffix = ".pte"
     sidecar = True
 
     def export(self, model: nn.Module, path: Path, meta: CheckpointMeta, *, opset: int | None = None) -> None:
@@ -47,7 +46,7 @@ class PteFormat(Format):
                 warnings.simplefilter("ignore")
                 buffer = _lower_to_xnnpack(torch.export.export(fuse_bn(model), (_example(model, meta),)))
         except Exception as exc:  # noqa: BLE001 - export and lowering raise many types; one line is what the user needs
-            raise UserError(f"this model cannot be exported to ExecuTorch: {first_line(exc)}") from None
+            raise UserError(f"this model cannot be exported to ExecuTorch: {first_line(exc)}") from exc
         Path(path).write_bytes(buffer)
 
     def quantize_method(self, options: QuantizeOptions) -> str:
@@ -84,8 +83,8 @@ class PteFormat(Format):
                         for image in torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)):
                             prepared(image[None])  # the exported graph has batch 1
                 buffer = _lower_to_xnnpack(torch.export.export(convert_pt2e(prepared), (example,)))
-        except Exception as exc:  # noqa: BLE001
-            raise UserError(f"this model cannot be quantized for ExecuTorch: {first_line(exc)}") from None
+        except Exception as exc:  # noqa: BLE001 - export, quantizer and lowering raise many types; the cause is kept
+            raise UserError(f"this model cannot be quantized for ExecuTorch: {first_line(exc)}") from exc
         Path(path).write_bytes(buffer)
 
 

@@ -1,19 +1,16 @@
 """The format registry: a table of names, suffixes and backends, importing no format module and no heavy package
-(torch, onnx, ExecuTorch, LiteRT), so that listing the formats costs nothing. Adding a format: one module with a
-``Format`` subclass and ``FORMAT = ...``, and one line in ``FORMATS``."""
+(torch, onnx, ExecuTorch, LiteRT), so that listing the formats costs nothing. It is the one place a format's name,
+suffixes and backends are declared: the ``Format`` class names its entry and reads the rest from it (``Format.entry``),
+and the backend that opens a file is told its format. Adding a format: one module ``formats/NAME.py`` with a ``Format``
+subclass and ``FORMAT = ...``, and one line in ``FORMATS``."""
 
 from __future__ import annotations
 
-import importlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mobilenetv2.errors import UserError
-
-if TYPE_CHECKING:
-    from mobilenetv2.formats.base import Format
 
 
 @dataclass(frozen=True)
@@ -49,13 +46,6 @@ FORMATS: dict[str, FormatEntry] = {e.name: e for e in [
 def list_formats(*, exports: bool = False, quantizes: bool = False) -> list[str]:
     """Format names; ``exports``/``quantizes``: only those that ``export``/``quantize`` write."""
     return [e.name for e in FORMATS.values() if (e.exports or not exports) and (e.quantizes or not quantizes)]
-
-
-def get_format(name: str) -> Format:
-    """The ``Format`` called ``name`` (its module is imported on first use)."""
-    if name not in FORMATS:
-        raise UserError(f"unknown format {name!r}; allowed: {', '.join(FORMATS)}")
-    return importlib.import_module(FORMATS[name].module).FORMAT
 
 
 def entry_of(path: str | os.PathLike[str]) -> FormatEntry:

@@ -77,7 +77,7 @@ def convert_nhwc(model: nn.Module, meta: CheckpointMeta) -> bytes:
         try:
             return litert_torch.convert(wrapped, (example.permute(0, 2, 3, 1).contiguous(),)).model_content()
         except Exception as exc:  # noqa: BLE001 - torch.export and the converter raise many types
-            raise UserError(f"this model cannot be converted to LiteRT: {first_line(exc, 200)}") from None
+            raise UserError(f"this model cannot be converted to LiteRT: {first_line(exc, 200)}") from exc
 
 
 def _calibration_samples(calibration: Iterable[np.ndarray], name: str) -> Iterator[dict[str, np.ndarray]]:
@@ -144,7 +144,6 @@ def tensor_description(detail: dict[str, Any], layout: str | None = None) -> dic
 
 class TFLiteFormat(Format):
     name = "tflite"
-    suffix = ".tflite"
     sidecar = True
 
     def export(self, model: nn.Module, path: Path, meta: CheckpointMeta, *, opset: int | None = None) -> None:
@@ -173,7 +172,7 @@ class TFLiteFormat(Format):
             try:
                 int8 = quantize_full_integer(fp32_path, calibration, per_channel=options.per_channel)
             except (ValueError, RuntimeError) as exc:
-                raise UserError(f"ai-edge-quantizer could not quantize this model: {first_line(exc, 200)}") from None
+                raise UserError(f"ai-edge-quantizer could not quantize this model: {first_line(exc, 200)}") from exc
         Path(path).write_bytes(set_io_type(int8, options.io or DEFAULT_IO))
 
     def finish(self, path: Path, meta: CheckpointMeta, precision: str) -> None:

@@ -30,7 +30,7 @@ def stored_meta(extra: str, path: Path) -> tuple[CheckpointMeta, str | None]:
     try:
         entries = json.loads(extra) if extra else {}
     except ValueError as exc:
-        raise UserError(f"{path}: its {EXTRA_FILE} is not JSON ({first_line(exc)})") from None
+        raise UserError(f"{path}: its {EXTRA_FILE} is not JSON ({first_line(exc)})") from exc
     return meta_from_entries(entries if isinstance(entries, dict) else {}, path)
 
 
@@ -53,7 +53,6 @@ class TorchProgramFormat(Format):
 
 class TorchScriptFormat(TorchProgramFormat):
     name = "torchscript"
-    suffix = ".torchscript.pt"
 
     def export(self, model: nn.Module, path: Path, meta: CheckpointMeta, *, opset: int | None = None) -> None:
         try:
@@ -61,8 +60,8 @@ class TorchScriptFormat(TorchProgramFormat):
                 warnings.simplefilter("ignore")
                 traced = torch.jit.trace(fuse_bn(model), example_batch(model, meta))
                 torch.jit.save(traced, str(path), _extra_files={EXTRA_FILE: json.dumps(metadata_entries(meta))})
-        except Exception as exc:  # noqa: BLE001
-            raise UserError(f"this model cannot be exported to TorchScript: {first_line(exc)}") from None
+        except Exception as exc:  # noqa: BLE001 - the tracer raises many types for what it cannot take; the cause is kept
+            raise UserError(f"this model cannot be exported to TorchScript: {first_line(exc)}") from exc
 
     def load(self, path: Path) -> tuple[torch.jit.ScriptModule, str]:
         extra = {EXTRA_FILE: ""}
@@ -70,8 +69,8 @@ class TorchScriptFormat(TorchProgramFormat):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 module = torch.jit.load(str(path), _extra_files=extra).eval()
-        except Exception as exc:  # noqa: BLE001
-            raise UserError(f"{path} is not a loadable TorchScript file ({first_line(exc, 160)})") from None
+        except (RuntimeError, OSError) as exc:  # the C++ reader raises RuntimeError for any file it cannot read
+            raise UserError(f"{path} is not a loadable TorchScript file ({first_line(exc, 160)})") from exc
         return module, extra[EXTRA_FILE]
 
 

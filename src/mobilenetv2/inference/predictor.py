@@ -49,10 +49,10 @@ def load_predictor(source: str | os.PathLike[str] | Checkpoint, device: Any = No
 
 
 def with_labels(runtime: Runtime, labels: str | os.PathLike[str]) -> Runtime:
-    """``runtime`` with the class names of a labels file: the first as many non-empty lines as the model has classes."""
+    """``runtime`` with the class names of a labels file (``spec.read_labels``: one per class)."""
     import numpy as np
 
-    from mobilenetv2.weights.tflite_deeplab import read_labels
+    from mobilenetv2.spec import read_labels
 
     size, channels = runtime.preprocessing.input_size, runtime.input_channels
     scores, _ = get_task(runtime.task).class_scores(runtime(np.zeros((1, channels, size, size), np.float32)))

@@ -35,7 +35,7 @@ def create_model(name: str, **kwargs: Any) -> MobileNet:
     try:
         return _REGISTRY[name](**kwargs)
     except TypeError as exc:  # an unknown keyword argument
-        raise UserError(f"bad argument for model {name!r}: {exc}") from None
+        raise UserError(f"bad argument for model {name!r}: {exc}") from exc
 
 
 def _with_defaults(cls: type[MobileNet], **defaults: Any) -> Callable[..., MobileNet]:

@@ -211,7 +211,7 @@ def load_yaml(path: str | os.PathLike[str], what: str = "config file") -> Any:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise UserError(f"{what} {str(p)!r} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+        raise UserError(f"{what} {str(p)!r} is not valid YAML{where}: {getattr(exc, 'problem', exc)}") from exc
 
 
 def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -46,4 +46,4 @@ def load_state(run_dir: str | Path) -> dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise UserError(f"cannot resume: {path} is unreadable ({type(exc).__name__}: {str(exc)[:100]})") from None
+        raise UserError(f"cannot resume: {path} is unreadable ({type(exc).__name__}: {str(exc)[:100]})") from exc

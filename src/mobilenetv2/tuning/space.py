@@ -108,7 +108,7 @@ class SearchSpace:
                     try:
                         check_value(name, value)
                     except UserError as exc:
-                        raise UserError(f"{source}: {name}={value!r} is not allowed: {exc}") from None
+                        raise UserError(f"{source}: {name}={value!r} is not allowed: {exc}") from exc
             params.append(param)
         return cls(params)
 

@@ -126,7 +126,7 @@ def driver_url(url: str) -> str:
     try:
         require("psycopg", "tune")
     except MissingExtraError as exc:
-        raise MissingExtraError(f"cannot open storage {display_url(url)!r}: {exc}") from None
+        raise MissingExtraError(f"cannot open storage {display_url(url)!r}: {exc}") from exc
     return "postgresql+psycopg://" + url[len(scheme):]
 
 
@@ -174,7 +174,7 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
                 time.sleep(0.2 * (attempt + 1))
                 continue
             reason = failure(exc).replace(connect, display_url(url)).replace(url, display_url(url))
-            raise UserError(f"cannot open storage {display_url(url)!r}: {reason}") from None
+            raise UserError(f"cannot open storage {display_url(url)!r}: {reason}") from exc
 
 
 def open_study(name: str, storage: optuna.storages.BaseStorage | str, sampler: optuna.samplers.BaseSampler,

@@ -9,7 +9,7 @@ from mobilenetv2.weights.checkpoint import (
     resolve_checkpoint_path,
     save_checkpoint,
 )
-from mobilenetv2.weights.convert import detect_format, load_state_dict_strict, to_our_keys
+from mobilenetv2.weights.foreign import detect_format, load_state_dict_strict, to_our_keys
 
 __all__ = [
     "Checkpoint", "CheckpointMeta", "detect_format", "load_checkpoint", "load_model", "load_state_dict_strict", "read_metadata",

@@ -19,11 +19,11 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from mobilenetv2.errors import UserError
+from mobilenetv2.errors import UserError, first_line
 from mobilenetv2.io import atomic_path
 from mobilenetv2.models import model_from_arch
 from mobilenetv2.spec import Preprocessing
-from mobilenetv2.weights.convert import check_state_dict, detect_format, load_state_dict_strict, to_our_keys
+from mobilenetv2.weights.foreign import check_state_dict, detect_format, load_state_dict_strict, to_our_keys
 
 FORMAT = "mobilenetv2-checkpoint"
 FORMAT_VERSION = 1
@@ -165,15 +165,15 @@ def read_header(path: str | os.PathLike[str]) -> tuple[dict[str, Any] | None, di
             raw = (f.metadata() or {}).get(METADATA_KEY)
             shapes = {k: list(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118 - safe_open has no iterator
     except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"{path} is not a readable safetensors file ({_first_line(exc)})") from None
+        raise UserError(f"{path} is not a readable safetensors file ({first_line(exc, 160)})") from exc
     if raw is None:
         return None, shapes
     if len(raw) > MAX_METADATA_BYTES:
         raise UserError(f"{path}: the checkpoint's metadata is {len(raw):,} bytes (at most {MAX_METADATA_BYTES:,})")
     try:
         return json.loads(raw), shapes
-    except json.JSONDecodeError:
-        raise UserError(f"{path}: the checkpoint's metadata is not valid JSON") from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: the checkpoint's metadata is not valid JSON") from exc
 
 
 def read_metadata(path: str | os.PathLike[str]) -> CheckpointMeta | None:
@@ -226,14 +226,14 @@ def _load_tensors(path: Path) -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError) as exc:
-        raise UserError(f"{path} is corrupt or truncated ({_first_line(exc)})") from None
+        raise UserError(f"{path} is corrupt or truncated ({first_line(exc, 160)})") from exc
 
 
 def _torch_load(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)  # restricted unpickler: tensors only
     except Exception as exc:  # noqa: BLE001 - torch raises many types for a bad file
-        raise UserError(f"{path} is not a loadable PyTorch state dict ({type(exc).__name__}: {_first_line(exc)})") from None
+        raise UserError(f"{path} is not a loadable PyTorch state dict ({type(exc).__name__}: {first_line(exc, 160)})") from exc
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -262,9 +262,9 @@ def _preprocessing(data: Any, source: str) -> Preprocessing:
     try:
         return Preprocessing.from_dict(data)
     except UserError as exc:
-        raise UserError(f"{source}: preprocessing: {exc}") from None
+        raise UserError(f"{source}: preprocessing: {exc}") from exc
     except (TypeError, ValueError) as exc:
-        raise UserError(f"{source}: malformed preprocessing ({_first_line(exc)})") from None
+        raise UserError(f"{source}: malformed preprocessing ({first_line(exc, 160)})") from exc
 
 
 def _object(data: dict[str, Any], key: str, source: str) -> dict[str, Any]:
@@ -277,8 +277,3 @@ def _object(data: dict[str, Any], key: str, source: str) -> dict[str, Any]:
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _first_line(exc: BaseException, limit: int = 160) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]

@@ -22,10 +22,9 @@ import torch
 from mobilenetv2.errors import UserError
 from mobilenetv2.extras import require
 from mobilenetv2.models import model_from_arch
-from mobilenetv2.spec import Preprocessing
+from mobilenetv2.spec import Preprocessing, read_labels
 from mobilenetv2.weights.checkpoint import Checkpoint, CheckpointMeta
-from mobilenetv2.weights.convert import infer_arch, load_state_dict_strict
-from mobilenetv2.weights.tflite import _read_labels
+from mobilenetv2.weights.foreign import infer_arch, load_state_dict_strict
 
 KERAS_BN_EPS = 1e-3
 # The largest keras.applications.MobileNetV2 (alpha 1.4, 1000 classes) is 25 MB of float32 weights, 75 MB more with
@@ -46,7 +45,7 @@ def convert_keras(path: str | os.PathLike[str], labels: str | os.PathLike[str] |
     model = model_from_arch(arch)
     load_state_dict_strict(model, sd, what=f"Keras file {path.name}")
     model.eval()
-    class_names = _read_labels(labels, model.num_classes) if labels is not None else None
+    class_names = read_labels(labels, model.num_classes) if labels is not None else None
     pre = Preprocessing(input_size=_input_size(config), crop_pct=1.0, interpolation="bilinear",
                         mean=(0.5,) * 3, std=(0.5,) * 3, resize_mode="squash")  # Keras "tf" mode: x / 127.5 - 1
     meta = CheckpointMeta.for_model(model, class_names=class_names, preprocessing=pre,
@@ -75,7 +74,7 @@ def _read_keras_file(path: Path) -> tuple[dict[str, list[np.ndarray]], dict[str,
         raise
     except (OSError, KeyError, ValueError, zipfile.BadZipFile) as exc:
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
-        raise UserError(f"{path} is not a readable Keras .keras/.h5 weights file ({reason})") from None
+        raise UserError(f"{path} is not a readable Keras .keras/.h5 weights file ({reason})") from exc
 
 
 def _mib(n: int) -> str:
@@ -86,7 +85,7 @@ def _check_file_size(path: Path) -> None:
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise UserError(f"{path}: cannot read the Keras file ({exc.strerror or type(exc).__name__})") from None
+        raise UserError(f"{path}: cannot read the Keras file ({exc.strerror or type(exc).__name__})") from exc
     if size > MAX_KERAS_BYTES:
         raise UserError(f"{path}: {_mib(size)} is above the limit of {_mib(MAX_KERAS_BYTES)} for a Keras "
                         "MobileNetV2 file (the largest is about 100 MiB)")

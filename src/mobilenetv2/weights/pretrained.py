@@ -61,7 +61,7 @@ def _fetch_torchvision(url: str) -> Path:
         torch.hub.download_url_to_file(url, str(cached), progress=False)
     except (URLError, OSError) as exc:
         raise UserError(f"cannot fetch {url} (no network: {getattr(exc, 'reason', exc)}); download it elsewhere and pass "
-                        f"--pretrained /path/{cached.name}, or put it in {cached.parent}/") from None
+                        f"--pretrained /path/{cached.name}, or put it in {cached.parent}/") from exc
     return cached
 
 
@@ -78,4 +78,4 @@ def _fetch_timm(repo: str) -> Path:
         return Path(hf_hub_download(repo, "model.safetensors"))
     except Exception as exc:  # noqa: BLE001 - network failures surface as many types
         raise UserError(f"cannot fetch https://huggingface.co/{repo} (no network? {type(exc).__name__}); download "
-                        f"model.safetensors elsewhere and pass --pretrained /path/model.safetensors") from None
+                        f"model.safetensors elsewhere and pass --pretrained /path/model.safetensors") from exc

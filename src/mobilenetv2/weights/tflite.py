@@ -18,9 +18,9 @@ import torch
 from mobilenetv2.errors import UserError
 from mobilenetv2.extras import require
 from mobilenetv2.models import model_from_arch
-from mobilenetv2.spec import Preprocessing
+from mobilenetv2.spec import Preprocessing, read_labels
 from mobilenetv2.weights.checkpoint import Checkpoint, CheckpointMeta
-from mobilenetv2.weights.convert import infer_arch, load_state_dict_strict
+from mobilenetv2.weights.foreign import infer_arch, load_state_dict_strict
 
 LAYER_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 # Operators that carry no weights and need no counterpart in our model (the head's pooling/softmax, dtype casts).
@@ -68,7 +68,7 @@ def convert_tflite(
     expected_residuals = sum(1 for m in model.features if getattr(m, "use_res_connect", False))
     if residuals != expected_residuals:
         raise UserError(f"{path}: {residuals} residual ADD operators, but MobileNetV2 of this width has {expected_residuals}")
-    class_names = _read_labels(labels, model.num_classes) if labels is not None else None
+    class_names = read_labels(labels, model.num_classes) if labels is not None else None
     if drop_background:
         _drop_background(path, model, sd)
         class_names = class_names[1:] if class_names is not None else None
@@ -133,7 +133,7 @@ def _open(path: Path) -> tuple[Any, Any]:
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
+        raise UserError(f"cannot read {path}: {exc.strerror or exc}") from exc
     try:
         # Without delegates the interpreter's nodes are exactly the file's operators, in order.
         interpreter = Interpreter(model_content=data,
@@ -143,7 +143,7 @@ def _open(path: Path) -> tuple[Any, Any]:
             raise ValueError("no subgraph")
     except Exception as exc:  # noqa: BLE001 - LiteRT raises ValueError/RuntimeError and the flatbuffer reader others
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"{path} is not a readable TFLite model ({reason[:160]})") from None
+        raise UserError(f"{path} is not a readable TFLite model ({reason[:160]})") from exc
     return interpreter, model
 
 
@@ -305,23 +305,6 @@ def _drop_background(path: Path, model: torch.nn.Module, sd: dict[str, torch.Ten
     sd["classifier.1.weight"] = sd["classifier.1.weight"][1:].clone()
     sd["classifier.1.bias"] = sd["classifier.1.bias"][1:].clone()
     model.reset_classifier(1000)
-
-
-def _read_labels(labels: str | os.PathLike[str] | list[str], outputs: int) -> list[str]:
-    if isinstance(labels, list):
-        names = labels
-    else:
-        try:
-            names = Path(labels).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"cannot read labels file {labels}: {exc}") from None
-        while names and not names[-1].strip():
-            names.pop()
-        names = [n.strip() for n in names]
-    if len(names) != outputs:
-        raise UserError(f"labels file {labels} has {len(names)} labels but the model has {outputs} outputs; "
-                        "give one label per output, one a line")
-    return names
 
 
 def input_preprocessing(interpreter: Any) -> Preprocessing:

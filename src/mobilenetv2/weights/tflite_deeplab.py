@@ -16,8 +16,9 @@ import torch
 
 from mobilenetv2.errors import UserError
 from mobilenetv2.models import create_model
+from mobilenetv2.spec import read_labels
 from mobilenetv2.weights.checkpoint import Checkpoint, CheckpointMeta
-from mobilenetv2.weights.convert import load_state_dict_strict
+from mobilenetv2.weights.foreign import load_state_dict_strict
 from mobilenetv2.weights.tflite import (
     BN_EPS,
     NUM_BLOCKS,
@@ -188,17 +189,3 @@ def _align_corners(schema_model: Any, ops: list[dict]) -> bool:
     options = schema.ResizeBilinearOptions()
     options.Init(table.Bytes, table.Pos)
     return bool(options.AlignCorners())
-
-
-def read_labels(labels: str | os.PathLike[str] | list[str], count: int) -> list[str]:
-    """The first ``count`` non-empty lines (the shared PASCAL file has a note after its 21 names)."""
-    if isinstance(labels, list):
-        names = labels
-    else:
-        try:
-            names = [line.strip() for line in Path(labels).read_text(encoding="utf-8").splitlines() if line.strip()]
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"cannot read labels file {labels}: {exc}") from None
-    if len(names) < count:
-        raise UserError(f"labels file {labels} has {len(names)} labels but the model has {count} classes")
-    return names[:count]

@@ -134,9 +134,9 @@ def image_size(path: Path, annotation: Path) -> tuple[int, int]:
             width, height = image.size
             turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
     except UserError as exc:
-        raise UserError(one_line(exc)) from None
+        raise UserError(one_line(exc)) from exc
     except Exception as exc:  # noqa: BLE001 - PIL raises many types for a broken header
-        raise UserError(f"{path}: not a readable image ({one_line(exc)[:80]})") from None
+        raise UserError(f"{path}: not a readable image ({one_line(exc)[:80]})") from exc
     return (height, width) if turned else (width, height)
 
 
@@ -201,7 +201,7 @@ def parse_voc_xml(xml: Path, image: Path) -> RawRecord:
     try:
         root = ET.parse(xml).getroot()
     except (ET.ParseError, OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{xml}: not valid Pascal VOC XML ({one_line(exc)[:80]})") from None
+        raise UserError(f"{xml}: not valid Pascal VOC XML ({one_line(exc)[:80]})") from exc
     if root.tag != "annotation":
         raise UserError(f"{xml}: not Pascal VOC XML (the root element is <{root.tag}>, expected <annotation>)")
     boxes, names = [], []
@@ -277,9 +277,9 @@ def load_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+        raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from exc
     except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: cannot be read as UTF-8 JSON ({one_line(exc)[:80]})") from None
+        raise UserError(f"{path}: cannot be read as UTF-8 JSON ({one_line(exc)[:80]})") from exc
 
 
 def coco_raws(path: Path, bases: list[Path]) -> tuple[list[RawRecord], list[str]]:
@@ -310,7 +310,7 @@ def coco_raws(path: Path, bases: list[Path]) -> tuple[list[RawRecord], list[str]
             raise
         raise UserError(f"{path}: not a COCO detection JSON (needs \"images\" with id and file_name, \"annotations\" "
                         f"with image_id, category_id and bbox, and \"categories\" with id and name; {type(exc).__name__}: "
-                        f"{one_line(exc)[:60]})") from None
+                        f"{one_line(exc)[:60]})") from exc
     raws = [RawRecord(find_image(images[i], bases, path), boxes[i], names[i], path) for i in sorted(images)]
     return raws, [categories[c] for c in sorted(categories)]
 
@@ -357,7 +357,7 @@ def csv_raws(path: Path, base: Path) -> list[RawRecord]:
                 raws[name].boxes.append([number(v, where, c) for v, c in zip(coords, CSV_COLUMNS[1:5])])
                 raws[name].names.append(label)
     except (csv.Error, UnicodeDecodeError, OSError) as exc:
-        raise UserError(f"{path}: not a readable CSV ({one_line(exc)[:80]})") from None
+        raise UserError(f"{path}: not a readable CSV ({one_line(exc)[:80]})") from exc
     for raw in raws.values():
         if not raw.path.is_file():
             raise UserError(f"{path}: names a missing image {raw.path}")

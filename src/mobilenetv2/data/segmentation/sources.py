@@ -191,7 +191,7 @@ def torchvision_source(name: str, data_root: str | None, download: bool) -> Segm
     except Exception as exc:  # noqa: BLE001 - torchvision raises RuntimeError when absent, URLError offline
         how = "the download failed" if download else "downloads are off (--download needs a network)"
         raise UserError(f"{name}: dataset not found in {root} and {how} ({str(exc).splitlines()[0][:80]}); "
-                        f"point --data-root at a copy") from None
+                        f"point --data-root at a copy") from exc
     reader = TorchvisionPairs(sets, trimap=name == "OxfordIIITPet")
     parts = {s: SegmentationImages([(s, i) for i in range(len(ds))], reader) for s, ds in sets.items()}
     parts["all"] = SegmentationImages(parts["train"].items + parts["val"].items, reader)

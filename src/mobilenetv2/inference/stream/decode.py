@@ -33,7 +33,7 @@ def read_image(source: str | os.PathLike[str] | bytes, where: object = None,
             img.load()
             return np.array(to_rgb(upright(img))), full
         except DECODE_ERRORS as exc:
-            raise BadImageError(f"{where}: not a readable image ({type(exc).__name__}: {exc})") from None
+            raise BadImageError(f"{where}: not a readable image ({type(exc).__name__}: {exc})") from exc
 
 
 def upright_size(img) -> tuple[int, int]:  # noqa: ANN001 - a PIL image

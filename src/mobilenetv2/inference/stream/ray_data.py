@@ -144,7 +144,7 @@ def connect(address: str | None) -> Any:
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = "a Ray instance on this machine" if address in (None, "local") else f"the Ray cluster at {address}"
             raise UserError(f"cannot connect to {where}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") \
-                from None
+                from exc
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False

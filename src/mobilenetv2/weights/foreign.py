@@ -1,4 +1,5 @@
-"""State dicts from torchvision and timm, mapped onto our key names, with the architecture inferred from shapes.
+"""Foreign state dicts (torchvision, timm) mapped onto our key names, with the architecture inferred from shapes; the
+TFLite and Keras readers (``tflite.py``, ``keras.py``) build on it.
 
 Mapping (documented in the README):
 - torchvision ``mobilenet_v2``: identical keys.

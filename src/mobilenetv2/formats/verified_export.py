@@ -1,5 +1,6 @@
-"""A checkpoint on any backend: PyTorch runs it as it is; another backend gets it exported to its format in a
-temporary folder, verified against PyTorch before it runs (the file goes when the runtime is garbage-collected)."""
+"""Export verified against PyTorch (``export_verified``), and through it a checkpoint on any backend: PyTorch runs it
+as it is; another backend gets it exported to its format in a temporary folder, verified before it runs (the file goes
+when the runtime is closed or garbage-collected)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from mobilenetv2.backends import check_precision, get_backend
 from mobilenetv2.backends.base import Runtime, RuntimeOptions
 from mobilenetv2.backends.torch import TorchRuntime
 from mobilenetv2.errors import UserError
-from mobilenetv2.formats.registry import get_format
+from mobilenetv2.formats.lookup import get_format
 from mobilenetv2.formats.verify import Verification, verification_batch, verify_outputs
 from mobilenetv2.tasks import get_task
 from mobilenetv2.weights import Checkpoint, CheckpointMeta
