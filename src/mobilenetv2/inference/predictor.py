@@ -19,6 +19,7 @@ import torch
 from mobilenetv2.data.preprocessing import normalize_transform, pixel_transform
 from mobilenetv2.errors import UserError
 from mobilenetv2.formats import open_runtime
+from mobilenetv2.inference.batching import forward_parts
 from mobilenetv2.inference.images import ImageInput, is_single, source_of, to_transformable
 from mobilenetv2.spec import Preprocessing
 from mobilenetv2.tasks import get_task
@@ -190,12 +191,10 @@ class Predictor(ABC):
         for start in range(0, len(items), batch_size):
             chunk = items[start:start + batch_size]
             prepared = [self.prepare(item, **overrides) for item in chunk]
-            inputs = torch.cat([self.normalize(x) for x, _ in prepared])  # per image: a batch may mix uint8 and float
-            outputs = torch.cat([self.logits(inputs[i:i + batch_size]) for i in range(0, len(inputs), batch_size)])
-            offset = 0
-            for item, (x, state) in zip(chunk, prepared):
-                prediction = self.finish(outputs[offset:offset + len(x)], state, **overrides)
+            # normalised per image: a batch may mix uint8 and float inputs
+            outputs = forward_parts(self.logits, [self.normalize(x) for x, _ in prepared], batch_size)
+            for item, rows, (_, state) in zip(chunk, outputs, prepared):
+                prediction = self.finish(rows, state, **overrides)
                 prediction.source = source_of(item)
                 results.append(prediction)
-                offset += len(x)
         return results

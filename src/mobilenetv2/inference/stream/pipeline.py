@@ -21,6 +21,7 @@ import torch
 
 from mobilenetv2.data.images import BadImageError
 from mobilenetv2.errors import UserError
+from mobilenetv2.inference.batching import forward_parts
 from mobilenetv2.inference.stream.decode import as_tensor
 from mobilenetv2.inference.stream.frames import Failure, Frame, Result, SourceEnd
 from mobilenetv2.inference.stream.sources import Context, Source, open_sources
@@ -224,23 +225,18 @@ class Pipeline:
 
     def predict(self, batch: list[Any]) -> list[Result | Failure | SourceEnd]:
         prepared = [entry for entry in batch if isinstance(entry, tuple)]
-        outputs = self.forward([pixels for _, _, pixels, _ in prepared]) if prepared else None
-        results, offset = [], 0
+        outputs = iter(forward_parts(self.predictor.logits_of_pixels, [pixels for _, _, pixels, _ in prepared],
+                                     self.batch_size))
+        results = []
         for entry in batch:
             if not isinstance(entry, tuple):
                 results.append(self.end_of(entry) if isinstance(entry, SourceEnd) else entry)
                 continue
-            frame, source, pixels, state = entry
-            prediction = self.predictor.finish(outputs[offset:offset + len(pixels)], state, **self.options.overrides)
-            offset += len(pixels)
+            frame, source, _, state = entry
+            prediction = self.predictor.finish(next(outputs), state, **self.options.overrides)
             prediction.source = frame.source
             results.append(self.result(frame, source, prediction))
         return results
-
-    def forward(self, pixels: list[torch.Tensor]) -> torch.Tensor:
-        inputs = torch.cat(pixels).contiguous()
-        return torch.cat([self.predictor.logits_of_pixels(inputs[i:i + self.batch_size])
-                          for i in range(0, len(inputs), self.batch_size)])
 
     def result(self, frame: Frame, source: Source, prediction: Any) -> Result:
         result = Result(frame, prediction)

@@ -70,8 +70,7 @@ class BatchPredictor:
         self.predictor.configure(**options)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import torch
-
+        from mobilenetv2.inference.batching import forward_parts
         from mobilenetv2.inference.stream.decode import as_tensor, read_image
 
         p, prepared, errors = self.predictor, [], {}
@@ -83,12 +82,10 @@ class BatchPredictor:
                 continue
             original = full if full != (array.shape[1], array.shape[0]) else None
             prepared.append((i, *p.prepare(as_tensor(array), original_size=original)))
-        outputs = p.logits_of_pixels(torch.cat([x for _, x, _ in prepared]).contiguous()) if prepared else None
+        outputs = forward_parts(p.logits_of_pixels, [x for _, x, _ in prepared])
         records, rows, summaries = [""] * len(batch["path"]), [""] * len(batch["path"]), [""] * len(batch["path"])
-        offset = 0
-        for i, pixels, state in prepared:
-            prediction = p.finish(outputs[offset:offset + len(pixels)], state)
-            offset += len(pixels)
+        for (i, _, state), own in zip(prepared, outputs):
+            prediction = p.finish(own, state)
             prediction.source = str(batch["path"][i])
             records[i] = json.dumps(prediction.to_json())
             rows[i] = json.dumps(p.task.prediction_rows(prediction))
