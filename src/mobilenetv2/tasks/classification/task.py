@@ -109,9 +109,6 @@ class ClassificationTask(Task):
     def meter(self) -> AccuracyMeter:
         return AccuracyMeter()
 
-    def report(self, targets: torch.Tensor, outputs: torch.Tensor, class_names: list[str]) -> EvalReport:
-        return evaluate_predictions(targets, outputs, class_names)
-
     def evaluator(self, preprocessing: Preprocessing) -> LogitsCollector:
         return LogitsCollector()
 

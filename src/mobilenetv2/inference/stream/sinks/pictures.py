@@ -12,8 +12,6 @@ from mobilenetv2.inference.stream.sinks.base import Item, Sink, image_results
 
 
 class PicturesSink(Sink):
-    draws = True
-
     def __init__(self, out: Path, task: Any) -> None:
         self.out, self.task = out, task
 
