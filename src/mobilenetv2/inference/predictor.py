@@ -26,6 +26,7 @@ from mobilenetv2.tasks import get_task
 
 if TYPE_CHECKING:
     from mobilenetv2.backends.base import Runtime
+    from mobilenetv2.tasks import Presenter
     from mobilenetv2.weights import Checkpoint
 
 # Task -> its predictor, "module:Class", imported on first use.
@@ -65,6 +66,7 @@ class Predictor(ABC):
     """A runtime and what its task needs to turn images into predictions."""
 
     task_name: ClassVar[str]
+    presenter: ClassVar[Presenter]  # how this task's predictions are drawn, tabulated and answered
     options: ClassVar[dict[str, Any]] = {}  # this task's prediction options and their defaults
     batch_size: ClassVar[int] = 32          # images a forward pass by default
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -26,6 +26,9 @@ from mobilenetv2.inference.stream.decode import as_tensor
 from mobilenetv2.inference.stream.frames import Failure, Frame, Result, SourceEnd
 from mobilenetv2.inference.stream.sources import Context, Source, open_sources
 from mobilenetv2.inference.stream.stats import SourceStats
+
+if TYPE_CHECKING:
+    from mobilenetv2.inference.predictor import Predictor
 
 log = logging.getLogger(__name__)
 LIVE_IN_FLIGHT = 2  # live frames being prepared or run at once: the next one is taken while the model runs
@@ -62,7 +65,7 @@ def default_workers() -> int:
 class Pipeline:
     """Iterate over it for ``Result``s, ``Failure``s and ``SourceEnd``s in input order; ``close()`` stops it early."""
 
-    def __init__(self, predictor: Any, sources: Sequence[Source], options: StreamOptions | None = None,
+    def __init__(self, predictor: Predictor, sources: Sequence[Source], options: StreamOptions | None = None,
                  skip: Callable[[str], bool] | None = None) -> None:
         self.predictor, self.sources = predictor, list(sources)
         self.options = options or StreamOptions()
@@ -263,7 +266,7 @@ class Pipeline:
         return end
 
 
-def predict_stream(predictor: Any, inputs: str | Sequence[str] | Sequence[Source], *, batch_size: int | None = None,
+def predict_stream(predictor: Predictor, inputs: str | Sequence[str] | Sequence[Source], *, batch_size: int | None = None,
                    workers: int | None = None, pictures: bool = False, vid_stride: int = 1, max_frames: int | None = None,
                    skip: Callable[[str], bool] | None = None, **overrides: Any) -> Iterator[Result | Failure | SourceEnd]:
     """Predictions of files, folders, globs, list files, videos, cameras and streams, one ``Result`` at a time, in
