@@ -12,6 +12,7 @@ import importlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -60,6 +61,15 @@ def with_labels(runtime: Runtime, labels: str | os.PathLike[str]) -> Runtime:
     scores, _ = get_task(runtime.task).class_scores(runtime(np.zeros((1, channels, size, size), np.float32)))
     runtime.meta = runtime.meta.replace(class_names=read_labels(labels, scores.shape[1]))
     return runtime
+
+
+def gray_normalization(pre: Preprocessing) -> Preprocessing:
+    """A grayscale model's normalisation: an RGB mean and std (a TFLite import stores three equal values) become the
+    luma's, ITU-R 601 weighted as PIL's "L"."""
+    if len(pre.mean) == 1 and len(pre.std) == 1:
+        return pre
+    luma = (0.299, 0.587, 0.114)
+    return replace(pre, mean=(sum(w * m for w, m in zip(luma, pre.mean)),), std=(sum(w * s for w, s in zip(luma, pre.std)),))
 
 
 class Predictor(ABC):
@@ -115,7 +125,9 @@ class Predictor(ABC):
 
     def set_preprocessing(self, preprocessing: Preprocessing) -> None:
         self.preprocessing = preprocessing
-        self.to_pixels, self.normalize = pixel_transform(preprocessing), normalize_transform(preprocessing)
+        # a grayscale model's images (photos are decoded as RGB) become "L" before resizing
+        self.to_pixels = pixel_transform(preprocessing, self.input_channels)
+        self.normalize = normalize_transform(gray_normalization(preprocessing) if self.input_channels == 1 else preprocessing)
 
     @property
     def backend(self) -> str:
