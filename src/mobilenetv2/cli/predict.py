@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from mobilenetv2.cli.common import add_backend_args, add_labels_arg
@@ -103,10 +102,6 @@ def run(args: argparse.Namespace) -> int:
                                 options=predictor.settings, labels=args.labels)
     else:
         report = run_prediction(predictor, sources, options, outputs)
-    if report.failed:
-        what = "files" if all(not s.video for s in sources) else "inputs"
-        print(f"mobilenetv2 predict: {report.failed} of {report.done + report.failed} {what} could not be read",
-              file=sys.stderr)
     if report.interrupted and not all(s.live for s in sources):
         return 130
     return 1 if report.failed else 0

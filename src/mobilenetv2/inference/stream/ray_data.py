@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -151,8 +152,6 @@ def connect(address: str | None) -> Any:
     """Ray, connected to the cluster at ``address`` ("auto" or HOST:PORT, from a node of the cluster; None: the Ray
     instance running on this machine, else a new one; "local": always a new one), unless the caller has initialised
     it already; Ray Data's own progress lines are left to our progress."""
-    import logging
-
     ray = require("ray", "ray")
     if not ray.is_initialized():
         try:
@@ -214,7 +213,8 @@ def predict_on_ray(model: str | os.PathLike[str], sources: list[Source], outputs
         for sink in sinks:
             sink.close()
     report.done, report.failed = progress.done, progress.failed
-    log.info("predict on Ray (%d actors): %s", actors, progress.close())
+    log.log(logging.WARNING if progress.failed else logging.INFO, "predict on Ray (%d actors): %s", actors,
+            progress.close())
     return report
 
 

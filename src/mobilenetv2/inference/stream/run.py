@@ -135,7 +135,9 @@ def run_prediction(predictor: Predictor, sources: list[Source], options: StreamO
         for sink in sinks:
             sink.close()
     report.done, report.failed = progress.done, progress.failed
-    log.info("predict: %s%s", progress.close(), f"; written to {outputs.out}/" if outputs.out else "")
+    # the run's one summary: a warning when inputs failed, so that -q still says how many
+    log.log(logging.WARNING if progress.failed else logging.INFO, "predict: %s%s", progress.close(),
+            f"; written to {outputs.out}/" if outputs.out else "")
     if report.interrupted and outputs.out is not None and not all(s.live for s in sources):
         log.info("interrupted: rerun the same command to resume where it stopped")
     return report
