@@ -1,4 +1,5 @@
-"""``Predictor``: a model opened on any backend (``open_runtime``) with its task's preprocessing and post-processing.
+"""``Predictor``: a model opened on any backend (``open_runtime``) with its task's preprocessing, post-processing and
+presenter (how its predictions are drawn, tabulated and answered).
 
 Each task has its predictor (``Classifier``, ``Segmenter``, ``Detector``), siblings that share this base: loading,
 class names, the image inputs, batching, and the split that a server uses (``prepare`` an image's inputs, run many
