@@ -1,5 +1,6 @@
-"""The seam between the commands and a task: what ``train``, ``evaluate``, ``predict``, ``export`` and ``quantize``
-ask of classification, segmentation or detection. A new task is a new module implementing ``Task``."""
+"""The seam between the commands and a task: what ``train``, ``evaluate``, ``export`` and ``quantize`` ask of
+classification, segmentation or detection. A new task is a new module implementing ``Task``, and a ``Presenter``
+(tasks/present.py) for what ``predict`` and ``serve`` show of its predictions."""
 
 from __future__ import annotations
 

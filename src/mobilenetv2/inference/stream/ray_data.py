@@ -110,6 +110,7 @@ class BatchPredictor:
 
 
 def png_base64(picture: Image.Image) -> str:
+    """A picture as PNG bytes in base64, to travel in a JSON string."""
     buffer = io.BytesIO()
     picture.save(buffer, format="PNG")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
