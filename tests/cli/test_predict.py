@@ -54,6 +54,10 @@ def test_broken_file_reported_rest_still_run(checkpoint, images, tmp_path, capsy
     assert code == 1
     assert len(out.splitlines()) == 1 and "a.png" in out
     assert "broken.jpg" in err and "1 of 2 files could not be read" in err
+    summary = [line for line in err.splitlines() if "could not be read" in line or " in " in line and "/s)" in line]
+    assert len(summary) == 1 and summary[0].startswith("predict: 1 image in "), err  # one summary, "1 image"
+    assert main(["predict", "-q", str(checkpoint), str(broken), str(images / "a.png"), "--format", "jsonl"]) == 1
+    assert "1 of 2 files could not be read" in capsys.readouterr().err  # -q still says how many failed
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -91,3 +95,25 @@ def test_out_draw_writes_a_picture_per_image_and_the_predictions(checkpoint, ima
         assert first.height > 14 and first.mode == "RGB"
     written = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert [w["labels"] for w in written] == [p["labels"] for p in printed]
+
+
+def test_a_one_channel_model_predicts_colour_photos_as_their_grayscale(tmp_path, capsys):
+    import torch
+
+    from mobilenetv2.data import Preprocessing
+    from mobilenetv2.models import create_model
+    from mobilenetv2.weights import save_checkpoint
+
+    torch.manual_seed(0)
+    model = create_model("mobilenet_v2", width_mult=0.35, num_classes=3, in_chans=1)
+    torch.nn.init.normal_(model.classifier[-1].weight)
+    gray = save_checkpoint(tmp_path / "gray.safetensors", model, CLASSES, Preprocessing(input_size=48, crop_pct=1.0,
+                                                                                         mean=(0.5,), std=(0.5,)))
+    photo = Image.fromarray(np.random.default_rng(4).integers(0, 256, (40, 52, 3), dtype=np.uint8))
+    photo.save(tmp_path / "colour.png")
+    photo.convert("L").save(tmp_path / "gray.png")
+    assert main(["predict", str(gray), str(tmp_path / "colour.png"), str(tmp_path / "gray.png"), "--format", "jsonl",
+                 "--top-k", "3"]) == 0
+    colour, grayscale = (json.loads(line) for line in capsys.readouterr().out.splitlines())
+    assert colour["labels"] == grayscale["labels"]
+    np.testing.assert_allclose(colour["probabilities"], grayscale["probabilities"], atol=2e-3)

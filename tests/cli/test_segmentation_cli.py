@@ -74,3 +74,21 @@ def test_bad_mask_is_one_line(shapes_folder, tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "a.png" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r" / "best.safetensors").exists()
+
+
+def test_predict_out_writes_the_masks_without_draw(run, tmp_path, capsys):
+    """The masks are what a segmentation user came for: --out writes them; the overlays wait for --draw."""
+    from mobilenetv2.inference import load_predictor
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(2)
+    for name in ("one.png", "two.png"):
+        Image.fromarray(rng.integers(0, 256, (40, 52, 3), dtype=np.uint8)).save(photos / name)
+    out = tmp_path / "pred"
+    assert main(["predict", str(run / "best.safetensors"), str(photos), "--out", str(out), "--format", "jsonl"]) == 0
+    capsys.readouterr()
+    masks = sorted(out.glob("*_mask.png"))
+    assert [p.name for p in masks] == ["0001_one_mask.png", "0002_two_mask.png"] and not list(out.glob("*_overlay.png"))
+    expected = load_predictor(run / "best.safetensors").predict(photos / "one.png")[0].mask
+    np.testing.assert_array_equal(np.asarray(Image.open(masks[0])), expected)

@@ -2,8 +2,8 @@ import copy
 
 import torch
 
-from mobilenetv2.export.qat import finalize_qat, is_qat, prepare_qat
 from mobilenetv2.models import MobileNet, create_model
+from mobilenetv2.training.qat import finalize_qat, is_qat, prepare_qat
 
 
 def test_prepare_qat_keeps_keys_trains_and_finalizes():

@@ -293,3 +293,19 @@ def test_a_one_channel_model_warms_up_and_serves(tmp_path):
         assert call(url + "/readyz")[:2] == (200, {"ready": True})  # the warm-up pass took a 1-channel input
         status, card, _ = call(url + "/v1/model")
     assert status == 200 and card["architecture"]["args"]["in_chans"] == 1
+
+
+def test_a_one_channel_model_answers_a_colour_photo_as_its_grayscale(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("mobilenet_v2", width_mult=0.35, num_classes=3, in_chans=1)
+    torch.nn.init.normal_(model.classifier[-1].weight)  # answers that differ from image to image
+    gray = save_checkpoint(tmp_path / "gray.safetensors", model, ["a", "b", "c"],
+                           Preprocessing(input_size=64, crop_pct=1.0, mean=(0.5,), std=(0.5,)))
+    predictor, card = load_served(str(gray))
+    photo = np.random.default_rng(3).integers(0, 256, (48, 60, 3), dtype=np.uint8)
+    want = predictor.predict(Image.fromarray(photo).convert("L"), top_k=3)[0]
+    with serving(predictor, card, ServeOptions()) as url:
+        status, answer, _ = call(url + "/v1/predict?top_k=3", png(photo), {"Content-Type": "image/png"})
+    assert status == 200, answer  # was a 500: the photo reached the model as 3 channels
+    assert answer["labels"] == want.labels
+    np.testing.assert_allclose(answer["probabilities"], want.probabilities, atol=2e-3)

@@ -11,6 +11,7 @@ from mobilenetv2.data import Preprocessing
 from mobilenetv2.errors import UserError
 from mobilenetv2.models import create_model
 from mobilenetv2.tasks import Task, get_task, list_tasks, register_task
+from mobilenetv2.tasks.classification.task import top_k_predictions
 from mobilenetv2.weights import load_checkpoint, save_checkpoint
 from mobilenetv2.weights.checkpoint import METADATA_KEY
 
@@ -19,7 +20,7 @@ def test_classification_is_the_first_task():
     task = get_task("classification")
     assert isinstance(task, Task) and task.name == "classification" and "classification" in list_tasks()
     logits = torch.tensor([[0.0, 3.0, 1.0]])
-    (prediction,) = task.postprocess(logits, ["a", "b", "c"], top_k=2)
+    (prediction,) = top_k_predictions(logits, ["a", "b", "c"], top_k=2)
     assert prediction.labels == ["b", "c"] and prediction.probabilities[0] > prediction.probabilities[1]
     assert task.compare_outputs(logits.numpy(), logits.numpy())["top1_agreement"] == 1.0
 

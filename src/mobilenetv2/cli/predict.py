@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from mobilenetv2.cli.common import add_backend_args, add_labels_arg
@@ -44,11 +43,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--tile-overlap", type=float, default=None, help="detection: fraction of a tile shared with its "
                                                                     "neighbour (default: the training run's, 0.25)")
     p.add_argument("--out", metavar="DIR", help="write predictions.jsonl and predictions.csv (appended batch by batch), "
-                                                "videos/NAME.jsonl per video or stream (a line per frame), to this "
-                                                "folder; the same command run again skips what it holds")
+                                                "videos/NAME.jsonl per video or stream (a line per frame), and for a "
+                                                "segmentation model each image's mask (NNNN_name_mask.png, pixel values "
+                                                "= class indices), to this folder; the same command run again skips "
+                                                "what it holds")
     p.add_argument("--draw", action="store_true", help="with --out: also draw the predictions: a picture per image "
-                                                       "(NNNN_name.png; segmentation: mask and overlay) and an annotated "
-                                                       "video per video or stream (videos/NAME.mp4)")
+                                                       "(NNNN_name.png; segmentation: NNNN_name_overlay.png) and an "
+                                                       "annotated video per video or stream (videos/NAME.mp4)")
     p.add_argument("--parquet", action="store_true", help="with --out: also write predictions.parquet (for large runs)")
     p.add_argument("--overwrite", action="store_true", help="with --out: start again instead of resuming")
     p.add_argument("--vid-stride", type=int, default=1, metavar="N", help="predict every Nth frame of a video or stream "
@@ -103,10 +104,6 @@ def run(args: argparse.Namespace) -> int:
                                 options=predictor.settings, labels=args.labels)
     else:
         report = run_prediction(predictor, sources, options, outputs)
-    if report.failed:
-        what = "files" if all(not s.video for s in sources) else "inputs"
-        print(f"mobilenetv2 predict: {report.failed} of {report.done + report.failed} {what} could not be read",
-              file=sys.stderr)
     if report.interrupted and not all(s.live for s in sources):
         return 130
     return 1 if report.failed else 0

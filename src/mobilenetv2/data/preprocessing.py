@@ -8,9 +8,10 @@ __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Preprocessing", "check_crop_pct", "
            "normalize_transform", "pixel_transform"]
 
 
-def pixel_transform(pre: Preprocessing):
+def pixel_transform(pre: Preprocessing, channels: int = 3):
     """torchvision transforms v2: PIL/tensor image -> image tensor of ``input_size``, not yet normalised (uint8 from
-    PIL); a server runs this per request and ``normalize_transform`` once per batch."""
+    PIL); a server runs this per request and ``normalize_transform`` once per batch. ``channels`` 1 (a grayscale
+    model): colour images become grayscale first, as PIL's "L" (ITU-R 601 luma)."""
     from torchvision.transforms import InterpolationMode, v2
 
     mode = InterpolationMode(pre.interpolation)
@@ -18,7 +19,8 @@ def pixel_transform(pre: Preprocessing):
         resize = [v2.Resize(pre.resize_size, interpolation=mode, antialias=True), v2.CenterCrop(pre.input_size)]
     else:
         resize = [v2.Resize((pre.input_size, pre.input_size), interpolation=mode, antialias=True)]
-    return v2.Compose([v2.ToImage(), *resize])
+    gray = [v2.Grayscale(num_output_channels=1)] if channels == 1 else []
+    return v2.Compose([v2.ToImage(), *gray, *resize])
 
 
 def normalize_transform(pre: Preprocessing):

@@ -1,1 +1,2 @@
-"""Deployment: BatchNorm folding, ONNX/TorchScript/pt2 export, int8 quantization, onnxruntime inference, QAT."""
+"""Deployment: BatchNorm folding, ONNX/TorchScript/pt2 export, int8 quantization, onnxruntime inference
+(quantization-aware training is part of training: ``mobilenetv2.training.qat``)."""

@@ -11,7 +11,8 @@ import torch
 from mobilenetv2.errors import UserError
 from mobilenetv2.inference.images import ImageInput
 from mobilenetv2.inference.predictor import Predictor
-from mobilenetv2.tasks.classification import Prediction
+from mobilenetv2.tasks.classification.present import ClassificationPresenter
+from mobilenetv2.tasks.classification.task import Prediction, top_k_predictions
 
 
 class Classifier(Predictor):
@@ -23,6 +24,7 @@ class Classifier(Predictor):
     """
 
     task_name = "classification"
+    presenter = ClassificationPresenter()
     options = {"top_k": 5, "tta": False}
     batch_size = 32
 
@@ -57,7 +59,7 @@ class Classifier(Predictor):
         """The top-k of one image: from its logits, or the average of its and its mirror's probabilities."""
         top_k = self.resolve(overrides)["top_k"]
         scores = outputs[:1] if not state else outputs.float().softmax(dim=1).mean(dim=0, keepdim=True).log()
-        return self.task.postprocess(scores, self.class_names, top_k)[0]
+        return top_k_predictions(scores, self.class_names, top_k)[0]
 
     def predict(self, images: ImageInput | Sequence[ImageInput], top_k: int | None = None, batch_size: int = 32,
                 tta: bool | None = None) -> list[Prediction]:

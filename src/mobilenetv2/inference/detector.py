@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -13,6 +13,10 @@ from mobilenetv2.errors import UserError
 from mobilenetv2.inference.images import ImageInput, size_of, to_pil, to_transformable
 from mobilenetv2.inference.predictor import Predictor
 from mobilenetv2.spec import Preprocessing
+from mobilenetv2.tasks.detection.present import DetectionPresenter
+
+if TYPE_CHECKING:
+    from mobilenetv2.backends.base import Runtime
 
 DEFAULT_SCORE_THRESHOLD = 0.3
 
@@ -25,9 +29,10 @@ class Detector(Predictor):
     """
 
     task_name = "detection"
+    presenter = DetectionPresenter()
     batch_size = 16
 
-    def __init__(self, runtime, **options: Any) -> None:
+    def __init__(self, runtime: Runtime, **options: Any) -> None:
         from mobilenetv2.tasks.detection.boxes import MAX_DETECTIONS
 
         pre = runtime.preprocessing

@@ -1,4 +1,5 @@
-"""``Predictor``: a model opened on any backend (``open_runtime``) with its task's preprocessing and post-processing.
+"""``Predictor``: a model opened on any backend (``open_runtime``) with its task's preprocessing, post-processing and
+presenter (how its predictions are drawn, tabulated and answered).
 
 Each task has its predictor (``Classifier``, ``Segmenter``, ``Detector``), siblings that share this base: loading,
 class names, the image inputs, batching, and the split that a server uses (``prepare`` an image's inputs, run many
@@ -12,6 +13,7 @@ import importlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
@@ -19,12 +21,14 @@ import torch
 from mobilenetv2.data.preprocessing import normalize_transform, pixel_transform
 from mobilenetv2.errors import UserError
 from mobilenetv2.formats import open_runtime
+from mobilenetv2.inference.batching import forward_parts
 from mobilenetv2.inference.images import ImageInput, is_single, source_of, to_transformable
 from mobilenetv2.spec import Preprocessing
 from mobilenetv2.tasks import get_task
 
 if TYPE_CHECKING:
     from mobilenetv2.backends.base import Runtime
+    from mobilenetv2.tasks import Presenter
     from mobilenetv2.weights import Checkpoint
 
 # Task -> its predictor, "module:Class", imported on first use.
@@ -60,10 +64,20 @@ def with_labels(runtime: Runtime, labels: str | os.PathLike[str]) -> Runtime:
     return runtime
 
 
+def gray_normalization(pre: Preprocessing) -> Preprocessing:
+    """A grayscale model's normalisation: an RGB mean and std (a TFLite import stores three equal values) become the
+    luma's, ITU-R 601 weighted as PIL's "L"."""
+    if len(pre.mean) == 1 and len(pre.std) == 1:
+        return pre
+    luma = (0.299, 0.587, 0.114)
+    return replace(pre, mean=(sum(w * m for w, m in zip(luma, pre.mean)),), std=(sum(w * s for w, s in zip(luma, pre.std)),))
+
+
 class Predictor(ABC):
     """A runtime and what its task needs to turn images into predictions."""
 
     task_name: ClassVar[str]
+    presenter: ClassVar[Presenter]  # how this task's predictions are drawn, tabulated and answered
     options: ClassVar[dict[str, Any]] = {}  # this task's prediction options and their defaults
     batch_size: ClassVar[int] = 32          # images a forward pass by default
 
@@ -112,7 +126,9 @@ class Predictor(ABC):
 
     def set_preprocessing(self, preprocessing: Preprocessing) -> None:
         self.preprocessing = preprocessing
-        self.to_pixels, self.normalize = pixel_transform(preprocessing), normalize_transform(preprocessing)
+        # a grayscale model's images (photos are decoded as RGB) become "L" before resizing
+        self.to_pixels = pixel_transform(preprocessing, self.input_channels)
+        self.normalize = normalize_transform(gray_normalization(preprocessing) if self.input_channels == 1 else preprocessing)
 
     @property
     def backend(self) -> str:
@@ -190,12 +206,10 @@ class Predictor(ABC):
         for start in range(0, len(items), batch_size):
             chunk = items[start:start + batch_size]
             prepared = [self.prepare(item, **overrides) for item in chunk]
-            inputs = torch.cat([self.normalize(x) for x, _ in prepared])  # per image: a batch may mix uint8 and float
-            outputs = torch.cat([self.logits(inputs[i:i + batch_size]) for i in range(0, len(inputs), batch_size)])
-            offset = 0
-            for item, (x, state) in zip(chunk, prepared):
-                prediction = self.finish(outputs[offset:offset + len(x)], state, **overrides)
+            # normalised per image: a batch may mix uint8 and float inputs
+            outputs = forward_parts(self.logits, [self.normalize(x) for x, _ in prepared], batch_size)
+            for item, rows, (_, state) in zip(chunk, outputs, prepared):
+                prediction = self.finish(rows, state, **overrides)
                 prediction.source = source_of(item)
                 results.append(prediction)
-                offset += len(x)
         return results

@@ -13,6 +13,8 @@ from mobilenetv2.errors import UserError
 from mobilenetv2.inference.images import ImageInput, size_of, to_transformable
 from mobilenetv2.inference.predictor import Predictor
 from mobilenetv2.spec import Preprocessing
+from mobilenetv2.tasks.segmentation.present import SegmentationPresenter
+from mobilenetv2.tasks.segmentation.task import SegmentationPrediction, mask_predictions
 
 
 class Segmenter(Predictor):
@@ -23,6 +25,7 @@ class Segmenter(Predictor):
     """
 
     task_name = "segmentation"
+    presenter = SegmentationPresenter()
     options = {"top_k": 5, "tta": False}
     batch_size = 8
 
@@ -47,7 +50,7 @@ class Segmenter(Predictor):
         size = size_of(image) if original_size is None else (original_size[1], original_size[0])
         return (torch.cat([pixels, pixels.flip(-1)]) if tta else pixels), (size, tta)
 
-    def finish(self, outputs: torch.Tensor, state: tuple[tuple[int, int], bool], **overrides: Any):
+    def finish(self, outputs: torch.Tensor, state: tuple[tuple[int, int], bool], **overrides: Any) -> SegmentationPrediction:
         """The mask at the image's size and the class fractions, from the logits of its input (and of its mirror)."""
         top_k = self.resolve(overrides)["top_k"]
         size, tta = state
@@ -55,7 +58,7 @@ class Segmenter(Predictor):
         if tta:
             probs = (probs[:1] + probs[1:2].flip(-1)) / 2
         probs = F.interpolate(probs[:1], size=size, mode="bilinear", align_corners=False)
-        return self.task.postprocess(probs.log(), self.class_names, top_k)[0]
+        return mask_predictions(probs.log(), self.class_names, top_k)[0]
 
     def predict(self, images: ImageInput | Sequence[ImageInput], top_k: int | None = None, batch_size: int = 8,
                 tta: bool | None = None) -> list:

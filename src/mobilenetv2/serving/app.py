@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gc
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from fastapi import FastAPI
@@ -16,10 +16,13 @@ from mobilenetv2.serving.metrics import CountRequests
 from mobilenetv2.serving.routes import PREDICT_PATH, router
 from mobilenetv2.serving.state import ServeOptions, ServingState
 
+if TYPE_CHECKING:
+    from mobilenetv2.inference.predictor import Predictor
+
 __all__ = ["ServeOptions", "create_app"]
 
 
-def create_app(predictor: Any, card: dict[str, Any], options: ServeOptions | None = None) -> FastAPI:
+def create_app(predictor: Predictor, card: dict[str, Any], options: ServeOptions | None = None) -> FastAPI:
     """The app serving ``predictor`` (a Classifier, Segmenter or Detector); ``card`` is what /v1/model shows."""
     app = FastAPI(title="mobilenetv2", version="1", lifespan=lifespan,
                   description=f"{card.get('task', '')} model {card.get('model', '')}: POST an image to {PREDICT_PATH}")
@@ -45,7 +48,7 @@ async def lifespan(app: FastAPI):
     state.decoders.shutdown(wait=False, cancel_futures=True)
 
 
-async def warm_up(predictor: Any, batcher: Batcher) -> None:
+async def warm_up(predictor: Predictor, batcher: Batcher) -> None:
     """One forward pass before /readyz says ready (the first pass allocates and picks kernels): a black image of the
     model's input size and channels."""
     size = predictor.preprocessing.input_size

@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 
 import torch
 
+from mobilenetv2.inference.batching import forward_parts
+
 T = TypeVar("T")
 
 
@@ -80,9 +82,9 @@ class Batcher:
             self.waiting -= count
             await self.run_group(group)
 
-    def forward(self, parts: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, parts: list[torch.Tensor]) -> list[torch.Tensor]:
         # in the model thread: concatenating a batch is real work, the event loop must not wait for it
-        return self.run(torch.cat(parts))
+        return forward_parts(self.run, parts)
 
     async def run_group(self, group: list[Pending]) -> None:
         live = [p for p in group if not p.future.done()]  # requests that timed out are not computed
@@ -99,9 +101,6 @@ class Batcher:
             return
         if self.on_batch is not None:
             self.on_batch(count, time.perf_counter() - started)
-        start = 0
-        for p in live:
-            rows = outputs[start:start + len(p.inputs)]
-            start += len(p.inputs)
+        for p, rows in zip(live, outputs):
             if not p.future.done():
                 p.future.set_result(rows)

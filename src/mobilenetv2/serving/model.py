@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
+if TYPE_CHECKING:
+    from mobilenetv2.inference.predictor import Predictor
+
 
 def load_served(path: str, backend: str | None = None, threads: int | None = None,
-                labels: str | None = None) -> tuple[Any, dict[str, Any]]:
+                labels: str | None = None) -> tuple[Predictor, dict[str, Any]]:
     """(predictor, model card). A file runs on its format's backend unless ``backend`` says otherwise; a checkpoint
     asked to run on another backend than torch is exported to that backend's format and verified first."""
     from mobilenetv2.inference import load_predictor
@@ -23,7 +26,7 @@ def load_served(path: str, backend: str | None = None, threads: int | None = Non
     return predictor, model_card(predictor, path)
 
 
-def model_card(predictor: Any, path: str) -> dict[str, Any]:
+def model_card(predictor: Predictor, path: str) -> dict[str, Any]:
     """Task, classes, preprocessing, size and cost of the served model, and how it runs."""
     runtime = predictor.runtime
     card: dict[str, Any] = {"model": Path(path).name, "task": predictor.task.name, "backend": runtime.backend,

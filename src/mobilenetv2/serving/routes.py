@@ -7,7 +7,7 @@ from __future__ import annotations
 import hmac
 import time
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -17,6 +17,9 @@ from mobilenetv2.data.images import load_image_bytes
 from mobilenetv2.serving.errors import ApiError
 from mobilenetv2.serving.state import ServingState
 from mobilenetv2.serving.upload import read_upload
+
+if TYPE_CHECKING:
+    from mobilenetv2.inference.predictor import Predictor
 
 PREDICT_PATH = "/v1/predict"
 STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
@@ -96,11 +99,11 @@ async def prepare(state: ServingState, body: bytes) -> tuple[Any, Any]:
     return await state.decode(lambda: state.predictor.prepare(load_image_bytes(body)))
 
 
-def finish(predictor: Any, outputs: Any, prepared: Any, top_k: int) -> dict[str, Any]:
-    """The task's answer (JSON-ready) from the request's rows of the batch's outputs; ``top_k`` applies to the tasks
+def finish(predictor: Predictor, outputs: Any, prepared: Any, top_k: int) -> dict[str, Any]:
+    """The presenter's answer (JSON-ready) from the request's rows of the batch's outputs; ``top_k`` applies to the tasks
     that list classes (a detector's boxes are capped by its own max_detections)."""
     options = {"top_k": top_k} if "top_k" in predictor.options else {}
-    return predictor.task.answer(predictor.finish(outputs, prepared, **options))
+    return predictor.presenter.answer(predictor.finish(outputs, prepared, **options))
 
 
 def answer(card: dict[str, Any], result: dict[str, Any], started: float) -> JSONResponse:

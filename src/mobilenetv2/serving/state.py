@@ -8,12 +8,15 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from mobilenetv2.serving.batcher import Batcher
 from mobilenetv2.serving.metrics import Metrics
+
+if TYPE_CHECKING:
+    from mobilenetv2.inference.predictor import Predictor
 
 
 @dataclass
@@ -40,7 +43,7 @@ def torch_work_on_model_thread() -> bool:
 class ServingState:
     """The app's state, built once by ``create_app``; ``app.state.serving``."""
 
-    predictor: Any  # a Classifier, Segmenter or Detector
+    predictor: Predictor  # a Classifier, Segmenter or Detector
     card: dict[str, Any]  # what /v1/model shows
     options: ServeOptions
     batcher: Batcher  # the model's thread: forward passes of batched inputs
@@ -50,7 +53,7 @@ class ServingState:
     ready: bool = False  # once the warm-up pass has run
 
     @classmethod
-    def build(cls, predictor: Any, card: dict[str, Any], options: ServeOptions) -> ServingState:
+    def build(cls, predictor: Predictor, card: dict[str, Any], options: ServeOptions) -> ServingState:
         batcher = Batcher(predictor.logits_of_pixels, options.max_batch, options.max_wait_ms, options.max_queue)
         decoders = ThreadPoolExecutor(max_workers=options.decode_threads, thread_name_prefix="mobilenetv2-decode")
         return cls(predictor, card, options, batcher, Metrics(batcher), decoders)

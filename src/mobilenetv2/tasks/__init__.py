@@ -1,4 +1,5 @@
-"""Tasks behind one seam: ``get_task(checkpoint.meta.task)`` gives the data, loss, metrics and post-processing."""
+"""Tasks behind one seam: ``get_task(checkpoint.meta.task)`` gives the data, model, loss and metrics; each task's
+``Presenter`` (``tasks/<task>/present.py``) shows its predictions."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import importlib
 
 from mobilenetv2.errors import UserError
 from mobilenetv2.tasks.base import Evaluator, Meter, Report, Task
+from mobilenetv2.tasks.present import Presenter
 
 # Task name -> "module:Class", imported on first use so that one task's dependencies never load for another.
 _TASKS: dict[str, str] = {"classification": "mobilenetv2.tasks.classification:ClassificationTask",
@@ -34,4 +36,4 @@ def get_task(name: str) -> Task:
     return _INSTANCES[name]
 
 
-__all__ = ["Evaluator", "Meter", "Report", "Task", "get_task", "list_tasks", "register_task"]
+__all__ = ["Evaluator", "Meter", "Presenter", "Report", "Task", "get_task", "list_tasks", "register_task"]

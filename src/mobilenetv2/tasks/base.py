@@ -1,5 +1,6 @@
-"""The seam between the commands and a task: what ``train``, ``evaluate``, ``predict``, ``export`` and ``quantize``
-ask of classification, segmentation or detection. A new task is a new module implementing ``Task``."""
+"""The seam between the commands and a task: what ``train``, ``evaluate``, ``export`` and ``quantize`` ask of
+classification, segmentation or detection. A new task is a new module implementing ``Task``, and a ``Presenter``
+(tasks/present.py) for what ``predict`` and ``serve`` show of its predictions."""
 
 from __future__ import annotations
 
@@ -7,11 +8,8 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import numpy as np
     import torch
-    from PIL import Image
     from torch import nn
     from torch.utils.data import DataLoader
 
@@ -51,7 +49,7 @@ class Evaluator(Protocol):
 
 
 class Task(ABC):
-    """One task: its data, loss, metrics, post-processing and pictures."""
+    """One task: its data, model, loss and metrics (its predictions are shown by its ``Presenter``, tasks/present.py)."""
 
     name: ClassVar[str]
     monitor: ClassVar[str]  # the validation figure (higher is better) that picks the best checkpoint
@@ -120,36 +118,7 @@ class Task(ABC):
     def check_classes(self, model_names: list[str] | None, num_outputs: int | None, data_names: list[str]) -> None:
         """Raise one line when a model's classes cannot be evaluated on a dataset's."""
 
-    # -- predictions --------------------------------------------------------------------------------------------------
-    @abstractmethod
-    def postprocess(self, outputs: torch.Tensor, class_names: list[str], top_k: int) -> list[Any]:
-        """Raw model outputs of a batch -> one prediction object per image."""
-
-    @abstractmethod
-    def visualise(self, image: Image.Image, prediction: Any) -> Image.Image:
-        """A picture of ``prediction`` drawn on ``image``."""
-
-    def save_prediction(self, image: Image.Image, prediction: Any, out_dir: Path, stem: str) -> list[Path]:
-        """Write the pictures of one prediction to ``out_dir`` (STEM.png: ``visualise``'s); return their paths."""
-        from mobilenetv2.io import atomic_path
-
-        path = out_dir / f"{stem}.png"
-        with atomic_path(path) as tmp:
-            self.visualise(image, prediction).save(tmp, format="PNG")
-        return [path]
-
-    def answer(self, prediction: Any) -> dict[str, Any]:
-        """The JSON answer of the HTTP server for one prediction (an upload has no file name: none is given)."""
-        return {k: v for k, v in prediction.to_dict().items() if k not in ("source", "image")}
-
-    @abstractmethod
-    def prediction_rows(self, prediction: Any) -> list[dict[str, Any]]:
-        """The CSV rows of one prediction (column -> value)."""
-
-    @abstractmethod
-    def prediction_summary(self, prediction: Any) -> dict[str, Any]:
-        """One table row summing up one prediction (column -> value)."""
-
+    # -- comparing runtimes -------------------------------------------------------------------------------------------
     def class_scores(self, outputs: np.ndarray) -> tuple[np.ndarray, str]:
         """The outputs as class scores with the classes on axis 1, and what one argmax is: "images" for [N, C],
         "pixels" for [N, C, H, W] (quantize counts how often int8 and fp32 agree on it)."""

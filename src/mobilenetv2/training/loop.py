@@ -1,7 +1,8 @@
 """``train(cfg)``: one training run, top to bottom — set-up, data, model, optimiser, resume, epochs, report.
 
-The task (``cfg.task``, classification today) supplies the data, the loss and the metrics; everything else here is
-the same for every task: fine-tuning, freezing, EMA, mixed precision, torchrun, atomic checkpoints and resume.
+The task (``cfg.task``: classification, segmentation or detection) supplies the data, the loss and the metrics;
+everything else here is the same for every task: fine-tuning, freezing, EMA, mixed precision, QAT, torchrun, atomic
+checkpoints and resume.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from mobilenetv2 import distributed as D
 from mobilenetv2.console import progress, progress_enabled
 from mobilenetv2.data import DataConfig
 from mobilenetv2.errors import UserError
-from mobilenetv2.export.qat import finalize_qat, prepare_qat
 from mobilenetv2.io import atomic_path, check_writable
 from mobilenetv2.tasks import get_task
 from mobilenetv2.training.config import TrainConfig
@@ -35,6 +35,7 @@ from mobilenetv2.training.finetune import load_pretrained, prepare_model
 from mobilenetv2.training.freeze import frozen_stages, keep_frozen_bn, set_frozen
 from mobilenetv2.training.logs import TensorBoard, plot_curves, write_metrics_csv
 from mobilenetv2.training.optim import build_optimizer, build_scheduler
+from mobilenetv2.training.qat import finalize_qat, prepare_qat
 from mobilenetv2.training.state import STATE_NAME, load_state, rng_state, save_state, set_rng_state
 from mobilenetv2.weights import Checkpoint, load_checkpoint, save_checkpoint
 

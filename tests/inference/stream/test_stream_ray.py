@@ -69,3 +69,27 @@ def test_the_model_travels_with_its_companions_and_a_folder_model_is_one_line(tm
     (tmp_path / "m.mlpackage").mkdir()
     with pytest.raises(UserError, match="is a folder"):
         model_files(tmp_path / "m.mlpackage")
+
+
+def test_ray_writes_the_segmentation_masks_as_one_machine_does(local_ray, tmp_path, capsys):
+    from mobilenetv2.data import Preprocessing
+    from mobilenetv2.models import create_model
+    from mobilenetv2.weights import save_checkpoint
+
+    seg = save_checkpoint(tmp_path / "seg.safetensors", create_model("lraspp_mobilenet_v2", width_mult=0.35, num_classes=3),
+                          ["background", "a", "b"], Preprocessing(input_size=32, crop_pct=1.0, resize_mode="squash"),
+                          task="segmentation")
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(5):
+        Image.fromarray(rng.integers(0, 256, (30 + 4 * i, 40, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    here, there = tmp_path / "here", tmp_path / "there"
+    assert main(["predict", str(seg), str(folder), "--out", str(here), "--format", "jsonl", "--batch-size", "2"]) == 0
+    assert main(["predict", str(seg), str(folder), "--out", str(there), "--format", "jsonl", "--batch-size", "2",
+                 "--ray"]) == 0
+    capsys.readouterr()
+    masks = sorted(p.name for p in here.glob("*_mask.png"))
+    assert len(masks) == 5 and sorted(p.name for p in there.glob("*_mask.png")) == masks
+    for name in masks:
+        assert np.array_equal(np.asarray(Image.open(here / name)), np.asarray(Image.open(there / name))), name

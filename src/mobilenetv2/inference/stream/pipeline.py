@@ -15,16 +15,20 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from mobilenetv2.data.images import BadImageError
 from mobilenetv2.errors import UserError
+from mobilenetv2.inference.batching import forward_parts
 from mobilenetv2.inference.stream.decode import as_tensor
 from mobilenetv2.inference.stream.frames import Failure, Frame, Result, SourceEnd
 from mobilenetv2.inference.stream.sources import Context, Source, open_sources
 from mobilenetv2.inference.stream.stats import SourceStats
+
+if TYPE_CHECKING:
+    from mobilenetv2.inference.predictor import Predictor
 
 log = logging.getLogger(__name__)
 LIVE_IN_FLIGHT = 2  # live frames being prepared or run at once: the next one is taken while the model runs
@@ -61,7 +65,7 @@ def default_workers() -> int:
 class Pipeline:
     """Iterate over it for ``Result``s, ``Failure``s and ``SourceEnd``s in input order; ``close()`` stops it early."""
 
-    def __init__(self, predictor: Any, sources: Sequence[Source], options: StreamOptions | None = None,
+    def __init__(self, predictor: Predictor, sources: Sequence[Source], options: StreamOptions | None = None,
                  skip: Callable[[str], bool] | None = None) -> None:
         self.predictor, self.sources = predictor, list(sources)
         self.options = options or StreamOptions()
@@ -224,23 +228,18 @@ class Pipeline:
 
     def predict(self, batch: list[Any]) -> list[Result | Failure | SourceEnd]:
         prepared = [entry for entry in batch if isinstance(entry, tuple)]
-        outputs = self.forward([pixels for _, _, pixels, _ in prepared]) if prepared else None
-        results, offset = [], 0
+        outputs = iter(forward_parts(self.predictor.logits_of_pixels, [pixels for _, _, pixels, _ in prepared],
+                                     self.batch_size))
+        results = []
         for entry in batch:
             if not isinstance(entry, tuple):
                 results.append(self.end_of(entry) if isinstance(entry, SourceEnd) else entry)
                 continue
-            frame, source, pixels, state = entry
-            prediction = self.predictor.finish(outputs[offset:offset + len(pixels)], state, **self.options.overrides)
-            offset += len(pixels)
+            frame, source, _, state = entry
+            prediction = self.predictor.finish(next(outputs), state, **self.options.overrides)
             prediction.source = frame.source
             results.append(self.result(frame, source, prediction))
         return results
-
-    def forward(self, pixels: list[torch.Tensor]) -> torch.Tensor:
-        inputs = torch.cat(pixels).contiguous()
-        return torch.cat([self.predictor.logits_of_pixels(inputs[i:i + self.batch_size])
-                          for i in range(0, len(inputs), self.batch_size)])
 
     def result(self, frame: Frame, source: Source, prediction: Any) -> Result:
         result = Result(frame, prediction)
@@ -267,7 +266,7 @@ class Pipeline:
         return end
 
 
-def predict_stream(predictor: Any, inputs: str | Sequence[str] | Sequence[Source], *, batch_size: int | None = None,
+def predict_stream(predictor: Predictor, inputs: str | Sequence[str] | Sequence[Source], *, batch_size: int | None = None,
                    workers: int | None = None, pictures: bool = False, vid_stride: int = 1, max_frames: int | None = None,
                    skip: Callable[[str], bool] | None = None, **overrides: Any) -> Iterator[Result | Failure | SourceEnd]:
     """Predictions of files, folders, globs, list files, videos, cameras and streams, one ``Result`` at a time, in

@@ -44,15 +44,24 @@ class Progress:
 
     def line(self) -> str:
         rate = self.rate()
-        text = f"{self.done:,}" + (f"/{self.total:,}" if self.total else "") + f" {self.unit}, {rate:,.1f} {self.unit}/s"
+        done = f"{self.done:,}/{self.total:,} {self.unit}" if self.total else self.count(self.done)
+        text = f"{done}, {rate:,.1f} {self.unit}/s"
         if self.total and rate > 0:
             text += f", ETA {duration(max(0, self.total - self.done) / rate)}"
         return text + (f", {self.failed:,} failed" if self.failed else "")
 
+    def count(self, n: int) -> str:
+        """``n`` with the unit, singular for one ("1 image", "2 images")."""
+        return f"{n:,} {self.unit[:-1] if n == 1 and self.unit.endswith('s') else self.unit}"
+
     def close(self) -> str:
-        """The closing line: what was done, how fast."""
+        """The closing line: what was done, how fast, and how many inputs could not be read (the run's one summary)."""
         if self.bar is not None:
             self.bar.close()
         elapsed = time.perf_counter() - self.started
-        return (f"{self.done:,} {self.unit} in {duration(elapsed) if elapsed >= 1 else f'{elapsed:.2f}s'} "
-                f"({self.rate():,.1f} {self.unit}/s)" + (f", {self.failed:,} failed" if self.failed else ""))
+        text = f"{self.count(self.done)} in {duration(elapsed) if elapsed >= 1 else f'{elapsed:.2f}s'} " \
+               f"({self.rate():,.1f} {self.unit}/s)"
+        if self.failed:
+            what = "files" if self.unit == "images" else "inputs"
+            text += f", {self.failed:,} of {self.done + self.failed:,} {what} could not be read"
+        return text

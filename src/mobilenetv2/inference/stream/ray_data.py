@@ -12,14 +12,18 @@ an object store Ray reads (``s3://bucket/photos/``, ``gs://...``); the model fil
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from mobilenetv2.data.images import BadImageError
 from mobilenetv2.errors import UserError
@@ -30,6 +34,7 @@ from mobilenetv2.inference.stream.resume import LEDGER, Done, check_settings
 from mobilenetv2.inference.stream.run import Outputs, RunReport, build_sinks, log, write_batch
 from mobilenetv2.inference.stream.sources import ImageFiles, Source
 from mobilenetv2.inference.stream.sources.files import is_remote
+from mobilenetv2.tasks import Presenter
 
 
 @dataclass
@@ -40,23 +45,30 @@ class Shipped:
     rows: list[dict[str, Any]]
     summary: dict[str, Any]
     source: str | None = None
+    files: dict[str, str] = field(default_factory=dict)  # the presenter's files (suffix -> base64 PNG): masks
 
     def to_json(self) -> dict[str, Any]:
         return self.record
 
 
-class ShippedTask:
-    """What the driver's sinks ask of the task, answered from what the actors computed."""
+class ShippedPresenter(Presenter):
+    """What the driver's sinks ask of the task's presenter, answered from what the actors computed."""
 
-    def prediction_rows(self, prediction: Shipped) -> list[dict[str, Any]]:
+    def draw(self, image: Image.Image, prediction: Shipped) -> Image.Image:
+        raise UserError("--ray writes predictions, not pictures: drop --draw, or run without --ray")
+
+    def files(self, prediction: Shipped) -> dict[str, Image.Image]:
+        return {suffix: Image.open(io.BytesIO(base64.b64decode(png))) for suffix, png in prediction.files.items()}
+
+    def rows(self, prediction: Shipped) -> list[dict[str, Any]]:
         return prediction.rows
 
-    def prediction_summary(self, prediction: Shipped) -> dict[str, Any]:
+    def summary(self, prediction: Shipped) -> dict[str, Any]:
         return prediction.summary
 
 
 class BatchPredictor:
-    """A Ray actor: opens the model once, then batches of {path, bytes} -> {image, record, rows, summary, error}."""
+    """A Ray actor: opens the model once, then batches of {path, bytes} -> {image, record, rows, summary, files, error}."""
 
     def __init__(self, model: dict[str, bytes], name: str, backend: str | None, threads: int | None,
                  options: dict[str, Any], labels: str | None = None) -> None:
@@ -70,8 +82,7 @@ class BatchPredictor:
         self.predictor.configure(**options)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import torch
-
+        from mobilenetv2.inference.batching import forward_parts
         from mobilenetv2.inference.stream.decode import as_tensor, read_image
 
         p, prepared, errors = self.predictor, [], {}
@@ -83,19 +94,26 @@ class BatchPredictor:
                 continue
             original = full if full != (array.shape[1], array.shape[0]) else None
             prepared.append((i, *p.prepare(as_tensor(array), original_size=original)))
-        outputs = p.logits_of_pixels(torch.cat([x for _, x, _ in prepared]).contiguous()) if prepared else None
-        records, rows, summaries = [""] * len(batch["path"]), [""] * len(batch["path"]), [""] * len(batch["path"])
-        offset = 0
-        for i, pixels, state in prepared:
-            prediction = p.finish(outputs[offset:offset + len(pixels)], state)
-            offset += len(pixels)
+        outputs = forward_parts(p.logits_of_pixels, [x for _, x, _ in prepared])
+        records, rows, summaries, files = ([""] * len(batch["path"]) for _ in range(4))
+        for (i, _, state), own in zip(prepared, outputs):
+            prediction = p.finish(own, state)
             prediction.source = str(batch["path"][i])
             records[i] = json.dumps(prediction.to_json())
-            rows[i] = json.dumps(p.task.prediction_rows(prediction))
-            summaries[i] = json.dumps(p.task.prediction_summary(prediction))
+            rows[i] = json.dumps(p.presenter.rows(prediction))
+            summaries[i] = json.dumps(p.presenter.summary(prediction))
+            files[i] = json.dumps({suffix: png_base64(picture) for suffix, picture in p.presenter.files(prediction).items()})
         error = [errors.get(i, "") for i in range(len(batch["path"]))]
         return {"image": np.asarray([str(x) for x in batch["path"]]), "record": np.asarray(records),
-                "rows": np.asarray(rows), "summary": np.asarray(summaries), "error": np.asarray(error)}
+                "rows": np.asarray(rows), "summary": np.asarray(summaries), "files": np.asarray(files),
+                "error": np.asarray(error)}
+
+
+def png_base64(picture: Image.Image) -> str:
+    """A picture as PNG bytes in base64, to travel in a JSON string."""
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def model_files(model: str | os.PathLike[str]) -> tuple[dict[str, bytes], str]:
@@ -135,8 +153,6 @@ def connect(address: str | None) -> Any:
     """Ray, connected to the cluster at ``address`` ("auto" or HOST:PORT, from a node of the cluster; None: the Ray
     instance running on this machine, else a new one; "local": always a new one), unless the caller has initialised
     it already; Ray Data's own progress lines are left to our progress."""
-    import logging
-
     ray = require("ray", "ray")
     if not ray.is_initialized():
         try:
@@ -187,25 +203,28 @@ def predict_on_ray(model: str | os.PathLike[str], sources: list[Source], outputs
         BatchPredictor, fn_constructor_kwargs={"model": files, "name": name, "backend": backend, "threads": threads,
                                                "options": dict(options or {}), "labels": labels_name},
         batch_size=batch_size, concurrency=actors, num_cpus=threads, batch_format="numpy")
-    sinks = build_sinks(ShippedTask(), "shipped", sources, outputs, done, 1)
+    sinks = build_sinks(ShippedPresenter(), "shipped", sources, outputs, done, 1)
     progress = Progress(len(paths), "images", outputs.log_interval)
     given = {os.path.abspath(p): p for p in paths if not is_remote(p)}  # Ray gives absolute paths
     try:
         for batch in dataset.iter_batches(batch_size=batch_size, batch_format="numpy"):
-            write_batch(shipped_items(batch, given), sinks, progress, report)
+            items = shipped_items(batch, given, skipped + progress.done + progress.failed)
+            write_batch(items, sinks, progress, report)
     finally:
         for sink in sinks:
             sink.close()
     report.done, report.failed = progress.done, progress.failed
-    log.info("predict on Ray (%d actors): %s", actors, progress.close())
+    log.log(logging.WARNING if progress.failed else logging.INFO, "predict on Ray (%d actors): %s", actors,
+            progress.close())
     return report
 
 
-def shipped_items(batch: dict[str, np.ndarray], given: dict[str, str]) -> list[Result | Failure]:
-    """A batch of the actors' answers as the pipeline's items, named by the paths as the user gave them."""
+def shipped_items(batch: dict[str, np.ndarray], given: dict[str, str], first: int = 0) -> list[Result | Failure]:
+    """A batch of the actors' answers as the pipeline's items, named by the paths as the user gave them; ``first``: the
+    place among the inputs of the batch's first image (its files are named NNNN_stem by it)."""
     items: list[Result | Failure] = []
-    for image, record, rows, summary, error in zip(batch["image"], batch["record"], batch["rows"], batch["summary"],
-                                                   batch["error"]):
+    for ordinal, (image, record, rows, summary, files, error) in enumerate(zip(
+            batch["image"], batch["record"], batch["rows"], batch["summary"], batch["files"], batch["error"]), first):
         image = given.get(str(image), str(image))
         if error:
             items.append(Failure(image, str(error), key=image))
@@ -215,5 +234,6 @@ def shipped_items(batch: dict[str, np.ndarray], given: dict[str, str]) -> list[R
         for row in rows:
             row["image"] = image
         summary["image"] = image
-        items.append(Result(Frame(key=image, source=image, ordinal=0), Shipped(record, rows, summary, image)))
+        shipped = Shipped(record, rows, summary, image, json.loads(files))
+        items.append(Result(Frame(key=image, source=image, ordinal=ordinal), shipped))
     return items

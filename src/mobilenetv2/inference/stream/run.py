@@ -7,7 +7,7 @@ import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mobilenetv2.inference.stream.frames import Failure, SourceEnd
 from mobilenetv2.inference.stream.pipeline import Pipeline, StreamOptions
@@ -23,13 +23,18 @@ from mobilenetv2.inference.stream.sinks.video import VideoSink
 from mobilenetv2.inference.stream.sources import ImageFiles, Source
 from mobilenetv2.inference.stream.stats import describe
 
+if TYPE_CHECKING:
+    from mobilenetv2.inference.predictor import Predictor
+    from mobilenetv2.tasks import Presenter
+
 log = logging.getLogger("mobilenetv2.predict")
 
 
 @dataclass
 class Outputs:
-    """Where predictions go: stdout in ``fmt`` (None: nothing), and with ``out`` a folder (JSONL, CSV, per-video JSONL;
-    ``draw``: pictures and annotated videos; ``parquet``); ``settings`` are checked against the folder's."""
+    """Where predictions go: stdout in ``fmt`` (None: nothing), and with ``out`` a folder (JSONL, CSV, per-video JSONL,
+    the task's files such as segmentation masks; ``draw``: pictures and annotated videos; ``parquet``); ``settings``
+    are checked against the folder's."""
 
     fmt: str | None = "table"
     out: Path | None = None
@@ -67,14 +72,13 @@ def count_inputs(sources: list[Source], done: Done, stride: int) -> tuple[int | 
     return total, already
 
 
-def build_sinks(task: Any, task_name: str, sources: list[Source], outputs: Outputs, done: Done,
+def build_sinks(presenter: Presenter, task_name: str, sources: list[Source], outputs: Outputs, done: Done,
                 stride: int) -> list[Sink]:
     """In the order they write a batch: the CSV before the ledger (a resumed run trims the CSV to the ledger)."""
-    sinks: list[Sink] = [StdoutSink(task, outputs.fmt)] if outputs.fmt else []
+    sinks: list[Sink] = [StdoutSink(presenter, outputs.fmt)] if outputs.fmt else []
     if outputs.out is not None:
-        sinks += [CsvSink(outputs.out, task, done), JsonlSink(outputs.out)]
-        if outputs.draw:
-            sinks.append(PicturesSink(outputs.out, task))
+        sinks += [CsvSink(outputs.out, presenter, done), JsonlSink(outputs.out),
+                  PicturesSink(outputs.out, presenter, outputs.draw)]
         if any(s.video for s in sources):
             sinks.append(VideoSink(outputs.out, sources, task_name, outputs.draw, stride))
         if outputs.parquet:
@@ -95,7 +99,7 @@ def write_batch(batch: list, sinks: list[Sink], progress: Progress, report: RunR
     progress.update(batch)
 
 
-def run_prediction(predictor: Any, sources: list[Source], options: StreamOptions, outputs: Outputs) -> RunReport:
+def run_prediction(predictor: Predictor, sources: list[Source], options: StreamOptions, outputs: Outputs) -> RunReport:
     """Predict every input once (those the output folder holds are skipped), writing each batch as it comes."""
     done = Done()
     if outputs.out is not None:
@@ -105,7 +109,7 @@ def run_prediction(predictor: Any, sources: list[Source], options: StreamOptions
     total, already = count_inputs(sources, done, options.vid_stride)
     if already:
         log.info("resuming: %s of %s done (%s)", f"{already:,}", f"{total:,}", outputs.out / LEDGER)
-    sinks = build_sinks(predictor.task, predictor.task_name, sources, outputs, done, options.vid_stride)
+    sinks = build_sinks(predictor.presenter, predictor.task_name, sources, outputs, done, options.vid_stride)
     videos = next((s for s in sinks if isinstance(s, VideoSink)), None)
 
     def skip(key: str) -> bool:
@@ -131,7 +135,9 @@ def run_prediction(predictor: Any, sources: list[Source], options: StreamOptions
         for sink in sinks:
             sink.close()
     report.done, report.failed = progress.done, progress.failed
-    log.info("predict: %s%s", progress.close(), f"; written to {outputs.out}/" if outputs.out else "")
+    # the run's one summary: a warning when inputs failed, so that -q still says how many
+    log.log(logging.WARNING if progress.failed else logging.INFO, "predict: %s%s", progress.close(),
+            f"; written to {outputs.out}/" if outputs.out else "")
     if report.interrupted and outputs.out is not None and not all(s.live for s in sources):
         log.info("interrupted: rerun the same command to resume where it stopped")
     return report

@@ -1,4 +1,4 @@
-"""``ClassificationTask``: one label per image; logits out of the model, top-k predictions out of the task."""
+"""``ClassificationTask``: one label per image; logits out of the model, top-k ``Prediction``s out of ``top_k_predictions``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
 from torch import nn
 
 from mobilenetv2 import distributed as D
@@ -109,9 +108,6 @@ class ClassificationTask(Task):
     def meter(self) -> AccuracyMeter:
         return AccuracyMeter()
 
-    def report(self, targets: torch.Tensor, outputs: torch.Tensor, class_names: list[str]) -> EvalReport:
-        return evaluate_predictions(targets, outputs, class_names)
-
     def evaluator(self, preprocessing: Preprocessing) -> LogitsCollector:
         return LogitsCollector()
 
@@ -122,34 +118,15 @@ class ClassificationTask(Task):
             raise UserError(f"the model has {num_outputs} outputs but the dataset has {len(data_names)} classes "
                             f"({_few(data_names)})")
 
-    def postprocess(self, outputs: torch.Tensor, class_names: list[str], top_k: int) -> list[Prediction]:
-        probs, idx = outputs.float().softmax(dim=1).topk(min(top_k, outputs.shape[1]), dim=1)
-        return [Prediction([class_names[j] for j in i], i, p) for p, i in zip(probs.tolist(), idx.tolist())]
-
-    def visualise(self, image: Image.Image, prediction: Prediction) -> Image.Image:
-        """The image with its top classes and probabilities written in a band above it."""
-        lines = [f"{label}  {prob:.1%}" for label, prob in zip(prediction.labels, prediction.probabilities)]
-        band = 14 * len(lines) + 8
-        canvas = Image.new("RGB", (max(image.width, 200), image.height + band), "white")
-        canvas.paste(image.convert("RGB"), (0, band))
-        draw = ImageDraw.Draw(canvas)
-        for row, text in enumerate(lines):
-            draw.text((4, 4 + 14 * row), text, fill="black")
-        return canvas
-
-    def prediction_rows(self, prediction: Prediction) -> list[dict[str, Any]]:
-        return [{"image": prediction.source, "rank": rank, "label": label, "index": index, "probability": f"{prob:.6f}"}
-                for rank, (label, index, prob) in enumerate(zip(prediction.labels, prediction.indices,
-                                                                prediction.probabilities), 1)]
-
-    def prediction_summary(self, prediction: Prediction) -> dict[str, Any]:
-        return {"image": prediction.source, "label": prediction.label, "probability": f"{prediction.probability:.4f}",
-                f"top {len(prediction.labels)}": ", ".join(f"{lab} {prob:.3f}" for lab, prob in
-                                                           zip(prediction.labels, prediction.probabilities))}
-
     def compare_outputs(self, reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
         return {"top1_agreement": float((reference.argmax(1) == other.argmax(1)).mean()),
                 "max_abs_diff": float(np.abs(reference - other).max())}
+
+
+def top_k_predictions(outputs: torch.Tensor, class_names: list[str], top_k: int) -> list[Prediction]:
+    """Logits (or log-probabilities) [N, C] -> each image's ``top_k`` classes, most probable first."""
+    probs, idx = outputs.float().softmax(dim=1).topk(min(top_k, outputs.shape[1]), dim=1)
+    return [Prediction([class_names[j] for j in i], i, p) for p, i in zip(probs.tolist(), idx.tolist())]
 
 
 def check_class_names(model_names: list[str], data_names: list[str]) -> None:

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import nn
 
 from mobilenetv2.data import Data, DataConfig, Preprocessing
@@ -15,8 +14,7 @@ from mobilenetv2.errors import UserError
 from mobilenetv2.models import create_model
 from mobilenetv2.tasks.base import Task
 from mobilenetv2.tasks.classification.task import check_class_names
-from mobilenetv2.tasks.detection.boxes import Detections, decode
-from mobilenetv2.tasks.detection.draw import draw_detections
+from mobilenetv2.tasks.detection.boxes import Detections
 from mobilenetv2.tasks.detection.evaluator import DetectionEvaluator
 from mobilenetv2.tasks.detection.loss import SSDLoss
 from mobilenetv2.tasks.detection.metrics import DetectionMeter
@@ -158,29 +156,6 @@ class DetectionTask(Task):
             check_class_names(model_names, data_names)
         elif num_outputs is not None and num_outputs != len(data_names):
             raise UserError(f"the model has {num_outputs} classes (with the background) but the dataset has {len(data_names)}")
-
-    # -- predictions ------------------------------------------------------------------------------------------------------------
-    def postprocess(self, outputs: torch.Tensor, class_names: list[str], top_k: int) -> list[DetectionPrediction]:
-        """Evaluation outputs of whole inputs -> detections (score >= 0.3, at most ``top_k``), boxes normalised to the
-        input (width and height 1): the caller knows the image's size (``Detector`` maps them to its pixels)."""
-        return [DetectionPrediction.from_detections(d, class_names, 1, 1)
-                for d in decode(outputs.float(), score_threshold=0.3, max_detections=top_k)]
-
-    def visualise(self, image: Image.Image, prediction: DetectionPrediction) -> Image.Image:
-        det = Detections(torch.from_numpy(prediction.boxes), torch.from_numpy(prediction.scores),
-                         torch.from_numpy(prediction.labels))
-        return draw_detections(image, det, prediction.class_names, labels=len(det) <= 60)
-
-    def prediction_rows(self, prediction: DetectionPrediction) -> list[dict[str, Any]]:
-        return [{"image": prediction.source, "label": d["label"], "score": f"{d['score']:.4f}",
-                 **dict(zip(("xmin", "ymin", "xmax", "ymax"), (f"{v:.1f}" for v in d["box"])))}
-                for d in prediction.detections()]
-
-    def prediction_summary(self, prediction: DetectionPrediction) -> dict[str, Any]:
-        found = ", ".join(f"{name} x{count}" for name, count in prediction.counts.items()) or "nothing"
-        top = f"{prediction.class_names[int(prediction.labels[0])]} {prediction.scores[0]:.2f}" if len(prediction.scores) else "-"
-        return {"image": prediction.source, "size": f"{prediction.width}x{prediction.height}", "tiles": prediction.tiles,
-                "detections": len(prediction.scores), "by class": found, "best": top}
 
     def class_scores(self, outputs: np.ndarray) -> tuple[np.ndarray, str]:
         return np.moveaxis(outputs[..., 4:], -1, 1), "anchors"

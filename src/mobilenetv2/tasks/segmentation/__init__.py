@@ -1,1 +1,1 @@
-"""Semantic segmentation: the task (``task.SegmentationTask``), its metrics, report and palette."""
+"""Semantic segmentation: the task (``task.SegmentationTask``), its metrics, report, palette and presenter."""

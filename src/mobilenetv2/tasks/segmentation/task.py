@@ -1,28 +1,24 @@
-"""``SegmentationTask``: a class for every pixel; logits [N, C, H, W] out of the model, masks out of the task."""
+"""``SegmentationTask``: a class for every pixel; logits [N, C, H, W] out of the model, masks out of ``mask_predictions``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 
 from mobilenetv2.data import Data, DataConfig, Preprocessing
 from mobilenetv2.data.segmentation.loaders import build_segmentation_data, build_segmentation_eval_loader
 from mobilenetv2.data.segmentation.sources import segmentation_default_split, typical_side
 from mobilenetv2.errors import UserError
-from mobilenetv2.io import atomic_path
 from mobilenetv2.models import create_model
 from mobilenetv2.tasks.base import Task
 from mobilenetv2.tasks.classification.task import check_class_names
 from mobilenetv2.tasks.segmentation.evaluator import SegmentationEvaluator
 from mobilenetv2.tasks.segmentation.metrics import SegmentationMeter
-from mobilenetv2.tasks.segmentation.palette import colorize, overlay
 
 IGNORE_INDEX = 255
 AUX_WEIGHT = 0.4  # the auxiliary head's share of the loss (PSPNet's 0.4; torchvision's references use 0.5)
@@ -154,46 +150,6 @@ class SegmentationTask(Task):
         elif num_outputs is not None and num_outputs != len(data_names):
             raise UserError(f"the model has {num_outputs} classes but the dataset has {len(data_names)}")
 
-    # -- predictions ----------------------------------------------------------------------------------------------------
-    def postprocess(self, outputs: torch.Tensor, class_names: list[str], top_k: int) -> list[SegmentationPrediction]:
-        """Logits (or log-probabilities) [N, C, H, W] -> masks and the ``top_k`` largest class fractions."""
-        predictions = []
-        for mask in outputs.argmax(dim=1).to(torch.uint8).cpu().numpy():
-            counts = np.bincount(mask.ravel(), minlength=len(class_names)) / mask.size
-            order = [int(i) for i in np.argsort(-counts, kind="stable")[:top_k] if counts[i] > 0]
-            predictions.append(SegmentationPrediction(mask, list(class_names), {class_names[i]: float(counts[i]) for i in order}))
-        return predictions
-
-    def visualise(self, image: Image.Image, prediction: SegmentationPrediction) -> Image.Image:
-        return overlay(image.convert("RGB"), prediction.mask)
-
-    def save_prediction(self, image: Image.Image, prediction: SegmentationPrediction, out_dir: Path, stem: str) -> list[Path]:
-        """STEM_mask.png (class indices, PASCAL palette) and STEM_overlay.png."""
-        paths = [out_dir / f"{stem}_mask.png", out_dir / f"{stem}_overlay.png"]
-        for path, picture in zip(paths, (colorize(prediction.mask), self.visualise(image, prediction))):
-            with atomic_path(path) as tmp:
-                picture.save(tmp, format="PNG")
-        return paths
-
-    def answer(self, prediction: SegmentationPrediction) -> dict[str, Any]:
-        """The fractions, the class names, and the mask as a base64 PNG in the PASCAL palette (pixel values = class)."""
-        import base64
-        import io
-
-        buffer = io.BytesIO()
-        colorize(prediction.mask).save(buffer, format="PNG")
-        return {**super().answer(prediction), "class_names": prediction.class_names,
-                "mask_png": base64.b64encode(buffer.getvalue()).decode("ascii")}
-
-    def prediction_rows(self, prediction: SegmentationPrediction) -> list[dict[str, Any]]:
-        return [{"image": prediction.source, "class": name, "index": prediction.class_names.index(name),
-                 "fraction": f"{share:.6f}"} for name, share in prediction.fractions.items()]
-
-    def prediction_summary(self, prediction: SegmentationPrediction) -> dict[str, Any]:
-        shown = ", ".join(f"{name} {share:.1%}" for name, share in prediction.fractions.items())
-        return {"image": prediction.source, "size": f"{prediction.mask.shape[1]}x{prediction.mask.shape[0]}",
-                "main class": prediction.label, "pixels by class": shown}
-
     def compare_outputs(self, reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
         """Pixel agreement of the argmax, on pixels whose two best logits are not a numerical tie (< 1e-3 apart)."""
         top2 = np.sort(reference, axis=1)[:, -2:]
@@ -201,6 +157,16 @@ class SegmentationTask(Task):
         same = reference.argmax(1) == other.argmax(1)
         return {"top1_agreement": float(same[clear].mean()) if clear.any() else 1.0,
                 "pixel_agreement": float(same.mean()), "max_abs_diff": float(np.abs(reference - other).max())}
+
+
+def mask_predictions(outputs: torch.Tensor, class_names: list[str], top_k: int) -> list[SegmentationPrediction]:
+    """Logits (or log-probabilities) [N, C, H, W] -> masks and the ``top_k`` largest class fractions."""
+    predictions = []
+    for mask in outputs.argmax(dim=1).to(torch.uint8).cpu().numpy():
+        counts = np.bincount(mask.ravel(), minlength=len(class_names)) / mask.size
+        order = [int(i) for i in np.argsort(-counts, kind="stable")[:top_k] if counts[i] > 0]
+        predictions.append(SegmentationPrediction(mask, list(class_names), {class_names[i]: float(counts[i]) for i in order}))
+    return predictions
 
 
 def segmentation_preprocessing(pre: Preprocessing) -> Preprocessing:

@@ -1,5 +1,5 @@
 """Drawing a prediction on a video frame, one function per task: a classifier's top label, a segmenter's mask
-overlay (the task's own picture), a detector's boxes with their track IDs (supervision's annotators)."""
+overlay (the segmentation presenter's picture), a detector's boxes with their track IDs (supervision's annotators)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from mobilenetv2.inference.stream.frames import Result
-from mobilenetv2.tasks import get_task
 
 
 def top_label(frame: np.ndarray, result: Result) -> np.ndarray:
@@ -26,7 +25,9 @@ def top_label(frame: np.ndarray, result: Result) -> np.ndarray:
 
 
 def mask_overlay(frame: np.ndarray, result: Result) -> np.ndarray:
-    return np.asarray(get_task("segmentation").visualise(Image.fromarray(frame), result.prediction))
+    from mobilenetv2.tasks.segmentation.present import SegmentationPresenter
+
+    return np.asarray(SegmentationPresenter().draw(Image.fromarray(frame), result.prediction))
 
 
 class TrackedBoxes:

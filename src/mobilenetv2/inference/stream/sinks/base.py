@@ -13,8 +13,6 @@ class Sink(ABC):
     """Takes each batch of a run in input order (``write``), then ``close`` (also after an error or Ctrl-C: what is
     written stays valid)."""
 
-    draws: bool = False  # needs the full-size picture of each frame
-
     @abstractmethod
     def write(self, batch: list[Item]) -> None:
         """One batch: results, failures and ends of sources, in input order."""

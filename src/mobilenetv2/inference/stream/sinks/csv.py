@@ -1,4 +1,4 @@
-"""``predictions.csv``: the task's rows of each image (top-k labels, boxes, class fractions), appended batch by batch,
+"""``predictions.csv``: the presenter's rows of each image (top-k labels, boxes, class fractions), appended batch by batch,
 written before the ledger's line so that a resumed run can cut rows of a batch the ledger never got."""
 
 from __future__ import annotations
@@ -6,9 +6,12 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mobilenetv2.inference.stream.sinks.base import Item, Sink, image_results
+
+if TYPE_CHECKING:
+    from mobilenetv2.tasks import Presenter
 
 NAME = "predictions.csv"
 
@@ -27,8 +30,8 @@ def trim_to(path: Path, done: Any) -> None:
 
 
 class CsvSink(Sink):
-    def __init__(self, out: Path, task: Any, done: Any) -> None:
-        self.path, self.task = out / NAME, task
+    def __init__(self, out: Path, presenter: Presenter, done: Any) -> None:
+        self.path, self.presenter = out / NAME, presenter
         exists = self.path.is_file() and self.path.stat().st_size > 0
         if exists:
             trim_to(self.path, done)
@@ -39,7 +42,7 @@ class CsvSink(Sink):
         self.file = open(self.path, "a", newline="", encoding="utf-8")  # noqa: SIM115 - open for the whole run
 
     def write(self, batch: list[Item]) -> None:
-        rows = [row for r in image_results(batch) for row in self.task.prediction_rows(r.prediction)]
+        rows = [row for r in image_results(batch) for row in self.presenter.rows(r.prediction)]
         if not rows:
             return
         buffer = io.StringIO()

@@ -6,18 +6,21 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mobilenetv2.inference.stream.frames import Result, SourceEnd
 from mobilenetv2.inference.stream.sinks.base import Item, Sink, image_results
 from mobilenetv2.inference.stream.stats import describe
 
+if TYPE_CHECKING:
+    from mobilenetv2.tasks import Presenter
+
 TABLE_ROWS = 1000  # rows held before a block of the table is printed
 
 
 class StdoutSink(Sink):
-    def __init__(self, task: Any, fmt: str) -> None:
-        self.task, self.fmt = task, fmt
+    def __init__(self, presenter: Presenter, fmt: str) -> None:
+        self.presenter, self.fmt = presenter, fmt
         self.rows: list[dict[str, Any]] = []
         self.csv_fields: list[str] | None = None
 
@@ -33,9 +36,9 @@ class StdoutSink(Sink):
             for r in results:
                 print(json.dumps(r.record()))
         elif self.fmt == "csv":
-            self.print_csv([row for r in results for row in self.task.prediction_rows(r.prediction)])
+            self.print_csv([row for r in results for row in self.presenter.rows(r.prediction)])
         else:
-            self.rows += [self.task.prediction_summary(r.prediction) for r in results]
+            self.rows += [self.presenter.summary(r.prediction) for r in results]
             if len(self.rows) >= TABLE_ROWS:
                 self.print_table()
         sys.stdout.flush()

@@ -73,7 +73,6 @@ class VideoSink(Sink):
 
     def __init__(self, out: Path, sources: list[Source], task_name: str, draw: bool, vid_stride: int = 1) -> None:
         self.folder, self.draw, self.stride = out / FOLDER, draw, vid_stride
-        self.draws = draw
         self.names = output_names(sources)
         self.sources = {s.name: s for s in sources}
         self.annotate = annotator(task_name) if draw else None
