@@ -163,3 +163,20 @@ def test_two_train_resumes_started_together_train_each_epoch_once(tmp_path):
     assert "in use by mobilenetv2 train (PID" in next(err for code, err in results if code == 2)
     epochs = [line.split(",")[0] for line in (run / "metrics.csv").read_text().splitlines()[1:]]
     assert epochs == [str(e) for e in range(1, 7)]
+
+
+def test_a_ledger_holding_an_image_twice_is_repaired_on_resume(model_and_images, tmp_path):
+    """What two runs at once wrote before runs took a lock: every record twice, a second CSV header."""
+    from mobilenetv2.cli import main
+
+    checkpoint, images = model_and_images
+    out = tmp_path / "out"
+    assert main(["predict", str(checkpoint), str(images), "--out", str(out), "--format", "jsonl"]) == 0
+    for name in ("predictions.jsonl", "predictions.csv"):
+        text = (out / name).read_text()
+        (out / name).write_text(text + text)
+    assert main(["predict", str(checkpoint), str(images), str(images / "000.png"), "--out", str(out)]) == 0
+    records = [json.loads(line)["image"] for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert sorted(records) == sorted(str(p) for p in images.iterdir())
+    lines = (out / "predictions.csv").read_text().splitlines()
+    assert sum(line.startswith("image,") for line in lines) == 1 and len(lines) == 1 + 3 * 40

@@ -102,8 +102,8 @@ LOCK_NAME = ".mobilenetv2.lock"
 
 
 class FolderLock:
-    """An advisory lock (``fcntl.flock``) on ``LOCK_NAME`` inside ``folder``, holding the owner's PID and what it is. The kernel releases
-    it when its holder exits, however it dies (kill -9 included): a stale lock file is simply taken over."""
+    """An advisory lock (``fcntl.flock``) on ``LOCK_NAME`` inside ``folder``, holding the owner's PID and what it is.
+    The kernel releases it when its holder exits, however it dies (kill -9 included): a stale lock file is taken over."""
 
     def __init__(self, folder: str | os.PathLike[str], what: str = "mobilenetv2 process") -> None:
         self.folder, self.what = Path(folder), what
