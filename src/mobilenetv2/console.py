@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -54,6 +55,25 @@ def setup_logging(verbosity: int = 0) -> None:
     if _handler not in logger.handlers:
         logger.addHandler(_handler)
     logger.setLevel(level)
+    quiet_third_party_warnings(verbosity <= 0)
+
+
+# Warnings of other libraries that say nothing a user can act on (JAX's os.fork, deprecations inside TensorFlow, ...):
+# hidden by default, shown with -v. (message, category, module) as warnings.filterwarnings takes them.
+THIRD_PARTY_NOISE = [
+    (r"os\.fork\(\) was called", RuntimeWarning, ""),
+    ("", Warning, r"(jax|jaxlib|tensorflow|tf_keras|keras|absl|coremltools|ai_edge_litert|ai_edge_torch|litert_torch)\b"),
+    ("", DeprecationWarning, r"(?!mobilenetv2)"),
+    ("", FutureWarning, r"(?!mobilenetv2)"),
+]
+
+
+def quiet_third_party_warnings(quiet: bool) -> None:
+    """Hide ``THIRD_PARTY_NOISE`` (``quiet``) or show it again (-v)."""
+    for message, category, module in THIRD_PARTY_NOISE:
+        warnings.filterwarnings("ignore", message, category, module)
+        if not quiet:
+            warnings.filters.remove(warnings.filters[0])  # the entry just put first: the one to take out
 
 
 def progress_enabled() -> bool:

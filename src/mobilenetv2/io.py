@@ -1,4 +1,5 @@
-"""Atomic file writes: a file appears under its final name complete, or not at all."""
+"""Atomic file writes (a file appears under its final name complete, or not at all) and the advisory lock that makes
+one process the only writer of an output folder."""
 
 from __future__ import annotations
 
@@ -95,6 +96,55 @@ def check_writable(path: str | os.PathLike[str], *, folder: bool = False) -> Non
         target if target.is_file() and not os.access(target, os.W_OK) else None)
     if blocked is not None:
         raise UserError(f"cannot write {target}: no write permission on {blocked}")
+
+
+LOCK_NAME = ".mobilenetv2.lock"
+
+
+class FolderLock:
+    """An advisory lock (``fcntl.flock``) on ``LOCK_NAME`` inside ``folder``, holding the owner's PID and what it is.
+    The kernel releases it when its holder exits, however it dies (kill -9 included): a stale lock file is taken over."""
+
+    def __init__(self, folder: str | os.PathLike[str], what: str = "mobilenetv2 process") -> None:
+        self.folder, self.what = Path(folder), what
+        self.fd: int | None = None
+        self.created = False  # the folder was made for this lock: removed on release if nothing else was written
+
+    def acquire(self) -> FolderLock:
+        """Take the lock, or raise a ``UserError`` naming the holder's PID (the folder is left as it is)."""
+        import fcntl
+
+        from mobilenetv2.errors import UserError
+
+        self.created = not self.folder.exists()
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid, _, holder = os.pread(fd, 200, 0).decode(errors="replace").strip().partition(" ")
+            os.close(fd)
+            raise UserError(f"{self.folder} is in use by {holder or 'another process'} (PID {pid or 'unknown'}); wait for "
+                            "it to end, or choose another folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {self.what}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.ftruncate(self.fd, 0)
+            if self.created and os.listdir(self.folder) == [LOCK_NAME]:
+                (self.folder / LOCK_NAME).unlink()
+                self.folder.rmdir()
+            os.close(self.fd)  # closing the descriptor releases the lock
+            self.fd = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def _umask() -> int:

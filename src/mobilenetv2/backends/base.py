@@ -44,6 +44,7 @@ class Runtime(ABC):
     """A model opened on one backend. ``runtime(images)`` gives the outputs PyTorch's model would give."""
 
     backend: ClassVar[str]  # the backend's name, as --backend takes it
+    outputs_checked = False  # the first batch's outputs are checked for NaN (broken weights in a file not read here)
     precisions: ClassVar[tuple[str, ...]] = ("fp32",)  # what an fp32 file can be asked to compute in (NAME:PRECISION)
 
     def __init__(self, meta: CheckpointMeta, path: Path | None = None, *, precision: str = "fp32",
@@ -108,7 +109,17 @@ class Runtime(ABC):
         native = self.to_native(batch)
         step = self.max_batch or len(native) or 1
         parts = [self.from_native(self.run(native[i:i + step])) for i in range(0, len(native), step)]
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+        outputs = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        if not self.outputs_checked:
+            self.check_outputs(outputs)
+        return outputs
+
+    def check_outputs(self, outputs: np.ndarray) -> None:
+        """Non-finite outputs of the first batch mean weights that cannot be right: one clear error, not NaN scores."""
+        self.outputs_checked = True
+        if np.issubdtype(outputs.dtype, np.floating) and not np.isfinite(outputs).all():
+            raise UserError(f"{self.path or 'the model'}: its outputs are NaN or infinite from the first batch on: the "
+                            "weights in the file are broken (a diverged run, a damaged file)")
 
     def close(self) -> None:
         """Remove what the runtime owns (the temporary folder of an exported checkpoint); unusable afterwards."""

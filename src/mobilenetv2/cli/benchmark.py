@@ -52,6 +52,22 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+def check_is_checkpoint(path: str) -> None:
+    """An exported file is one line saying what benchmark takes (it builds every path's file from a checkpoint)."""
+    from mobilenetv2.errors import UserError
+    from mobilenetv2.formats.registry import entry_of
+
+    try:
+        entry = entry_of(path)
+    except UserError:
+        return  # no known suffix: the checkpoint loader says what it is
+    if entry.name != "checkpoint":
+        tflite = "; time a .tflite file with --tflite FILE" if entry.name == "tflite" else ""
+        article = "an" if entry.title[0] in "AEIOU" else "a"
+        raise UserError(f"{path} is {article} {entry.title}: benchmark takes a checkpoint (.safetensors, a run folder, a .pth "
+                        f"state dict) and times every path it exports from it (ONNX, OpenVINO, ...){tflite}")
+
+
 def run(args: argparse.Namespace) -> int:
     from mobilenetv2.benchmarking.inference import benchmark_inference
 
@@ -59,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint:
         from mobilenetv2.weights import load_checkpoint
 
+        check_is_checkpoint(args.checkpoint)
         ckpt = load_checkpoint(args.checkpoint)
         model, meta, resolution = ckpt.model, ckpt.meta, args.resolution or ckpt.meta.input_size
     else:

@@ -67,12 +67,22 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Predict; with --out, as the folder's only writer (a second predict on it is refused, naming the first's PID)."""
+    from mobilenetv2.io import FolderLock, check_writable
+
+    if not args.out:
+        return predict(args)
+    check_writable(args.out, folder=True)
+    with FolderLock(args.out, "mobilenetv2 predict"):
+        return predict(args)
+
+
+def predict(args: argparse.Namespace) -> int:
     from mobilenetv2.errors import UserError
     from mobilenetv2.inference import load_predictor
     from mobilenetv2.inference.stream import StreamOptions, open_sources
     from mobilenetv2.inference.stream.resume import Done
     from mobilenetv2.inference.stream.run import Outputs, count_inputs, run_prediction
-    from mobilenetv2.io import check_writable
 
     if (args.top_k is not None and args.top_k < 1) or args.batch_size < 1:
         raise UserError(f"--top-k and --batch-size must be >= 1, got {args.top_k} and {args.batch_size}")
@@ -81,8 +91,6 @@ def run(args: argparse.Namespace) -> int:
     for flag in ("draw", "parquet", "overwrite"):
         if getattr(args, flag) and not args.out:
             raise UserError(f"--{flag} needs --out DIR (where the files go)")
-    if args.out:
-        check_writable(args.out, folder=True)
     sources = open_sources(args.images, remote=args.ray is not None)
     if args.ray is None and count_inputs(sources, Done(), 1)[0] == 0:
         raise UserError(f"no images found in {' '.join(args.images)} (extensions: .jpg, .png, .bmp, .webp, ...)")

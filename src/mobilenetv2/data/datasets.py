@@ -21,8 +21,8 @@ from torch.utils.data import Dataset
 from mobilenetv2.data.images import (
     DECODE_ERRORS,
     IMAGE_EXTENSIONS,
-    MAX_IMAGE_PIXELS,
     BadImageError,
+    bomb_error,
     check_pixels,
     is_image_file,
     list_image_folder,
@@ -251,7 +251,7 @@ class TorchvisionReader:
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 image = self.datasets[split][index][0]
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise BadImageError(f"{where}: image above the limit of {MAX_IMAGE_PIXELS:,} pixels ({exc})") from exc
+            raise bomb_error(where, exc) from exc
         except DECODE_ERRORS as exc:
             raise BadImageError(f"{where}: not a readable image ({type(exc).__name__}: {exc})") from exc
         if isinstance(image, Image.Image):

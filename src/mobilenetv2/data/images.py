@@ -54,6 +54,15 @@ def check_pixels(img: Image.Image, where: object) -> None:
                             f"{MAX_IMAGE_PIXELS:,} pixels (a decompression bomb, or a photo to downscale first)")
 
 
+def bomb_error(where: object, exc: Exception) -> BadImageError:
+    """PIL's decompression-bomb warning or error as our one message: the image's size and our one limit (PIL's own
+    message names its error threshold, twice ours)."""
+    size = re.search(r"\((\d+) pixels\)", str(exc))
+    pixels = f" of {int(size.group(1)):,} pixels" if size else ""
+    return BadImageError(f"{where}: image{pixels} is above the limit of {MAX_IMAGE_PIXELS:,} pixels (a decompression "
+                         "bomb, or a photo to downscale first)")
+
+
 @contextmanager
 def open_image(path: str | os.PathLike[str] | io.BytesIO, where: object = None) -> Iterator[Image.Image]:
     """``Image.open`` with the pixel limit checked from the header; every failure is a ``BadImageError`` naming
@@ -67,7 +76,7 @@ def open_image(path: str | os.PathLike[str] | io.BytesIO, where: object = None) 
     except FileNotFoundError:
         raise BadImageError(f"{where}: no such file") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImageError(f"{where}: image above the limit of {MAX_IMAGE_PIXELS:,} pixels ({exc})") from exc
+        raise bomb_error(where, exc) from exc
     except DECODE_ERRORS as exc:
         raise BadImageError(f"{where}: not a readable image ({type(exc).__name__}: {_reason(exc)})") from exc
     with img:

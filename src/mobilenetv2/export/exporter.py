@@ -15,6 +15,7 @@ from mobilenetv2.formats.verified_export import export_verified
 from mobilenetv2.formats.verify import ExportCheck
 from mobilenetv2.io import atomic_files, atomic_folder
 from mobilenetv2.weights import CheckpointMeta
+from mobilenetv2.weights.checkpoint import check_finite
 
 
 def default_output(checkpoint: str | os.PathLike[str], fmt: str) -> Path:
@@ -32,6 +33,7 @@ def export_model(model: nn.Module, out: str | os.PathLike[str], fmt: str = "onnx
     if fmt not in list_formats(exports=True):
         raise UserError(f"unknown format {fmt!r}; allowed: {', '.join(list_formats(exports=True))}")
     target = get_format(fmt)
+    check_finite(model.state_dict(), "the model to export")  # broken weights are not an export mismatch
     if int8_weights and not target.checks_itself:
         raise UserError(f"--int8 at export is for Core ML (int8 weights); int8 {fmt} files come from `mobilenetv2 quantize`")
     with (atomic_folder(out) if FORMATS[fmt].folder else atomic_files(out, target.companions)) as tmp:

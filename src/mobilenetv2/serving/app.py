@@ -1,5 +1,6 @@
 """The HTTP app (FastAPI): its state (``state.py``), its life cycle (start the batcher, warm up, then ready), the
-routes (``routes.py``), one error handler (``errors.py``) and the count of each prediction (``metrics.py``)."""
+routes (``routes.py``), one error handler (``errors.py``), the count of each prediction (``metrics.py``) and the
+limits that shed slow clients (``limits.py``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi import FastAPI
 
 from mobilenetv2.serving.batcher import Batcher
 from mobilenetv2.serving.errors import install_error_handler
+from mobilenetv2.serving.limits import ShedSlowUploads
 from mobilenetv2.serving.metrics import CountRequests
 from mobilenetv2.serving.routes import PREDICT_PATH, router
 from mobilenetv2.serving.state import ServeOptions, ServingState
@@ -30,6 +32,9 @@ def create_app(predictor: Predictor, card: dict[str, Any], options: ServeOptions
     app.include_router(router)
     install_error_handler(app)
     app.add_middleware(CountRequests, metrics=app.state.serving.metrics, path=PREDICT_PATH)
+    served = app.state.serving.options
+    app.add_middleware(ShedSlowUploads, read_timeout_s=served.read_timeout_s, body_timeout_s=served.body_timeout_s,
+                       max_uploads=served.max_uploads)
     return app
 
 

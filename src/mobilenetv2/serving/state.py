@@ -29,6 +29,10 @@ class ServeOptions:
     # threads decoding and resizing uploads (PIL and torch release the GIL); more than half the cores starves the model
     decode_threads: int = field(default_factory=lambda: max(1, (os.cpu_count() or 2) // 2))
     api_key: str | None = None
+    read_timeout_s: float = 10.0  # the longest pause in a request's body (408 after)
+    body_timeout_s: float = 60.0  # the longest a whole body may take to arrive (408 after)
+    max_uploads: int = 8  # bodies streaming in at once (each up to 20 MB in memory); more get 503
+    header_timeout_s: float = 10.0  # a new connection's request headers must arrive within this (closed after)
 
 
 def torch_work_on_model_thread() -> bool:

@@ -1,4 +1,5 @@
-"""The image a prediction request uploads: the raw body or the multipart field ``file``, refused above 20 MB."""
+"""The image a prediction request uploads: the raw body or the multipart field ``file``, refused above 20 MB or when
+its content type says it is something else (JSON, text)."""
 
 from __future__ import annotations
 
@@ -8,23 +9,36 @@ from mobilenetv2.serving.errors import ApiError
 
 MAX_BODY_BYTES = 20 * 1024 * 1024  # an upload above 20 MB is refused (413) before it is read whole
 FILE_FIELD = "file"
+# what an upload may say it is: an image, bytes, a form (multipart; curl --data-binary's default), or nothing
+CONTENT_TYPES = ("image/*", "application/octet-stream", "multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def check_content_type(value: str | None) -> None:
+    """415 for a body that says it is not an image (``application/json``, ``text/plain``, ...)."""
+    kind = (value or "").split(";")[0].strip().lower()
+    if kind and not (kind.startswith("image/") or kind in CONTENT_TYPES):
+        raise ApiError(415, f"unsupported content type {kind!r}; send the image as {', '.join(CONTENT_TYPES)}",
+                       kind="content_type")
 
 
 async def read_upload(request: Request) -> bytes:
     """The image bytes: the multipart field ``file``, or the raw body; refused above ``MAX_BODY_BYTES``."""
+    check_content_type(request.headers.get("content-type"))
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise ApiError(413, f"the body is {int(declared):,} bytes, above the limit of {MAX_BODY_BYTES:,} bytes")
-    body = bytearray()
+    chunks, size = [], 0  # kept as they come (a growing bytearray over-allocates): an upload costs its own size
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
             raise ApiError(413, f"the body is above the limit of {MAX_BODY_BYTES:,} bytes")
+    body = b"".join(chunks)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        return await multipart_file(request, bytes(body))
+        return await multipart_file(request, body)
     if not body:
         raise ApiError(400, "empty body: send the image as the body, or as the multipart field 'file'")
-    return bytes(body)
+    return body
 
 
 async def multipart_file(request: Request, body: bytes) -> bytes:

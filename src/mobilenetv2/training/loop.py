@@ -27,7 +27,7 @@ from mobilenetv2 import distributed as D
 from mobilenetv2.console import progress, progress_enabled
 from mobilenetv2.data import DataConfig
 from mobilenetv2.errors import UserError
-from mobilenetv2.io import atomic_path, check_writable
+from mobilenetv2.io import FolderLock, atomic_path, check_writable
 from mobilenetv2.tasks import get_task
 from mobilenetv2.training.config import TrainConfig
 from mobilenetv2.training.defaults import resolve_and_describe
@@ -116,6 +116,7 @@ class Trainer:
         cfg = self.cfg
         if D.is_main():
             self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.lock = FolderLock(self.run_dir, "mobilenetv2 train").acquire()  # one run writes a folder at a time
             cfg.to_yaml(self.run_dir / "config.yaml")
             self.tb = TensorBoard(self.run_dir / "tb")
             if self.defaults_note:
@@ -143,6 +144,7 @@ class Trainer:
         finally:
             if D.is_main():
                 self.tb.close()
+                self.lock.release()
         return TrainResult(self.run_dir, self.run_dir / "best.safetensors", self.best_metric, self.history, final)
 
     # -- phases: head only first, then the whole model (minus --freeze) ---------------------------------------------

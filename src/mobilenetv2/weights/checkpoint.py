@@ -212,9 +212,22 @@ def load_checkpoint(path: str | os.PathLike[str], **model_overrides: Any) -> Che
         skeleton = model_from_arch(arch)
     check_state_dict(skeleton, {k: torch.empty(s, device="meta") for k, s in shapes.items()}, what=f"checkpoint {p.name}")
     model = model_from_arch(arch)
-    load_state_dict_strict(model, _load_tensors(p), what=f"checkpoint {p.name}")
+    tensors = _load_tensors(p)
+    check_finite(tensors, f"checkpoint {p}")
+    load_state_dict_strict(model, tensors, what=f"checkpoint {p.name}")
     model.eval()
     return Checkpoint(model, meta.replace(architecture=model.arch), p)
+
+
+def check_finite(tensors: dict[str, torch.Tensor], what: str) -> None:
+    """One clear error naming the first tensor holding NaN or infinity: weights that cannot be right (a run that
+    diverged, a corrupted file) are refused rather than predicting NaN."""
+    for name, tensor in tensors.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            kind = "NaN" if bool(torch.isnan(tensor).any()) else "infinite"
+            raise UserError(f"{what}: tensor {name!r} holds {kind} values ({bad:,} of {tensor.numel():,}): the weights "
+                            "are broken (a diverged run, a damaged file), not usable to predict or export")
 
 
 def load_model(path: str | os.PathLike[str], **model_overrides: Any) -> nn.Module:
@@ -243,6 +256,7 @@ def _torch_load(path: Path) -> dict[str, torch.Tensor]:
 
 
 def _from_foreign(sd: dict[str, torch.Tensor], path: Path, overrides: dict[str, Any]) -> Checkpoint:
+    check_finite(sd, f"state dict {path}")
     source_format = detect_format(sd)
     sd, arch = to_our_keys(sd)
     model = model_from_arch({"name": arch["name"], "args": {**arch["args"], **overrides}})

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -14,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from mobilenetv2.errors import UserError
-from mobilenetv2.io import atomic_write_text
+from mobilenetv2.io import atomic_path, atomic_write_text
 
 LEDGER, SETTINGS = "predictions.jsonl", "predict.json"
+log = logging.getLogger("mobilenetv2.predict")
 
 
 def key_hash(key: str) -> int:
@@ -58,17 +60,27 @@ def record_key(record: dict[str, Any]) -> str:
 
 
 class Done:
-    """The keys already predicted: ``key in done`` (sorted hashes, binary search)."""
+    """The keys already predicted: ``key in done`` (sorted hashes, binary search), and those claimed by this run."""
 
     def __init__(self, keys: Iterable[str] = ()) -> None:
         self.hashes = np.unique(np.fromiter((key_hash(k) for k in keys), dtype=np.uint64))
         self.last: str | None = None
+        self.claimed: set[int] = set()
+
+    def claim(self, key: str) -> bool:
+        """True the first time a key not already done is claimed: an input given twice is predicted once."""
+        h = key_hash(key)
+        if key in self or h in self.claimed:
+            return False
+        self.claimed.add(h)
+        return True
 
     @classmethod
     def of_ledger(cls, path: Path) -> Done:
         if not path.is_file():
             return cls()
         cut_partial_line(path)
+        drop_duplicates(path)
         last: list[str] = []
 
         def keys() -> Iterator[str]:
@@ -87,6 +99,28 @@ class Done:
         h = np.uint64(key_hash(key))
         i = int(np.searchsorted(self.hashes, h))
         return i < len(self.hashes) and self.hashes[i] == h
+
+
+def drop_duplicates(path: Path) -> int:
+    """Rewrite a ledger that holds a key twice (written by two runs at once, before runs took a lock) keeping each
+    key's first record; the number of lines dropped."""
+    seen: set[int] = set()
+    duplicates = 0
+    for record in ledger_records(path):
+        h = key_hash(record_key(record))
+        duplicates += h in seen
+        seen.add(h)
+    if duplicates:
+        seen.clear()
+        with atomic_path(path) as tmp, open(path, encoding="utf-8") as lines, open(tmp, "w", encoding="utf-8") as out:
+            for line in lines:
+                if line.strip():
+                    h = key_hash(record_key(json.loads(line)))
+                    if h not in seen:
+                        out.write(line)
+                    seen.add(h)
+        log.warning("%s held %d duplicate predictions: kept the first of each", path, duplicates)
+    return duplicates
 
 
 def check_settings(out: Path, settings: dict[str, Any], overwrite: bool) -> None:

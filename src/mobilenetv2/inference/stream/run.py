@@ -113,7 +113,7 @@ def run_prediction(predictor: Predictor, sources: list[Source], options: StreamO
     videos = next((s for s in sinks if isinstance(s, VideoSink)), None)
 
     def skip(key: str) -> bool:
-        return key in done or (videos is not None and videos.finished(key))
+        return not done.claim(key) or (videos is not None and videos.finished(key))
 
     report = RunReport(skipped=already)
     only_images = all(isinstance(s, ImageFiles) for s in sources)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mobilenetv2.inference.stream.sinks.base import Item, Sink, image_results
+from mobilenetv2.io import atomic_path
 
 if TYPE_CHECKING:
     from mobilenetv2.tasks import Presenter
@@ -17,16 +18,25 @@ NAME = "predictions.csv"
 
 
 def trim_to(path: Path, done: Any) -> None:
-    """Keep the rows of images the ledger holds (``done``): the rows after them belong to a batch it never got."""
-    with open(path, newline="", encoding="utf-8") as f:
+    """Keep the rows of images the ledger holds (``done``): the rows after them belong to a batch it never got. A
+    repeated header, or an image's rows repeated after another's (two runs at once, before runs took a lock), go."""
+    with (open(path, newline="", encoding="utf-8") as f, atomic_path(path) as tmp,
+          open(tmp, "w", newline="", encoding="utf-8") as out):
         header = f.readline()
-        keep, position = len(header.encode()), len(header.encode())
+        out.write(header)
+        keep, position, finished, current = len(header.encode()), len(header.encode()), set(), None
         for line in iter(f.readline, ""):
+            image = next(csv.reader([line]), [None])[0]
+            if line == header or image != current:
+                finished.add(current)
+                current = None if line == header or image in finished else image
+            if current is None:
+                continue
+            out.write(line)
             position += len(line.encode())
-            if next(csv.reader([line]), [None])[0] in done:
+            if image in done:
                 keep = position
-    with open(path, "rb+") as f:
-        f.truncate(keep)
+        out.truncate(keep)
 
 
 class CsvSink(Sink):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import glob
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from mobilenetv2.inference.stream.decode import read_image
 from mobilenetv2.inference.stream.frames import Frame, SourceEnd
 from mobilenetv2.inference.stream.sources.base import Context, Item, Source
 
+log = logging.getLogger("mobilenetv2.predict")
 LIST_SUFFIXES = (".txt", ".lst")
 REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "abfs://", "az://", "hdfs://")
 
@@ -25,17 +27,47 @@ def is_remote(item: str) -> bool:
     return item.startswith(REMOTE_SCHEMES)
 
 
-def walk(folder: Path) -> Iterator[Path]:
-    """The image files under ``folder`` in sorted path order, one folder's listing in memory at a time."""
+def walk(folder: Path, visited: set[tuple[int, int]] | None = None, said: set[str] | None = None) -> Iterator[Path]:
+    """The image files under ``folder`` in sorted path order, one folder's listing in memory at a time. A folder already
+    walked (a symlink loop, ``ln -s . loop``, or a second link to it) is not walked again, and it or an unreadable
+    folder is one warning (once: ``said`` holds those given); the rest is walked."""
+    visited = set() if visited is None else visited
+    said = set() if said is None else said
     try:
+        info = folder.stat()
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError:
+    except OSError as exc:
+        warn_once(f"skipped {folder}: {exc.strerror or exc}", said)
         return
+    visited.add((info.st_dev, info.st_ino))
     for entry in entries:
-        if entry.is_dir():
-            yield from walk(Path(entry.path))
-        elif entry.is_file() and is_image_file(entry.name):
+        if is_folder(entry):
+            if (entry.stat().st_dev, entry.stat().st_ino) in visited:
+                warn_once(f"skipped {entry.path}: the same folder as one already walked (a symlink loop?)", said)
+                continue
+            yield from walk(Path(entry.path), visited, said)
+        elif is_image_file(entry.name) and is_file(entry):
             yield Path(entry.path)
+
+
+def warn_once(message: str, said: set[str]) -> None:
+    if message not in said:
+        said.add(message)
+        log.warning("%s", message)
+
+
+def is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a link that cannot be resolved (a loop of links): not a folder
+        return False
+
+
+def is_file(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
 
 
 def read_list(path: Path) -> Iterator[Path]:
@@ -63,6 +95,7 @@ class ImageFiles(Source):
         self.items = items
         self.name = " ".join(items)
         self._count: int | None = None
+        self.said: set[str] = set()  # the warnings given while walking folders (each once, however often walked)
 
     def paths(self) -> Iterator[Path]:
         """The local image files, in order (object-store URIs are Ray's to list)."""
@@ -71,7 +104,7 @@ class ImageFiles(Source):
                 continue
             path = Path(item)
             if path.is_dir():
-                yield from walk(path)
+                yield from walk(path, said=self.said)
             elif is_list_file(item):
                 yield from read_list(path)
             elif path.is_file():
