@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from mobilenetv2.serving.errors import ApiError
+from mobilenetv2.serving.state import CONFIG_VARIABLE
 
 HEADER_TIMEOUT_S = 10.0  # a new connection must send its request's headers within this
 
@@ -106,7 +107,5 @@ class TimedH11Protocol(H11Protocol):
 
 @functools.lru_cache(maxsize=1)
 def header_timeout_s() -> float:
-    from mobilenetv2.serving.factory import CONFIG_VARIABLE
-
     config = json.loads(os.environ.get(CONFIG_VARIABLE, "{}"))
     return float(config.get("header_timeout_s", HEADER_TIMEOUT_S))
