@@ -81,9 +81,9 @@ def run(args: argparse.Namespace) -> int:
         os.environ["MOBILENETV2_API_KEY"] = args.api_key
     logging.getLogger("mobilenetv2.serve").info("serving %s on http://%s:%d/ (%d worker(s))", args.model, args.host,
                                                 args.port, args.workers)
-    from mobilenetv2.serving.limits import TimedH11Protocol
+    from mobilenetv2.serving.limits import HTTP_PROTOCOL
 
     uvicorn.run("mobilenetv2.serving.factory:app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                log_level="warning", timeout_graceful_shutdown=5, http=TimedH11Protocol,
+                log_level="warning", timeout_graceful_shutdown=5, http=HTTP_PROTOCOL,
                 timeout_keep_alive=args.keep_alive)
     return 0

@@ -9,8 +9,9 @@ from fastapi import FastAPI
 
 from mobilenetv2.serving.app import ServeOptions, create_app
 from mobilenetv2.serving.model import load_served
+from mobilenetv2.serving.state import CONFIG_VARIABLE
 
-CONFIG_VARIABLE = "MOBILENETV2_SERVE_CONFIG"
+__all__ = ["CONFIG_VARIABLE", "app"]
 
 
 def app() -> FastAPI:

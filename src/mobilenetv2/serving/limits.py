@@ -1,6 +1,7 @@
 """Shedding slow and dead clients: a deadline on each request's body (``ShedSlowUploads``, ASGI middleware), a cap on
-the uploads streaming in at once (503 beyond it), and a deadline on a new connection's headers (``TimedH11Protocol``,
-uvicorn's h11 protocol). A refused request gets ``Connection: close``: its socket and its buffered body are freed."""
+the uploads streaming in at once (503 beyond it), and a deadline on a new connection's headers (``HTTP_PROTOCOL``,
+uvicorn's own protocol with ``HeaderDeadline``). A refused request gets ``Connection: close``: its socket and its
+buffered body are freed."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ import functools
 import json
 import os
 import time
-from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from mobilenetv2.serving.errors import ApiError
+from mobilenetv2.serving.state import CONFIG_VARIABLE
 
 HEADER_TIMEOUT_S = 10.0  # a new connection must send its request's headers within this
 
@@ -75,38 +76,50 @@ class Upload:
 CLOSE = {"Connection": "close"}
 
 
-class TimedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, closing a connection whose request headers have not all come within the header timeout
-    (``header_timeout_s`` in ``$MOBILENETV2_SERVE_CONFIG``; a client that connects and says nothing, or trickles)."""
+class HeaderDeadline:
+    """Mixed into uvicorn's HTTP protocols: a connection whose first request's headers have not all come within the
+    header timeout is closed (``header_timeout_s`` in ``$MOBILENETV2_SERVE_CONFIG``; a client that connects and says
+    nothing, or trickles its headers). Idle connections between requests are uvicorn's keep-alive timeout's."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.header_timer: asyncio.TimerHandle | None = None
+    header_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self.header_timer = self.loop.call_later(header_timeout_s(), self.headers_too_slow)
+        super().connection_made(transport)  # type: ignore[misc]
+        self.header_timer = self.loop.call_later(header_timeout_s(), self.headers_too_slow)  # type: ignore[attr-defined]
 
-    def handle_events(self) -> None:
-        super().handle_events()
-        if self.cycle is not None and self.header_timer is not None:  # the first request's headers are in
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)  # type: ignore[misc]
+        if self.cycle is not None and self.header_timer is not None:  # type: ignore[attr-defined]
             self.header_timer.cancel()
             self.header_timer = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.header_timer is not None:
             self.header_timer.cancel()
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # type: ignore[misc]
 
     def headers_too_slow(self) -> None:
         self.header_timer = None
-        if self.cycle is None and not self.transport.is_closing():
-            self.transport.close()
+        if self.cycle is None and not self.transport.is_closing():  # type: ignore[attr-defined]
+            self.transport.close()  # type: ignore[attr-defined]
+
+
+class TimedH11Protocol(HeaderDeadline, H11Protocol):
+    """uvicorn's h11 protocol with the header deadline."""
+
+
+try:
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+    class TimedHttpToolsProtocol(HeaderDeadline, HttpToolsProtocol):
+        """uvicorn's httptools protocol (its fastest) with the header deadline."""
+
+    HTTP_PROTOCOL: type = TimedHttpToolsProtocol
+except ImportError:  # httptools is optional: h11 then, as uvicorn itself picks
+    HTTP_PROTOCOL = TimedH11Protocol
 
 
 @functools.lru_cache(maxsize=1)
 def header_timeout_s() -> float:
-    from mobilenetv2.serving.factory import CONFIG_VARIABLE
-
     config = json.loads(os.environ.get(CONFIG_VARIABLE, "{}"))
     return float(config.get("header_timeout_s", HEADER_TIMEOUT_S))

@@ -15,6 +15,8 @@ import torch
 from mobilenetv2.serving.batcher import Batcher
 from mobilenetv2.serving.metrics import Metrics
 
+CONFIG_VARIABLE = "MOBILENETV2_SERVE_CONFIG"  # where `mobilenetv2 serve` leaves the options for each worker process
+
 if TYPE_CHECKING:
     from mobilenetv2.inference.predictor import Predictor
 
