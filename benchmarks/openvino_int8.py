@@ -23,7 +23,7 @@ from mobilenetv2.backends.base import RuntimeOptions
 from mobilenetv2.data import build_eval_loader
 from mobilenetv2.export.calibration import calibration, is_labelled
 from mobilenetv2.export.exporter import export_model
-from mobilenetv2.formats import get_format
+from mobilenetv2.formats import entry_of, get_format
 from mobilenetv2.formats.onnx import quantize_onnx
 from mobilenetv2.hardware import describe
 from mobilenetv2.reporting import format_table
@@ -74,7 +74,7 @@ def main() -> int:
             files[f"NNCF {preset} preset"] = nncf_int8(fp32, Path(tmp) / f"nncf_{preset}.xml", batches, preset)
         runtimes = {}
         for name, path in files.items():
-            fmt = get_format("openvino" if path.suffix == ".xml" else "onnx")
+            fmt = get_format(entry_of(path).name)
             runtimes[name] = fmt.open(path, "openvino", options, meta=ckpt.meta,
                                       precision="fp32" if name == "OpenVINO fp32" else "int8")
         sizes = {n: sum(f.stat().st_size for f in (p, p.with_suffix(".bin")) if f.is_file()) / 1e6 for n, p in files.items()}

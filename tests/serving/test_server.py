@@ -250,7 +250,7 @@ def test_onnx_backend_serves_the_same_answers(classifier_file):
     pytest.importorskip("onnxruntime")
     image = photos(1)[0]
     answers = []
-    engines = [("torch", "torch"), ("onnx", "onnxruntime")]  # "onnx": serve's name before the registry
+    engines = [("torch", "torch"), ("onnxruntime", "onnxruntime")]
     engines += [("openvino", "openvino")] if importlib.util.find_spec("openvino") else []
     for backend, name in engines:
         predictor, card = load_served(str(classifier_file), backend=backend)

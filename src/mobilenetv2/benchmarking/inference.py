@@ -4,20 +4,21 @@ Paths: torchvision's eager ``mobilenet_v2`` (the reference), our eager model (NC
 torch.compile, PyTorch bf16; a row per file and backend from the format registry (``benchmarking.FILE_ROWS``; by
 default onnxruntime fp32 and int8 (static QDQ, per-channel) and OpenVINO on the same two ONNX files (fp32 pinned to
 f32, bf16, int8); ExecuTorch, LiteRT and Core ML on request), and given TFLite files in the LiteRT interpreter. Each
-path is a ``Runtime`` (the
-interface every backend implements), timed on its own inputs (``runtime.run`` on what ``runtime.to_native`` made of
-the same images) at every batch size it takes; each row says its precision and how far its outputs are from eager
-fp32's (top-1 agreement and max |logit diff|, on real photos when given). Ratios are given to the reference and to
-a compute limit of the row's precision measured on the spot: a large matmul's GFLOP/s in fp32 (and in bf16 where
-the CPU has bf16: AMX) with the same thread count, timed before, inside (as candidates of every interleaved round)
-and after the paths, the best of all kept, so that load on the machine lowers the paths and the limits alike
-(limit_ms = 2 * MACs * batch / GFLOP/s). int8 rows have no limit: torch has no int8 matmul that uses AMX/VNNI to
-measure one with. A path that still comes out faster than its limit is reported as such, never as a silent ratio < 1.
+path is a ``Runtime`` (the interface every backend implements), timed on its own inputs (``runtime.run`` on what
+``runtime.to_native`` made of the same images) at every batch size it takes; each row says its precision and how far
+its outputs are from eager fp32's (top-1 agreement and max |logit diff|, on real photos when given). Ratios are given
+to the reference and to a compute limit of the row's precision measured on the spot: a large matmul's GFLOP/s in fp32
+(and in bf16 where the CPU has bf16: AMX) with the same thread count, timed before, inside (as candidates of every
+interleaved round) and after the paths, the best of all kept, so that load on the machine lowers the paths and the
+limits alike (limit_ms = 2 * MACs * batch / GFLOP/s). int8 rows have no limit: torch has no int8 matmul that uses
+AMX/VNNI to measure one with. A path that still comes out faster than its limit is reported as such, never as a silent
+ratio < 1.
 """
 
 from __future__ import annotations
 
 import copy
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from mobilenetv2.backends.base import Runtime, RuntimeOptions
 from mobilenetv2.backends.torch import TorchRuntime
 from mobilenetv2.benchmarking import DEFAULT_PATHS, FILE_ROWS, PATHS, FileRow
 from mobilenetv2.errors import UserError
+from mobilenetv2.formats.registry import FORMATS
 from mobilenetv2.hardware import describe
 from mobilenetv2.timing import restores_threads, time_interleaved
 from mobilenetv2.weights import CheckpointMeta
@@ -59,8 +61,6 @@ def label(name: str) -> str:
     if name in LABELS:
         return LABELS[name]
     row = FILE_ROWS[name]
-    from mobilenetv2.formats import FORMATS
-
     file = f"{'int8' if row.precision == 'int8' else 'fp32'} {FORMATS[row.format].suffixes[0]}"
     return f"{row.backend} {row.precision} (the {file})"
 
@@ -292,8 +292,6 @@ def model_file(model: nn.Module, meta: CheckpointMeta, fmt: str, workdir: Path, 
 def unavailable(name: str) -> str | None:
     """Why this machine cannot run path ``name`` (no bf16 instructions, its backend's package not installed or not
     for this system), or None."""
-    import sys
-
     from mobilenetv2.extras import available
     from mobilenetv2.hardware import cpu_info
 
