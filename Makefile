@@ -3,6 +3,7 @@
 # `make check` is the fast lane (ruff + the tests not marked slow); `make docs` builds the documentation site
 # (mkdocs build --strict into site/).
 VENV := .venv
+export NO_MKDOCS_2_WARNING := 1
 PY := $(VENV)/bin/python
 
 .PHONY: setup setup-core train test check docs lint
