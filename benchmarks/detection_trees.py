@@ -28,7 +28,7 @@ from PIL import Image
 
 from mobilenetv2.data.detection.loaders import build_detection_data
 from mobilenetv2.data.detection.sources import parse_voc_xml
-from mobilenetv2.evaluation.evaluate import evaluate
+from mobilenetv2.evaluation.evaluator import evaluate
 from mobilenetv2.hardware import describe
 from mobilenetv2.inference import load_predictor
 from mobilenetv2.tasks.detection.boxes import Detections, to_image

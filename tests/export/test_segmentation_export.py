@@ -109,7 +109,7 @@ def test_quantize_with_labelled_masks_gives_the_miou_of_both(checkpoint, photos,
     assert "on 2 validation images: mIoU drop" in text and "of the pixels of 2 validation images" in text
     int8_miou = float(text.split("| onnx int8 (minmax) |")[1].split("%")[0]) / 100
     # the figure `evaluate` gives the int8 file (to the table's two decimals)
-    from mobilenetv2.evaluation.evaluate import evaluate
+    from mobilenetv2.evaluation.evaluator import evaluate
 
     assert evaluate(out, str(masks), split="all", workers=0).miou == pytest.approx(int8_miou, abs=6e-5)
     (masks / "classes.txt").write_text("background\nx\ny\n")

@@ -96,7 +96,7 @@ def test_classifier_predict_and_evaluate_take_a_pte(exported_pte, tiny_checkpoin
     assert main(["predict", str(exported_pte[0]), str(photos[0]), "--format", "jsonl"]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[0])["labels"] == expected[0].labels
 
-    from mobilenetv2.evaluation.evaluate import evaluate
+    from mobilenetv2.evaluation.evaluator import evaluate
 
     val = str(shared_data / "hymenoptera_data")
     assert evaluate(exported_pte[0], val).confusion.tolist() == evaluate(tiny_checkpoint, val).confusion.tolist()

@@ -86,7 +86,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(boxes_folder, tmp_path, ki
 
 def test_torchrun_two_processes_gather_tiles_into_the_same_map(boxes_folder, tmp_path):
     """Each process validates its share of the tiles; the gathered mAP equals one process evaluating the same weights."""
-    from mobilenetv2.evaluation.evaluate import evaluate
+    from mobilenetv2.evaluation.evaluator import evaluate
     from mobilenetv2.inference import load_predictor
 
     out = tmp_path / "ddp"

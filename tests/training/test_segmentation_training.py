@@ -106,7 +106,7 @@ def test_torchrun_two_processes_reduce_the_confusion_matrix_exactly(shapes, tmp_
     """Each process validates its shard; the all-reduced figures equal one process evaluating the same weights."""
     import csv
 
-    from mobilenetv2.evaluation.evaluate import evaluate
+    from mobilenetv2.evaluation.evaluator import evaluate
 
     out = tmp_path / "ddp"
     flags = ["--task", "segmentation", "--width-mult", "0.35", "--input-size", "32", "--augment", "none", "--epochs", "1",

@@ -331,7 +331,7 @@ def compare(models: list[str] | None = None, *, checkpoints: list[str] | None = 
             with tempfile.TemporaryDirectory() as tmp:
                 accuracy.update(fine_tune_accuracy(trained, data, epochs, Path(runs_dir or tmp), num_classes, train_config, say))
         for c in saved:
-            from mobilenetv2.evaluation.evaluate import evaluate
+            from mobilenetv2.evaluation.evaluator import evaluate
 
             say(f"{c.name}: evaluating on {data} ({split})")
             accuracy[c.name] = evaluate(c.checkpoint, data, split=split).top1

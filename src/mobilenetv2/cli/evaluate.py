@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from mobilenetv2.cli.common import print_json
     from mobilenetv2.distributed import init_distributed, local_device
     from mobilenetv2.errors import UserError
-    from mobilenetv2.evaluation.evaluate import evaluate
+    from mobilenetv2.evaluation.evaluator import evaluate
     from mobilenetv2.inference import load_predictor
     from mobilenetv2.io import check_writable
 

@@ -7,7 +7,7 @@ __all__ = ["evaluate", "evaluate_predictions"]
 
 def __getattr__(name: str):
     if name == "evaluate":
-        from mobilenetv2.evaluation.evaluate import evaluate
+        from mobilenetv2.evaluation.evaluator import evaluate
 
         return evaluate
     if name == "evaluate_predictions":

@@ -212,7 +212,7 @@ def retrain_best(best_cfg: TrainConfig, out: Path, log: Callable[[str], None]):
 def evaluate_retrained(checkpoint: Path, test: str, log: Callable[[str], None]):
     """The retrained model on held-out ``test`` data: every image of a class folder, or the val/test split of one."""
     from mobilenetv2.data.datasets import default_eval_split
-    from mobilenetv2.evaluation.evaluate import evaluate
+    from mobilenetv2.evaluation.evaluator import evaluate
 
     report = evaluate(checkpoint, test, split=default_eval_split(test, None))
     written = report.write(checkpoint.parent / "test")
