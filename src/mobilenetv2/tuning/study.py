@@ -174,7 +174,8 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
                 time.sleep(0.2 * (attempt + 1))
                 continue
             reason = failure(exc).replace(connect, display_url(url)).replace(url, display_url(url))
-            raise UserError(f"cannot open storage {display_url(url)!r}: {reason}") from exc
+            # not chained: the driver's error may quote the URL with its password, which the message hides
+            raise UserError(f"cannot open storage {display_url(url)!r}: {reason}") from None
 
 
 def open_study(name: str, storage: optuna.storages.BaseStorage | str, sampler: optuna.samplers.BaseSampler,
