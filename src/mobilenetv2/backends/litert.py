@@ -34,7 +34,7 @@ def open_interpreter(path: Path, threads: int | None = None) -> Any:
     try:
         interpreter = Interpreter(model_path=str(path), num_threads=threads)
         interpreter.allocate_tensors()
-    except Exception as exc:  # noqa: BLE001 - LiteRT raises ValueError/RuntimeError for a bad file
+    except (ValueError, RuntimeError) as exc:  # what LiteRT raises for a bad file (and a failed allocation)
         raise UserError(f"{path} is not a loadable TFLite model ({first_line(exc, 160)})") from exc
     return interpreter
 

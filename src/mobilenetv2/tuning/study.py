@@ -165,16 +165,17 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
                 # Heartbeats let a study notice a worker that died: its trial becomes FAIL and is redone.
                 return optuna.storages.RDBStorage(connect, engine_kwargs=engine_kwargs, heartbeat_interval=30,
                                                   grace_period=120)
-        except ImportError:
+        except ImportError as exc:
             raise UserError(f"cannot open storage {display_url(url)!r}: no driver for {url.split('://')[0]!r} is "
-                            "installed (pip install 'mobilenetv2[tune]' brings the one for postgresql:// URLs)") from None
+                            "installed (pip install 'mobilenetv2[tune]' brings the one for postgresql:// URLs)") from exc
         except Exception as exc:  # SQLAlchemy raises many kinds; all mean the same to the user
             racing = type(exc).__name__ == "IntegrityError" or "already exists" in str(exc)
             if racing and attempt < 5:  # workers started together raced to create the tables
                 time.sleep(0.2 * (attempt + 1))
                 continue
             reason = failure(exc).replace(connect, display_url(url)).replace(url, display_url(url))
-            raise UserError(f"cannot open storage {display_url(url)!r}: {reason}") from exc
+            # not chained: the driver's error may quote the URL with its password, which the message hides
+            raise UserError(f"cannot open storage {display_url(url)!r}: {reason}") from None
 
 
 def open_study(name: str, storage: optuna.storages.BaseStorage | str, sampler: optuna.samplers.BaseSampler,

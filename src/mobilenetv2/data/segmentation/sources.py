@@ -83,8 +83,8 @@ def check_pairs(pairs: list[tuple[Path, Path]], class_names: list[str] | None) -
         try:
             with Image.open(image_path) as image:
                 size = image.size
-        except Exception:  # noqa: BLE001 - PIL raises many types for a broken file
-            raise UserError(f"{image_path}: not a readable image (its mask is {mask_path})") from None
+        except Exception as exc:  # noqa: BLE001 - PIL raises many types for a broken file
+            raise UserError(f"{image_path}: not a readable image (its mask is {mask_path})") from exc
         if size != (mask.shape[1], mask.shape[0]):
             raise UserError(f"{mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image {image_path.name} is "
                             f"{size[0]}x{size[1]}")
