@@ -184,22 +184,42 @@ def randomise_bn():
     return _randomise_bn
 
 
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build) -> Path:
+    """``build(path)`` once per test run, even across pytest-xdist workers (the first builds under a lock in the run's
+    temporary folder, the others reuse its file): for session fixtures whose file costs seconds, an export say."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    root = root.parent if os.environ.get("PYTEST_XDIST_WORKER") else root  # the workers' folders share this parent
+    path, done = root / "built-once" / name, root / "built-once" / f"{name}.done"
+    path.parent.mkdir(exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        if not done.exists():
+            build(path)
+            done.touch()
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """ants/bees, 64 px, random weights with non-trivial BatchNorm (tests/inference has its own, of 3 classes)."""
-    torch.manual_seed(0)
-    model = create_model("mobilenet_v2", width_mult=0.35, num_classes=2)
-    _randomise_bn(model)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
-    return save_checkpoint(path, model, class_names=["ants", "bees"], preprocessing=Preprocessing(input_size=64))
+    def build(path: Path) -> None:
+        torch.manual_seed(0)
+        model = create_model("mobilenet_v2", width_mult=0.35, num_classes=2)
+        _randomise_bn(model)
+        save_checkpoint(path, model, class_names=["ants", "bees"], preprocessing=Preprocessing(input_size=64))
+
+    return built_once(tmp_path_factory, "tiny.safetensors", build)
 
 
 @pytest.fixture(scope="session")
-def tiny_onnx(tiny_checkpoint) -> Path:
+def tiny_onnx(tiny_checkpoint, tmp_path_factory) -> Path:
+    """``tiny_checkpoint`` exported to ONNX."""
     from mobilenetv2.export.exporter import export_model
     from mobilenetv2.weights import load_checkpoint
 
-    out = tiny_checkpoint.with_suffix(".onnx")
-    ckpt = load_checkpoint(tiny_checkpoint)
-    export_model(ckpt.model, out, "onnx", meta=ckpt.meta)
-    return out
+    def build(path: Path) -> None:
+        ckpt = load_checkpoint(tiny_checkpoint)
+        export_model(ckpt.model, path, "onnx", meta=ckpt.meta)
+
+    return built_once(tmp_path_factory, "tiny.onnx", build)

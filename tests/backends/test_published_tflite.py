@@ -66,6 +66,7 @@ def bird_masks(shared_data, tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_googles_deeplab_segments_and_evaluates_from_its_class_indices(shared_data, bird_masks, capsys):
     from mobilenetv2.formats import open_runtime
 

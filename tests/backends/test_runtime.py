@@ -9,6 +9,7 @@ from mobilenetv2.formats import open_runtime
 from mobilenetv2.weights import load_checkpoint, load_model
 
 
+@pytest.mark.slow
 def test_onnx_runtime_matches_pytorch_and_reads_metadata(tiny_checkpoint, tiny_onnx):
     runtime = open_runtime(tiny_onnx, threads=1)
     assert (runtime.backend, runtime.format, runtime.precision) == ("onnxruntime", "onnx", "fp32")
@@ -25,6 +26,7 @@ def test_onnx_runtime_matches_pytorch_and_reads_metadata(tiny_checkpoint, tiny_o
     np.testing.assert_allclose(runtime(x), logits)  # torch tensors are taken too
 
 
+@pytest.mark.slow
 def test_a_checkpoint_runs_on_torch_or_exported_on_another_backend(tiny_checkpoint):
     torch_runtime = open_runtime(tiny_checkpoint, device="cpu")
     assert (torch_runtime.backend, torch_runtime.format, torch_runtime.class_names) == ("torch", "checkpoint", ["ants", "bees"])

@@ -30,6 +30,7 @@ def checkpoint(tmp_path_factory):
     return _checkpoint(tmp_path_factory.mktemp("seg"), 97)
 
 
+@pytest.mark.slow
 def test_benchmark_times_eager_and_onnx_without_a_torchvision_twin(checkpoint, capsys):
     pytest.importorskip("onnxruntime", reason="the ONNX paths need the [deploy] extra")
     assert main(["benchmark", str(checkpoint), "--batch", "1", "--rounds", "2", "--paths", "torchvision", "eager",

@@ -1,9 +1,12 @@
 import json
 
+import pytest
+
 from mobilenetv2.benchmarking.inference import unavailable
 from mobilenetv2.cli import main
 
 
+@pytest.mark.slow
 def test_benchmark_times_every_path_but_compile(capsys):
     code = main(["benchmark", "--width", "0.35", "--resolution", "32", "--num-classes", "10", "--rounds", "2",
                  "--batch", "1", "2", "--no-compile", "--json"])
@@ -28,6 +31,7 @@ def test_benchmark_times_every_path_but_compile(capsys):
     assert report["gflops"] > 0 and report["macs"] > 0 and report["cpu"].startswith("CPU: ")
 
 
+@pytest.mark.slow
 def test_benchmark_table_has_ratios(capsys):
     assert main(["benchmark", "--width", "0.35", "--resolution", "32", "--num-classes", "10", "--rounds", "1",
                  "--batch", "1", "--paths", "torchvision", "bn_folded"]) == 0

@@ -35,6 +35,7 @@ def test_quick_compare_outputs_consistent(tmp_path, capsys):
     assert fastest["pareto"] and data["info"]["pareto_on"] == "MACs"
 
 
+@pytest.mark.slow
 def test_accuracy_after_the_same_budget(tmp_path, capsys):
     data = tmp_path / "data"
     rng = np.random.default_rng(0)

@@ -97,6 +97,7 @@ def test_bad_arguments(tmp_path, monkeypatch, capsys, args, message):
     assert not Path("m.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_convert_keras_file(tmp_path, capsys):
     if importlib.util.find_spec("keras") is None:
         pytest.skip("keras is needed to make the Keras file")

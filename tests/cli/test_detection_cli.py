@@ -25,6 +25,7 @@ def run(boxes_folder, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_training_writes_the_coco_report_of_the_best_epoch(run):
     report = json.loads((run / "eval" / "report.json").read_text())
     assert report["class_names"] == CLASSES and report["num_images"] == 4
@@ -33,6 +34,7 @@ def test_training_writes_the_coco_report_of_the_best_epoch(run):
     assert {"val_map", "val_map50", "val_loss", "train_loss"} <= set(history[0])
 
 
+@pytest.mark.slow
 def test_evaluate_gives_coco_figures(run, boxes_folder, tmp_path, capsys):
     out = tmp_path / "report"
     assert main(["evaluate", str(run / "best.safetensors"), "--data", str(boxes_folder), "--out", str(out), "--json"]) == 0
@@ -45,6 +47,7 @@ def test_evaluate_gives_coco_figures(run, boxes_folder, tmp_path, capsys):
         assert (out / name).is_file(), name
 
 
+@pytest.mark.slow
 def test_predict_tiles_a_large_photo_and_writes_boxes(run, tmp_path, capsys):
     rng = np.random.default_rng(3)
     photo = tmp_path / "large.png"
@@ -78,6 +81,7 @@ def test_detection_options_on_a_classifier_are_one_line(tmp_path, capsys):
     assert "--score-threshold: not an option of a classification model" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_info_of_ssdlite_at_300(capsys):
     assert main(["info", "--model", "ssdlite_mobilenet_v2", "--num-classes", "91", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)

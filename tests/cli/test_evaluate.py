@@ -35,6 +35,7 @@ def folder(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_report_files_and_agreement_with_predict(checkpoint, folder, tmp_path, capsys):
     out = tmp_path / "eval"
     assert main(["evaluate", str(checkpoint), "--data", str(folder), "--split", "all", "--out", str(out),
@@ -52,6 +53,7 @@ def test_report_files_and_agreement_with_predict(checkpoint, folder, tmp_path, c
     assert report["top1"] == pytest.approx(np.mean([p.indices[0] == t for p, t in zip(preds, truth)]))
 
 
+@pytest.mark.slow
 def test_onnx_gives_the_same_report(checkpoint, folder, tmp_path, capsys):
     pytest.importorskip("onnxruntime", reason="ONNX comes with the [deploy] extra")
     from mobilenetv2.formats import get_format
@@ -87,6 +89,7 @@ def test_bad_input_one_line(checkpoint, folder, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_real_photos_val_split(shared_data, tmp_path, capsys):
     hymenoptera = shared_data / "hymenoptera_data"
     model = create_model("mobilenet_v2", width_mult=0.35, num_classes=2)
@@ -99,6 +102,7 @@ def test_real_photos_val_split(shared_data, tmp_path, capsys):
                                                             for c in ("ants", "bees")]
 
 
+@pytest.mark.slow
 def test_a_class_folder_is_evaluated_whole_unless_split_says(checkpoint, folder, tmp_path, capsys):
     total = sum(1 for p in folder.rglob("*") if p.is_file())
     assert main(["evaluate", str(checkpoint), "--data", str(folder), "--json", "--out", str(tmp_path / "r"),

@@ -9,6 +9,7 @@ def checkpoint(tmp_path, save_tiny):
     return save_tiny(tmp_path / "tiny.safetensors", ["ants", "bees"], input_size=64)
 
 
+@pytest.mark.slow
 def test_export_onnx_verifies_on_real_images(checkpoint, shared_data, capsys):
     out = checkpoint.parent / "model.onnx"
     images = str(shared_data / "hymenoptera_data" / "val" / "bees")
@@ -25,6 +26,7 @@ def test_export_onnx_verifies_on_real_images(checkpoint, shared_data, capsys):
     assert sorted(p.name for p in out.parent.iterdir()) == ["model.onnx", "tiny.safetensors"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["torchscript", "pt2"])
 def test_export_torch_formats(checkpoint, fmt, capsys):
     assert main(["export", str(checkpoint), "--format", fmt]) == 0

@@ -11,6 +11,7 @@ def checkpoint(tmp_path, save_tiny):
     return save_tiny(tmp_path / "tiny.safetensors", ["ants", "bees"], input_size=32)
 
 
+@pytest.mark.slow
 def test_quantize_reports_fp32_and_int8_side_by_side(checkpoint, shared_data, capsys):
     data = shared_data / "hymenoptera_data"
     out = checkpoint.parent / "tiny.int8.onnx"
@@ -100,6 +101,7 @@ def test_quantize_format_comes_from_the_output_name(checkpoint, args, expected, 
     assert err == f"mobilenetv2 quantize: error: {expected}\n"
 
 
+@pytest.mark.slow
 def test_quantize_with_unlabelled_photos_reports_agreement_and_no_accuracy(checkpoint, shared_data, tmp_path, capsys):
     photos = tmp_path / "photos"  # a plain folder of photos: no class sub-folders
     photos.mkdir()
@@ -116,6 +118,7 @@ def test_quantize_with_unlabelled_photos_reports_agreement_and_no_accuracy(check
     assert [p.name for p in out.parent.iterdir()] == ["tiny.int8.onnx"]  # nothing else beside it
 
 
+@pytest.mark.slow
 def test_quantize_with_a_glob_of_photos_and_labelled_val_gives_accuracy(checkpoint, shared_data, tmp_path, capsys):
     data = shared_data / "hymenoptera_data"
     out = tmp_path / "tiny.int8.onnx"
@@ -126,6 +129,7 @@ def test_quantize_with_a_glob_of_photos_and_labelled_val_gives_accuracy(checkpoi
     assert report["fp32_top1"] is not None and report["drop_points"] is not None
 
 
+@pytest.mark.slow
 def test_quantize_calibrates_on_labelled_data_of_other_classes_without_accuracy(checkpoint, shared_data, tmp_path,
                                                                                  capsys):
     other = tmp_path / "other"  # labelled, but with classes the checkpoint does not have

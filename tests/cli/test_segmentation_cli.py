@@ -24,6 +24,7 @@ def run(shapes_folder, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_evaluate_writes_the_miou_report(run, shapes_folder, tmp_path, capsys):
     out = tmp_path / "report"
     assert main(["evaluate", str(run / "best.safetensors"), "--data", str(shapes_folder), "--out", str(out), "--json"]) == 0
@@ -35,6 +36,7 @@ def test_evaluate_writes_the_miou_report(run, shapes_folder, tmp_path, capsys):
     assert any((out / "worst_images").glob("*.png"))
 
 
+@pytest.mark.slow
 def test_predict_writes_mask_overlay_and_fractions_at_any_size(run, tmp_path, capsys):
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -56,6 +58,7 @@ def test_predict_writes_mask_overlay_and_fractions_at_any_size(run, tmp_path, ca
     assert capsys.readouterr().out.splitlines()[0] == "image,class,index,fraction"
 
 
+@pytest.mark.slow
 def test_info_of_the_segmentation_models_at_513(capsys):
     assert main(["info", "--model", "deeplabv3_mobilenet_v2", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)

@@ -27,6 +27,7 @@ def checkpoint(tmp_path_factory):
     return save_checkpoint(tmp_path_factory.mktemp("det") / "det.safetensors", model, NAMES, pre, task="detection")
 
 
+@pytest.mark.slow
 def test_export_onnx_verifies_boxes_and_scores_and_predicts_like_pytorch(checkpoint, boxes_folder, tmp_path, capsys):
     onnx = tmp_path / "det.onnx"
     assert main(["export", str(checkpoint), "--format", "onnx", "--out", str(onnx),
@@ -48,6 +49,7 @@ def test_export_onnx_verifies_boxes_and_scores_and_predicts_like_pytorch(checkpo
     assert reports[0]["map"] == pytest.approx(reports[1]["map"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_quantize_with_labelled_boxes_gives_the_map_of_both(checkpoint, boxes_folder, tmp_path, capsys):
     out = tmp_path / "det.int8.onnx"
     assert main(["quantize", str(checkpoint), "--calib", str(boxes_folder / "train"), "--val", str(boxes_folder),
@@ -71,6 +73,7 @@ def test_int8_agreement_is_counted_per_anchor_over_the_classes():
     assert result["agreement_unit"] == "anchors" and result["agreement"] == pytest.approx(9 / 10)
 
 
+@pytest.mark.slow
 def test_benchmark_times_a_detection_checkpoint_at_its_size(checkpoint, capsys):
     assert main(["benchmark", str(checkpoint), "--paths", "eager", "onnx", "--batch", "1", "--rounds", "2",
                  "--json"]) == 0

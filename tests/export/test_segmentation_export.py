@@ -56,6 +56,7 @@ def masks(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_export_onnx_is_verified_per_pixel_at_the_checkpoint_size(checkpoint, photos, tmp_path, capsys):
     onnxruntime = pytest.importorskip("onnxruntime", reason="ONNX export needs the [deploy] extra")
     out = tmp_path / "seg.onnx"
@@ -87,6 +88,7 @@ def test_verification_names_the_pixel_agreement_only_for_dense_outputs():
     assert images.summary().endswith("same argmax 100%") and "pixel" not in images.summary()
 
 
+@pytest.mark.slow
 def test_quantize_reports_pixel_agreement_on_the_calibration_photos(checkpoint, photos, tmp_path, capsys):
     pytest.importorskip("onnxruntime", reason="int8 needs the [deploy] extra")
     out = tmp_path / "seg.int8.onnx"
@@ -100,6 +102,7 @@ def test_quantize_reports_pixel_agreement_on_the_calibration_photos(checkpoint, 
     assert "same prediction on" in text and "of the pixels of 3 calibration images" in text
 
 
+@pytest.mark.slow
 def test_quantize_with_labelled_masks_gives_the_miou_of_both(checkpoint, photos, masks, tmp_path, capsys):
     pytest.importorskip("onnxruntime", reason="int8 needs the [deploy] extra")
     out = tmp_path / "seg.int8.onnx"

@@ -8,6 +8,8 @@ import torch
 
 from mobilenetv2.cli import main
 
+pytestmark = pytest.mark.slow  # every test here takes more than ~10 s
+
 pytest.importorskip("executorch", reason="--format pte needs ExecuTorch (pip install executorch, in the [interop] extra)")
 
 

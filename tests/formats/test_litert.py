@@ -46,6 +46,7 @@ def exported(tiny_checkpoint, shared_data, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_export_tflite_takes_nhwc_and_matches_pytorch_on_real_photos(exported, tiny_checkpoint, shared_data, capsys):
     from mobilenetv2.formats import open_runtime
     from mobilenetv2.formats.verify import verification_batch
@@ -167,6 +168,7 @@ def test_an_operator_the_converter_cannot_take_is_one_line(tmp_path, capsys):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_info_reports_what_a_board_needs_for_a_float_file_too(exported, capsys):
     pytest.importorskip("tflite_micro", reason="TensorFlow Lite Micro comes with the [mobile] extra")
     assert main(["info", "--tflite", str(exported)]) == 0

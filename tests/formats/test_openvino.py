@@ -17,6 +17,8 @@ from mobilenetv2.models import create_model
 from mobilenetv2.spec import Preprocessing
 from mobilenetv2.weights import load_checkpoint, load_model, save_checkpoint
 
+pytestmark = pytest.mark.slow  # every test here takes more than ~10 s
+
 ov = pytest.importorskip("openvino", reason="the OpenVINO backend needs the [openvino] extra")
 needs_bf16 = pytest.mark.skipif(cpu_info().bf16_path is None, reason="this CPU has no bf16 instructions")
 

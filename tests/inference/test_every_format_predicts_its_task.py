@@ -17,6 +17,8 @@ from mobilenetv2.models import create_model
 from mobilenetv2.spec import Preprocessing
 from mobilenetv2.weights import save_checkpoint
 
+pytestmark = pytest.mark.slow  # every test here takes more than ~10 s
+
 TASKS = {  # task -> (model, input size, predictor class name, what its JSON record holds)
     "classification": ("mobilenet_v2", 64, "Classifier", "labels"),
     "segmentation": ("deeplabv3_mobilenet_v2", 65, "Segmenter", "fractions"),

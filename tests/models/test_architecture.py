@@ -17,6 +17,7 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "kwargs", "params", "macs_m"),
     [
@@ -111,6 +112,7 @@ def test_knobs():
     assert not any(hasattr(m, "fc1") for m in create_model("mobilenet_v2").modules()), "no SE by default"
 
 
+@pytest.mark.slow
 def test_backbone_pyramid_strides():
     model = create_model("mobilenet_v2").eval()
     x = torch.randn(1, 3, 256, 256)
@@ -139,6 +141,7 @@ def test_mobilenet_v1_figures():
     assert len(dws) == 13
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v1"])
 def test_macs_agree_with_flop_counter(name):
     model = create_model(name).eval()

@@ -12,6 +12,7 @@ from mobilenetv2.models import create_model
 from mobilenetv2.models.detection import anchor_shapes, anchors_for_count, feature_sizes, ssd_anchors
 
 
+@pytest.mark.slow
 def test_ssdlite_mobilenet_v2_matches_the_paper_size_at_300():
     model = create_model("ssdlite_mobilenet_v2", num_classes=91)
     weights = sum(p.numel() for n, p in model.named_parameters()
@@ -20,6 +21,7 @@ def test_ssdlite_mobilenet_v2_matches_the_paper_size_at_300():
     assert abs(count_macs(model, 300) - 0.8e9) / 0.8e9 < 0.08  # paper: 0.8B (convolutions only here)
 
 
+@pytest.mark.slow
 def test_maps_channels_and_1917_anchors_at_300():
     model = create_model("ssdlite_mobilenet_v2", num_classes=91).eval()
     maps = model.feature_maps(torch.zeros(1, 3, 300, 300))
@@ -73,6 +75,7 @@ def test_background_starts_likely_and_new_classes_keep_the_box_predictors():
     assert torch.equal(model.classifier.box[0][-1].weight, box_weights)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "tap"), [("ssdlite_mobilenet_v1", 512), ("ssdlite_mobilenet_v3_large", 672)])
 def test_v1_and_v3_backbones_for_comparison(name, tap):
     model = create_model(name, num_classes=5).eval()

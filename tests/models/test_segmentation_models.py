@@ -17,6 +17,7 @@ def depthwise(model: nn.Module) -> list[nn.Conv2d]:
     return [m for m in model.features.modules() if isinstance(m, nn.Conv2d) and m.groups > 1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["deeplabv3_mobilenet_v2", "lraspp_mobilenet_v2"])
 def test_logits_at_the_input_resolution(name):
     model = create_model(name, num_classes=5).eval()
@@ -24,12 +25,14 @@ def test_logits_at_the_input_resolution(name):
         assert model(torch.randn(2, 3, *size)).shape == (2, 5, *size)
 
 
+@pytest.mark.slow
 def test_deeplab_multiply_adds_agree_with_the_paper():
     """Convolution multiply-adds only (BatchNorm folded, resizes and pooling not counted), as the model zoo counts."""
     macs = count_macs(create_model("deeplabv3_mobilenet_v2").eval(), 513)
     assert abs(macs - PAPER_MACS_OS16) / PAPER_MACS_OS16 < 0.01
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("output_stride, stride, rates", [(16, 16, [1] * 14 + [2] * 3), (8, 8, [1] * 7 + [2] * 7 + [4] * 3)])
 def test_output_stride_by_dilation(output_stride, stride, rates):
     """TF's rule: the block that would stride past ``output_stride`` runs at stride 1, the later blocks dilate."""
@@ -57,6 +60,7 @@ def test_published_and_aspp_heads():
     assert [b[0][0].dilation[0] for b in os8.branches[1:4]] == [12, 24, 36]
 
 
+@pytest.mark.slow
 def test_aux_head_only_in_training():
     model = create_model("deeplabv3_mobilenet_v2", num_classes=3, aux_loss=True)
     out, aux = model.train()(torch.randn(2, 3, 64, 64))
@@ -64,6 +68,7 @@ def test_aux_head_only_in_training():
     assert model.eval()(torch.randn(1, 3, 64, 64)).shape == (1, 3, 64, 64)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["deeplabv3_mobilenet_v2", "lraspp_mobilenet_v2"])
 def test_reset_classifier_for_new_classes(name):
     model = create_model(name, num_classes=21, aux_loss=True)

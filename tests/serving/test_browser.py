@@ -16,6 +16,8 @@ import pytest
 
 from mobilenetv2.cli import main
 
+pytestmark = pytest.mark.slow  # every test here takes more than ~10 s
+
 pytest.importorskip("uvicorn")
 
 CHROMIUM = "chromium"  # Debian's package; Playwright's own browser download is not used

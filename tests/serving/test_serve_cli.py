@@ -71,6 +71,7 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in found.read_text().split()] if found.exists() else []
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc to find the worker processes")
 def test_two_workers_keep_answering_when_one_is_killed(checkpoint):
     port = free_port()

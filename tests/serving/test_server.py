@@ -246,6 +246,7 @@ def test_segmentation_and_detection_answer_through_the_task(tmp_path):
     assert answer["detections"] and all(set(d) >= {"label", "score", "box"} for d in answer["detections"])
 
 
+@pytest.mark.slow
 def test_onnx_backend_serves_the_same_answers(classifier_file):
     pytest.importorskip("onnxruntime")
     image = photos(1)[0]
@@ -265,6 +266,7 @@ def test_onnx_backend_serves_the_same_answers(classifier_file):
         np.testing.assert_allclose(answers[0]["probabilities"], other["probabilities"], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_an_onnx_file_is_served_on_the_backend_auto_chose_and_the_card_says_why(classifier_file, tmp_path):
     pytest.importorskip("onnxruntime")
     from mobilenetv2.export.exporter import export_model

@@ -21,6 +21,8 @@ from mobilenetv2.tasks import get_task
 from mobilenetv2.training import TrainConfig, train
 from mobilenetv2.weights import load_checkpoint, save_checkpoint
 
+pytestmark = pytest.mark.slow  # every test here takes more than ~10 s
+
 CLASSES = ["background", "bar", "square"]  # tests/conftest.py's boxes folder
 OPTIONS = dict(task="detection", width_mult=0.35, input_size=64, augment="none", batch_size=4, epochs=2, workers=0,
                device="cpu", warmup_epochs=0.5, deterministic=True, seed=3)

@@ -11,10 +11,13 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from mobilenetv2.training import TrainConfig, train
+
+pytestmark = pytest.mark.slow  # every test here takes more than ~10 s
 
 OPTIONS = dict(width_mult=0.35, input_size=32, augment="none", epochs=2, workers=0, device="cpu", lr=0.5,
                warmup_epochs=0.0, dropout=0.0, freeze="all", seed=0, progress=False)

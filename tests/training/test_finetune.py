@@ -25,6 +25,7 @@ def pretrained_on_first_five(tmp_path_factory):
     return result.best_checkpoint
 
 
+@pytest.mark.slow
 def test_finetuning_beats_scratch_with_the_same_budget(pretrained_on_first_five, tmp_path):
     small = write_digits(tmp_path / "digits59", [5, 6, 7, 8, 9], {"train": 8, "val": 30}, offset=80)
     budget = dict(data=str(small), epochs=4, batch_size=8, lr=0.02, **COMMON)
@@ -35,6 +36,7 @@ def test_finetuning_beats_scratch_with_the_same_budget(pretrained_on_first_five,
     assert finetuned.best_metric >= 0.35
 
 
+@pytest.mark.slow
 def test_finetuning_keeps_the_pretrained_normalisation(tmp_path):
     pre = Preprocessing(input_size=32, crop_pct=1.0, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     ckpt = save_checkpoint(tmp_path / "pre.safetensors", create_model("mobilenet_v2", width_mult=0.35, num_classes=3),

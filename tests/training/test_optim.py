@@ -52,6 +52,7 @@ def test_layer_decay_and_backbone_multiplier():
     assert all(g["weight_decay"] == 0 for g in groups if g["params"][0].ndim == 1)
 
 
+@pytest.mark.slow
 def test_frozen_stages_keep_weights_and_batchnorm_statistics():
     model = create_model("mobilenet_v2", width_mult=0.35, num_classes=3)
     frozen = frozen_stages(model, "stage2")

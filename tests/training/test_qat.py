@@ -1,11 +1,13 @@
 import copy
 
+import pytest
 import torch
 
 from mobilenetv2.models import MobileNet, create_model
 from mobilenetv2.training.qat import finalize_qat, is_qat, prepare_qat
 
 
+@pytest.mark.slow
 def test_prepare_qat_keeps_keys_trains_and_finalizes():
     torch.manual_seed(0)
     model = create_model("mobilenet_v2", width_mult=0.35, num_classes=3)

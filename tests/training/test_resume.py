@@ -15,6 +15,7 @@ OPTIONS = dict(width_mult=0.35, input_size=32, augment="none", batch_size=8, epo
                lr=0.05, warmup_epochs=0.5, ema=0.9, deterministic=True, seed=3)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_sigkill_then_resume_equals_uninterrupted_run(tiny_folder, tmp_path, kill_mid_run):
     killed = tmp_path / "killed"

@@ -10,6 +10,7 @@ from mobilenetv2.training import train
 from mobilenetv2.training.loop import run_folder
 
 
+@pytest.mark.slow
 def test_out_naming_a_finished_run_is_refused(tiny_folder, tmp_path, tiny):
     first = train(tiny(tiny_folder, tmp_path / "run", epochs=1))
     before = {p.name: p.stat().st_mtime_ns for p in first.run_dir.iterdir() if p.is_file()}
@@ -33,6 +34,7 @@ def tiny_config_for(data, out):
     return TrainConfig(data=str(data), out=str(out))
 
 
+@pytest.mark.slow
 def test_the_learning_rate_logged_is_the_bars(tiny_folder, tmp_path, tiny):
     """metrics.csv's lr is the head's learning rate after the epoch's last step, as the progress bar shows it."""
     seen = []

@@ -30,6 +30,7 @@ def shapes(shapes_folder) -> Path:
     return shapes_folder
 
 
+@pytest.mark.slow
 def test_from_scratch_writes_a_segmentation_run(shapes, tmp_path):
     result = train(TrainConfig(data=str(shapes), out=str(tmp_path / "run"), progress=False, **OPTIONS))
     ckpt = load_checkpoint(result.best_checkpoint)
@@ -42,6 +43,7 @@ def test_from_scratch_writes_a_segmentation_run(shapes, tmp_path):
     assert (result.run_dir / "metrics.csv").exists() and (result.run_dir / "tb").is_dir()
 
 
+@pytest.mark.slow
 def test_amp_ema_aux_loss_early_stop_and_lraspp(shapes, tmp_path):
     options = {**OPTIONS, "epochs": 4}
     result = train(TrainConfig(data=str(shapes), out=str(tmp_path / "run"), progress=False, amp="bf16", ema=0.9,
@@ -56,6 +58,7 @@ def test_amp_ema_aux_loss_early_stop_and_lraspp(shapes, tmp_path):
     assert load_checkpoint(lraspp.best_checkpoint).model.arch["name"] == "lraspp_mobilenet_v2"
 
 
+@pytest.mark.slow
 def test_backbone_from_a_classification_checkpoint(shapes, tmp_path):
     classifier = create_model("mobilenet_v2", width_mult=0.35, num_classes=10)
     path = save_checkpoint(tmp_path / "cls.safetensors", classifier, [str(i) for i in range(10)], Preprocessing(input_size=32))
@@ -75,6 +78,7 @@ def test_backbone_from_a_classification_checkpoint(shapes, tmp_path):
                           **{**OPTIONS, "epochs": 1, "width_mult": None}))
 
 
+@pytest.mark.slow
 def test_fine_tune_a_segmentation_checkpoint_to_new_classes(shapes, tmp_path):
     model = create_model("deeplabv3_mobilenet_v2", width_mult=0.35, num_classes=21)
     names = [f"c{i}" for i in range(21)]
@@ -90,6 +94,7 @@ def test_fine_tune_a_segmentation_checkpoint_to_new_classes(shapes, tmp_path):
     assert torch.equal(adapted.features[5].conv[0][0].weight, model.features[5].conv[0][0].weight)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_sigkill_then_resume_equals_uninterrupted_run(shapes, tmp_path, kill_mid_run):
     options = {**OPTIONS, "epochs": 4, "ema": 0.9}
@@ -102,6 +107,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(shapes, tmp_path, kill_mid
         torch.testing.assert_close(resumed[key], reference[key], rtol=0, atol=1e-6, msg=key)
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_reduce_the_confusion_matrix_exactly(shapes, tmp_path):
     """Each process validates its shard; the all-reduced figures equal one process evaluating the same weights."""
     import csv

@@ -48,6 +48,7 @@ def run(tmp_path, space, fit, name="out", plots=False, **kw):
     return tune(cfg, TrainConfig(epochs=3), fit=fit, log=lambda line: None)
 
 
+@pytest.mark.slow
 def test_grid_covers_every_cell_once_and_stops(tmp_path):
     fit = Recorder()
     result = run(tmp_path, {k: list(v) for k, v in GRID.items()}, fit, sampler="grid", pruner="none")
@@ -58,6 +59,7 @@ def test_grid_covers_every_cell_once_and_stops(tmp_path):
     assert len(fit.calls) == 6  # re-running a finished grid runs nothing
 
 
+@pytest.mark.slow
 def test_grid_resumes_only_the_remaining_cells(tmp_path):
     space = {k: list(v) for k, v in GRID.items()}
     first = Recorder(interrupt_at=2)
@@ -72,6 +74,7 @@ def test_grid_resumes_only_the_remaining_cells(tmp_path):
     assert len(result.study.get_trials(states=(TrialState.COMPLETE,))) == 6
 
 
+@pytest.mark.slow
 def test_random_search_is_seeded_and_resumes_with_new_points(tmp_path):
     a, b, c = Recorder(), Recorder(), Recorder()
     run(tmp_path, RANGE, a, name="a", sampler="random", pruner="none", trials=4, seed=3)
@@ -83,6 +86,7 @@ def test_random_search_is_seeded_and_resumes_with_new_points(tmp_path):
     assert [x["lr"] for x in c.calls] != [x["lr"] for x in a.calls]
 
 
+@pytest.mark.slow
 def test_tpe_counts_finished_trials_toward_the_total(tmp_path):
     fit = Recorder()
     run(tmp_path, RANGE, fit, sampler="tpe", trials=3)
@@ -90,6 +94,7 @@ def test_tpe_counts_finished_trials_toward_the_total(tmp_path):
     assert len(fit.calls) == 5 and result.trials_run == 2
 
 
+@pytest.mark.slow
 def test_median_pruner_stops_poor_trials(tmp_path):
     fit = Recorder(epochs=3)
     result = run(tmp_path, RANGE, fit, sampler="random", pruner="median", trials=12, seed=0)
@@ -99,6 +104,7 @@ def test_median_pruner_stops_poor_trials(tmp_path):
     assert "pruned" in table and "complete" in table
 
 
+@pytest.mark.slow
 def test_halving_pruner_and_loss_objective(tmp_path):
     def loss(trial, cfg, metric):
         assert metric == "loss"
@@ -109,6 +115,7 @@ def test_halving_pruner_and_loss_objective(tmp_path):
     assert result.best_value == min(t.value for t in result.study.trials)
 
 
+@pytest.mark.slow
 def test_timeout_starts_no_new_trial(tmp_path):
     import time
 
@@ -120,6 +127,7 @@ def test_timeout_starts_no_new_trial(tmp_path):
     assert 1 <= result.trials_run <= 3
 
 
+@pytest.mark.slow
 def test_results_table_best_yaml_and_plots(tmp_path):
     result = run(tmp_path, RANGE, Recorder(), sampler="random", pruner="none", trials=4, plots=True)
     out = tmp_path / "out"
@@ -133,12 +141,14 @@ def test_results_table_best_yaml_and_plots(tmp_path):
         assert Path(result.plots[name]).read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_importances_skipped_with_one_trial(tmp_path):
     result = run(tmp_path, RANGE, Recorder(), sampler="random", pruner="none", trials=1, plots=True)
     assert result.plots["importances"].startswith("skipped: needs >= 2 completed trials")
     assert Path(result.plots["history"]).is_file()
 
 
+@pytest.mark.slow
 def test_latency_limit_prunes_slow_models_before_training(tmp_path):
     space = {"width_mult": [0.35], "input_size": [32]}
     fit = Recorder()
@@ -192,6 +202,7 @@ tune(cfg, TrainConfig(), fit=fit, log=lambda line: None)
 """
 
 
+@pytest.mark.slow
 def test_two_workers_share_one_study(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(textwrap.dedent(WORKER))

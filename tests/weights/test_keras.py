@@ -60,6 +60,7 @@ def keras_dir(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.slow
 @needs_keras
 @pytest.mark.parametrize(("alpha", "name"), [(0.35, "model.keras"), (0.35, "model.h5"), (0.35, "model.weights.h5"),
                                              (1.3, "model.keras")])
@@ -77,6 +78,7 @@ def test_logits_match_keras(keras_dir, alpha, name):
     assert (pre.input_size, pre.resize_mode, pre.mean, pre.std) == (expected_size, "squash", (0.5,) * 3, (0.5,) * 3)
 
 
+@pytest.mark.slow
 @needs_keras
 def test_labels_must_match_the_outputs(keras_dir, tmp_path):
     folder = keras_dir / "alpha0.35"
@@ -88,6 +90,7 @@ def test_labels_must_match_the_outputs(keras_dir, tmp_path):
         convert_keras(folder / "model.keras", labels=labels)
 
 
+@pytest.mark.slow
 @needs_keras
 def test_truncated_and_foreign_files_are_rejected(keras_dir, tmp_path):
     folder = keras_dir / "alpha0.35"

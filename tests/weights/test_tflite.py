@@ -291,6 +291,7 @@ def test_missing_blocks_are_reported(quant_file, tmp_path):
         convert_tflite(path)
 
 
+@pytest.mark.slow
 def test_calibrated_batchnorm_keeps_eval_outputs_and_fits_training_mode(quant_file, tflite_dir):
     photos = [str(tflite_dir / name) for name in sorted(PHOTOS)]
     plain = convert_tflite(quant_file)

@@ -56,6 +56,7 @@ def bird_iou(mask: np.ndarray, truth: np.ndarray) -> float:
     return float((ours & true).sum() / (ours | true).sum())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, min_agreement, min_iou", [(FULL, 0.99, 0.89), (HALF, 0.985, 0.80)])
 def test_converted_model_agrees_with_the_interpreter(seg, photos, name, min_agreement, min_iou):
     ckpt = convert_deeplab_tflite(seg / name, seg / "pascal_voc_segmentation_labels.txt")

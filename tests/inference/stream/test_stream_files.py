@@ -38,6 +38,7 @@ def records(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_stream_gives_the_predictors_predictions_in_order(tiny_checkpoint, photos, tmp_path):
     clf = load_predictor(tiny_checkpoint)
     listing = tmp_path / "list.txt"
