@@ -33,6 +33,7 @@ def test_parse_candidates():
         parse_candidate("mobilenet_v2@16", 224)
 
 
+@pytest.mark.slow
 def test_memory_probe_in_a_fresh_process():
     mb = peak_memory_mb(Candidate("m", "ours", "mobilenet_v2_035", 64), num_classes=10, threads=1)
     assert mb is not None and 1.0 < mb < 500  # weights (1.7 MB) plus activations, not the interpreter's ~300 MB

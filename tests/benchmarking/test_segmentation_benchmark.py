@@ -91,6 +91,7 @@ def test_the_tflite_path_times_the_published_file(published):
         open_runtime(published.with_name("missing.tflite"))
 
 
+@pytest.mark.slow
 def test_benchmark_beside_the_tflite_interpreter(published, tmp_path, capsys):
     ckpt = tmp_path / "half.safetensors"
     assert main(["convert", str(published), str(ckpt)]) == 0

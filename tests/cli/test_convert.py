@@ -44,6 +44,7 @@ def test_convert_prints_what_it_read(tflite_dir, tmp_path, capsys):
     assert "convert again with --calibrate IMAGES" in printed
 
 
+@pytest.mark.slow
 def test_calibrate_on_photos(tflite_dir, tmp_path, capsys):
     out = tmp_path / "m.safetensors"
     assert main(["convert", str(tflite_dir / "mobilenet_v2_1.0_224_quant.tflite"), str(out),

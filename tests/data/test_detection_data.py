@@ -66,6 +66,7 @@ def test_trees_folder_pairs_by_stem_and_splits_by_image(shared_data):
     assert detection_default_split(str(shared_data / "trees")) == "val"
 
 
+@pytest.mark.slow
 def test_trees_eval_tiles_carry_the_whole_images_ground_truth(shared_data):
     pre = Preprocessing(input_size=64, crop_pct=1.0, resize_mode="squash")
     loader, names = build_detection_eval_loader(str(shared_data / "trees"), pre, split="all", batch_size=16, workers=0,
@@ -108,6 +109,7 @@ def test_digits_are_deterministic_with_boxes_inside_the_canvas():
     assert not np.array_equal(np.asarray(first[0]), np.asarray(other[0]))
 
 
+@pytest.mark.slow
 def test_digits_training_batches_are_reproducible_per_epoch():
     data = build_detection_data(DataConfig(data="digits", input_size=64, batch_size=8, seed=1))
     assert data.preprocessing.resize_mode == "squash" and data.class_names[0] == BACKGROUND

@@ -92,6 +92,7 @@ def test_make_divisible_rule():
     assert make_divisible(3.0) == 8
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("resolution", [32, 96, 128, 160, 193, 224])
 def test_any_resolution(resolution):
     model = create_model("mobilenet_v2_035", num_classes=7).eval()
@@ -99,6 +100,7 @@ def test_any_resolution(resolution):
         assert model(torch.randn(2, 3, resolution, resolution)).shape == (2, 7)
 
 
+@pytest.mark.slow
 def test_knobs():
     model = create_model("mobilenet_v2", width_mult=0.5, expansion=4, in_chans=1, num_classes=3, dropout=0.0,
                          activation="hardswish", se_ratio=0.25).eval()
@@ -124,6 +126,7 @@ def test_backbone_pyramid_strides():
     assert model.forward_features(x).shape == (1, 1280, 8, 8)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mobilenet_v1", "mobilenet_v3_small", "mobilenet_v3_large"])
 def test_family_pyramids_and_forward(name):
     model = create_model(name, width_mult=0.5, num_classes=5).eval()

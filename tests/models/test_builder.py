@@ -64,6 +64,7 @@ def test_feature_info_names_the_modules(name):
         assert (f.shape[1], 64 // f.shape[-1]) == (info["channels"], info["stride"])
 
 
+@pytest.mark.slow
 def test_ssdlite_tap_inside_the_first_stride32_block():
     """SSDLite taps the expansion inside the block after the last stride-16 layer, found from feature_info."""
     model = create_model("mobilenet_v2_035").eval()

@@ -46,6 +46,7 @@ def test_anchors_follow_tf_scales_and_order():
     assert anchors_for_count(ssd_anchors(feature_sizes(320)).shape[0]).shape[0] == ssd_anchors(feature_sizes(320)).shape[0]
 
 
+@pytest.mark.slow
 def test_eval_output_decodes_regression_against_the_anchors():
     model = create_model("ssdlite_mobilenet_v2", num_classes=3, width_mult=0.5)
     x = torch.randn(2, 3, 128, 128)

@@ -42,6 +42,7 @@ def test_output_stride_by_dilation(output_stride, stride, rates):
     assert model.feature_info[-1] == {"index": 17, "stride": stride, "channels": 320, "name": "features.17"}
 
 
+@pytest.mark.slow
 def test_backbone_ends_at_the_320_channel_bottleneck_with_classifier_keys():
     seg = create_model("deeplabv3_mobilenet_v2")
     cls = create_model("mobilenet_v2")

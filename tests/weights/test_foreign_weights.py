@@ -29,6 +29,7 @@ def assert_same_logits(theirs: torch.nn.Module, ours: torch.nn.Module, size: int
     assert diff <= 1e-5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("width", [0.35, 0.5, 1.0, 1.4])
 def test_torchvision_mobilenet_v2_any_width(width):
     tv = randomise_bn(torchvision.models.mobilenet_v2(width_mult=width, num_classes=10))
@@ -39,6 +40,7 @@ def test_torchvision_mobilenet_v2_any_width(width):
     assert arch["args"]["width_mult"] == width and arch["args"]["num_classes"] == 10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["small", "large"])
 def test_torchvision_mobilenet_v3(variant):
     tv = randomise_bn(getattr(torchvision.models, f"mobilenet_v3_{variant}")())
@@ -50,6 +52,7 @@ def test_torchvision_mobilenet_v3(variant):
     assert_same_logits(tv, ours)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,width", [("mobilenetv2_050", 0.5), ("mobilenetv2_100", 1.0), ("mobilenetv2_140", 1.4)])
 def test_timm_mobilenetv2(name, width):
     timm = pytest.importorskip("timm")
@@ -61,6 +64,7 @@ def test_timm_mobilenetv2(name, width):
     assert_same_logits(theirs, ours)
 
 
+@pytest.mark.slow
 def test_load_model_from_pth_and_timm_safetensors(tmp_path):
     tv = randomise_bn(torchvision.models.mobilenet_v2(width_mult=0.75))
     torch.save(tv.state_dict(), tmp_path / "tv.pth")
