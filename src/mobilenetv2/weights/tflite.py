@@ -9,6 +9,7 @@ residual); width, classes and resolution come from the tensors.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ from mobilenetv2.models.mobilenet_v1 import MOBILENET_V1_TABLE
 from mobilenetv2.spec import Preprocessing, read_labels
 from mobilenetv2.weights.checkpoint import Checkpoint, CheckpointMeta
 from mobilenetv2.weights.foreign import CANDIDATE_WIDTHS, infer_arch, load_state_dict_strict
+from mobilenetv2.weights.tflite_metadata import TFLiteMetadata, read_metadata
+
+log = logging.getLogger(__name__)
 
 LAYER_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 # Operators that carry no weights and need no counterpart in our model (the head's pooling/softmax, dtype casts).
@@ -73,13 +77,17 @@ def convert_tflite(
     else:
         sd = _state_dict(path, layers)
         model = _v2_model(path, sd, residuals)
-    class_names = read_labels(labels, model.num_classes) if labels is not None else None
+    metadata = read_metadata(path)
+    if labels is not None:
+        class_names = read_labels(labels, model.num_classes)
+    else:
+        class_names = metadata_labels(path, metadata, model.num_classes)
     if drop_background:
         _drop_background(path, model, sd)
         class_names = class_names[1:] if class_names is not None else None
     load_state_dict_strict(model, sd, what=f"TFLite file {path.name}")
     model.eval()
-    pre = input_preprocessing(interpreter)
+    pre = input_preprocessing(interpreter, metadata)
     extra = {"source": str(path), "source_format": "tflite", "dropped_background": drop_background, "bn_calibration_images": 0}
     return Checkpoint(model, CheckpointMeta.for_model(model, class_names=class_names, preprocessing=pre, extra=extra))
 
@@ -392,8 +400,20 @@ def _drop_background(path: Path, model: torch.nn.Module, sd: dict[str, torch.Ten
     model.reset_classifier(1000)
 
 
-def input_preprocessing(interpreter: Any) -> Preprocessing:
-    """What the input tensor implies: RGB resized to its size, scaled as its quantization says (else x/127.5 - 1)."""
+def metadata_labels(path: Path, metadata: TFLiteMetadata, count: int) -> list[str] | None:
+    """The labels of the file's TFLite metadata when there is one per class; a warning (and None) when the count differs."""
+    if metadata.labels is None:
+        return None
+    if len(metadata.labels) != count:
+        log.warning("warning: %s: the label file of its metadata (%s) has %d labels but the model has %d classes; "
+                    "ignored (give --labels)", path, metadata.labels_file, len(metadata.labels), count)
+        return None
+    return metadata.labels
+
+
+def input_preprocessing(interpreter: Any, metadata: TFLiteMetadata | None = None) -> Preprocessing:
+    """What the input tensor implies: RGB resized to its size, scaled as its quantization says; a float input as its
+    TFLite metadata's NormalizationOptions say, else x/127.5 - 1."""
     (inp,) = interpreter.get_input_details()
     _, height, width, channels = (int(v) for v in inp["shape"])
     if height != width or channels != 3:
@@ -402,7 +422,15 @@ def input_preprocessing(interpreter: Any) -> Preprocessing:
     if inp["dtype"] in (np.uint8, np.int8) and len(scales):
         offset = 128 if inp["dtype"] == np.int8 else 0  # an int8 input holds the pixel minus 128
         mean, std = (float(zero_points[0]) + offset) / 255, 1 / (255 * float(scales[0]))
+    elif metadata is not None and metadata.mean is not None and len(metadata.mean) in (1, 3) and len(metadata.std) in (1, 3):
+        return Preprocessing(input_size=height, crop_pct=1.0, interpolation="bilinear", resize_mode="squash",
+                             mean=_per_channel(metadata.mean), std=_per_channel(metadata.std))
     else:
         mean, std = 0.5, 0.5
     return Preprocessing(input_size=height, crop_pct=1.0, interpolation="bilinear", mean=(mean,) * 3, std=(std,) * 3,
                          resize_mode="squash")
+
+
+def _per_channel(values: tuple[float, ...]) -> tuple[float, ...]:
+    """Metadata's 0-255 values (one, or one per channel) as our three 0-1 ones."""
+    return tuple(v / 255 for v in (values * 3 if len(values) == 1 else values))
