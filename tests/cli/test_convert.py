@@ -40,7 +40,7 @@ def test_convert_prints_what_it_read(tflite_dir, tmp_path, capsys):
     out = tmp_path / "m.safetensors"
     assert main(["convert", str(tflite_dir / "mobilenet_v2_1.0_224_quant.tflite"), str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "width 1.0, 1001 classes (no labels), input 224x224 RGB pixels p as p/128 - 1, TF padding" in printed
+    assert "width 1.0, 1001 classes (1001 labels), input 224x224 RGB pixels p as p/128 - 1, TF padding" in printed
     assert "convert again with --calibrate IMAGES" in printed
 
 

@@ -1,8 +1,10 @@
 """LiteRT (the TensorFlow Lite interpreter, ``ai-edge-litert``) as a backend: ``.tflite`` files, NHWC inputs, float or
 quantised (uint8/int8) tensors converted with each tensor's own scale and zero point.
 
-A file says what its output is by the operator that makes it: our exports end in logits, Google's published
-classifiers in a SOFTMAX (probabilities) and its DeepLab files in an ARG_MAX (class indices). ``from_native`` turns
+A file says what its output is by the operator that computes it, found by walking back from the output tensor
+through QUANTIZE, DEQUANTIZE and RESHAPE (which only change its type or shape): our exports end in logits, Google's
+published classifiers in a SOFTMAX (probabilities; TF2's uint8 files requantize it), its DeepLab files in an ARG_MAX
+(class indices). ``from_native`` turns
 each into what PyTorch's model gives (log-probabilities, whose softmax is the file's probabilities; one-hot scores
 for class indices), so that every predictor, evaluation and comparison does the right thing with any file."""
 
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from mobilenetv2.weights import CheckpointMeta
 
 OUTPUT_KINDS = ("logits", "probabilities", "class_indices")
+PASS_THROUGH_OPS = ("QUANTIZE", "DEQUANTIZE", "RESHAPE")  # change the output's type or shape, not what it holds
 MIN_PROBABILITY = 1e-8  # log(0) would be -inf: a zero probability becomes a very unlikely class
 
 
@@ -40,9 +43,8 @@ def open_interpreter(path: Path, threads: int | None = None) -> Any:
 
 
 def output_kind(interpreter: Any) -> tuple[str, int | None]:
-    """(what the first output holds, the number of classes an ARG_MAX chose from) by the operator that writes it."""
-    index = interpreter.get_output_details()[0]["index"]
-    producer = next((op for op in interpreter._get_ops_details() if index in op["outputs"]), None)  # noqa: SLF001
+    """(what the first output holds, the number of classes an ARG_MAX chose from) by the operator that computes it."""
+    producer = output_producer(interpreter)
     name = producer["op_name"] if producer else ""
     if name == "SOFTMAX":
         return "probabilities", None
@@ -50,6 +52,18 @@ def output_kind(interpreter: Any) -> tuple[str, int | None]:
         scores = interpreter._get_tensor_details(int(producer["inputs"][0]), 0)  # noqa: SLF001
         return "class_indices", int(scores["shape"][-1])
     return "logits", None
+
+
+def output_producer(interpreter: Any) -> dict[str, Any] | None:
+    """The operator that computes the first output, past QUANTIZE, DEQUANTIZE and RESHAPE (None for a graph input)."""
+    ops = [op for op in interpreter._get_ops_details() if op["op_name"] != "DELEGATE"]  # noqa: SLF001
+    producers = {int(t): op for op in ops for t in op["outputs"]}
+    producer = producers.get(int(interpreter.get_output_details()[0]["index"]))
+    for _ in range(len(ops)):  # a well-formed graph has no cycle; the bound keeps a broken one from hanging
+        if producer is None or producer["op_name"] not in PASS_THROUGH_OPS:
+            break
+        producer = producers.get(int(producer["inputs"][0]))
+    return producer
 
 
 def quantize(values: np.ndarray, detail: dict[str, Any]) -> np.ndarray:

@@ -7,7 +7,8 @@ photos), then the input/output type the app wants (``--io uint8|int8|float``: Li
 Our metadata (task, class names, normalisation, and the input's type and quantisation) lives in FILE.tflite.json
 beside the file: the TFLite metadata writer (tflite-support) needs protobuf < 4, which no current package set has.
 A file without it (a published one) is read by its tensors: the input's size and quantisation, and a classifier or,
-when its output is a map of class indices (ARG_MAX) or scores, a segmentation model."""
+when its output is a map of class indices (ARG_MAX) or scores, a segmentation model; and by its TFLite Metadata when
+it has some (the label file zipped onto it, a float input's normalisation: ``weights/tflite_metadata.py``)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ from mobilenetv2.formats.base import Format, QuantizeOptions, metadata_entries
 from mobilenetv2.io import atomic_write_text
 from mobilenetv2.models.fuse import fuse_bn
 from mobilenetv2.weights import CheckpointMeta
-from mobilenetv2.weights.tflite import input_preprocessing
+from mobilenetv2.weights.tflite import input_preprocessing, metadata_labels
+from mobilenetv2.weights.tflite_metadata import read_metadata
 
 IO_TYPES = ("uint8", "int8", "float")
 DEFAULT_IO = "uint8"  # what Google's published files, the Edge TPU and microcontroller kernels take
@@ -188,10 +190,13 @@ class TFLiteFormat(Format):
         if self.sidecar_path(path).is_file():
             return super().read_meta(path)
         interpreter = open_interpreter(path)
-        kind, _ = output_kind(interpreter)
+        kind, argmax_classes = output_kind(interpreter)
         dense = kind == "class_indices" or len(interpreter.get_output_details()[0]["shape"]) == 4
+        metadata = read_metadata(path)
+        classes = argmax_classes or int(interpreter.get_output_details()[0]["shape"][-1])
         return CheckpointMeta(architecture={}, task="segmentation" if dense else "classification",
-                              preprocessing=input_preprocessing(interpreter)), None
+                              class_names=metadata_labels(Path(path), metadata, classes),
+                              preprocessing=input_preprocessing(interpreter, metadata)), None
 
 
 FORMAT = TFLiteFormat()

@@ -1,12 +1,15 @@
-"""Import a TensorFlow Lite MobileNetV2 (float, uint8 or int8, BatchNorm folded) as one of our models.
+"""Import a TensorFlow Lite MobileNetV2 or MobileNetV1 (float, uint8 or int8, BatchNorm folded) as one of our models.
 
 The file is read with LiteRT (``ai_edge_litert``): the interpreter gives the operator graph, the constant
 tensors and their (per-tensor or per-channel) quantization; the generated flatbuffer schema it ships gives
-each convolution's stride, padding and fused activation. Width, classes and resolution come from the tensors.
+each convolution's stride, padding and fused activation. The network is recognised by its structure (V2: inverted
+residuals whose 1x1 projections are linear; V1: pairs of a 3x3 depthwise and a 1x1 conv, each with ReLU6, no
+residual); width, classes and resolution come from the tensors.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +21,20 @@ import torch
 from mobilenetv2.errors import UserError
 from mobilenetv2.extras import require
 from mobilenetv2.models import model_from_arch
+from mobilenetv2.models.layers import make_divisible
+from mobilenetv2.models.mobilenet_v1 import MOBILENET_V1_TABLE
 from mobilenetv2.spec import Preprocessing, read_labels
 from mobilenetv2.weights.checkpoint import Checkpoint, CheckpointMeta
-from mobilenetv2.weights.foreign import infer_arch, load_state_dict_strict
+from mobilenetv2.weights.foreign import CANDIDATE_WIDTHS, infer_arch, load_state_dict_strict
+from mobilenetv2.weights.tflite_metadata import TFLiteMetadata, read_metadata
+
+log = logging.getLogger(__name__)
 
 LAYER_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 # Operators that carry no weights and need no counterpart in our model (the head's pooling/softmax, dtype casts).
 PASSIVE_OPS = ("AVERAGE_POOL_2D", "MEAN", "RESHAPE", "SQUEEZE", "SOFTMAX", "QUANTIZE", "DEQUANTIZE")
 NUM_BLOCKS = 17
+V1_STEM_CHANNELS = 32
 BN_EPS = 1e-5
 
 
@@ -53,7 +62,8 @@ class TFLiteLayer:
 def convert_tflite(
     path: str | os.PathLike[str], labels: str | os.PathLike[str] | list[str] | None = None, drop_background: bool = False,
 ) -> Checkpoint:
-    """Read a TFLite MobileNetV2 into a Checkpoint (model, class names, preprocessing); save it with ``save_checkpoint``.
+    """Read a TFLite MobileNetV2 or MobileNetV1 into a Checkpoint (model, class names, preprocessing); save it with
+    ``save_checkpoint``.
 
     Its BatchNorm layers are folded (identity statistics): ``calibrate_checkpoint`` gives them real ones, which
     fine-tuning with BatchNorm in training mode needs.
@@ -61,22 +71,57 @@ def convert_tflite(
     path = Path(path)
     interpreter, schema_model = _open(path)
     layers, residuals = _read_layers(path, interpreter, schema_model)
-    sd = _state_dict(path, layers)
+    if recognise(path, layers, residuals) == "mobilenet_v1":
+        sd = _v1_state_dict(path, layers)
+        model = model_from_arch(_v1_arch(path, sd))
+    else:
+        sd = _state_dict(path, layers)
+        model = _v2_model(path, sd, residuals)
+    metadata = read_metadata(path)
+    if labels is not None:
+        class_names = read_labels(labels, model.num_classes)
+    else:
+        class_names = metadata_labels(path, metadata, model.num_classes)
+    if drop_background:
+        _drop_background(path, model, sd)
+        class_names = class_names[1:] if class_names is not None else None
+    load_state_dict_strict(model, sd, what=f"TFLite file {path.name}")
+    model.eval()
+    pre = input_preprocessing(interpreter, metadata)
+    extra = {"source": str(path), "source_format": "tflite", "dropped_background": drop_background, "bn_calibration_images": 0}
+    return Checkpoint(model, CheckpointMeta.for_model(model, class_names=class_names, preprocessing=pre, extra=extra))
+
+
+def recognise(path: Path, layers: list[TFLiteLayer], residuals: int) -> str:
+    """``mobilenet_v2`` or ``mobilenet_v1`` by the file's structure; one line naming what was found for anything else."""
+    depthwise = [i for i, layer in enumerate(layers) if layer.op == "DEPTHWISE_CONV_2D"]
+    after = [layers[i + 1] for i in depthwise if i + 1 < len(layers)]
+    pointwise = [layer for layer in after if layer.op == "CONV_2D" and layer.kernel == 1]
+    if depthwise and (residuals or any(layer.activation == "NONE" for layer in pointwise)):
+        return "mobilenet_v2"
+    if depthwise and len(pointwise) == len(depthwise) and all(layer.activation == "RELU6" for layer in pointwise):
+        return "mobilenet_v1"
+    counts = {op: sum(layer.op == op for layer in layers) for op in LAYER_OPS}
+    found = ", ".join(f"{n} {op}" for op, n in counts.items() if n) or "no convolution"
+    what = (f"its {len(depthwise)} depthwise convs are followed by {_few(after)}" if depthwise
+            else "no depthwise conv")
+    raise UserError(f"{path}: this is not a MobileNet V1/V2 file: found {found} and {residuals} residual ADDs, {what} "
+                    f"(V1 follows each 3x3 depthwise conv with a 1x1 ReLU6 conv, V2 with a linear 1x1 projection)")
+
+
+def _few(layers: list[TFLiteLayer]) -> str:
+    kinds = sorted({f"{layer.kernel}x{layer.kernel} {layer.op} {layer.activation}" for layer in layers})
+    return " / ".join(kinds) if kinds else "nothing"
+
+
+def _v2_model(path: Path, sd: dict[str, torch.Tensor], residuals: int) -> torch.nn.Module:
     arch = infer_arch(sd, "mobilenet_v2")
     arch["args"] |= {"tf_padding": True, "bn_eps": BN_EPS}
     model = model_from_arch(arch)
     expected_residuals = sum(1 for m in model.features if getattr(m, "use_res_connect", False))
     if residuals != expected_residuals:
         raise UserError(f"{path}: {residuals} residual ADD operators, but MobileNetV2 of this width has {expected_residuals}")
-    class_names = read_labels(labels, model.num_classes) if labels is not None else None
-    if drop_background:
-        _drop_background(path, model, sd)
-        class_names = class_names[1:] if class_names is not None else None
-    load_state_dict_strict(model, sd, what=f"TFLite file {path.name}")
-    model.eval()
-    pre = input_preprocessing(interpreter)
-    extra = {"source": str(path), "source_format": "tflite", "dropped_background": drop_background, "bn_calibration_images": 0}
-    return Checkpoint(model, CheckpointMeta.for_model(model, class_names=class_names, preprocessing=pre, extra=extra))
+    return model
 
 
 def calibrate_checkpoint(ckpt: Checkpoint, images: torch.Tensor) -> int:
@@ -161,8 +206,8 @@ def _read_layers(path: Path, interpreter: Any, schema_model: Any) -> tuple[list[
         elif name == "ADD":
             residuals += 1
         elif name not in PASSIVE_OPS:
-            raise UserError(f"{path}: operator {op['index']} is {name}, which does not occur in MobileNetV2 "
-                            f"(allowed: {', '.join(LAYER_OPS + ('ADD',) + PASSIVE_OPS)})")
+            raise UserError(f"{path}: this is not a MobileNet V1/V2 file: operator {op['index']} is {name}, which occurs in "
+                            f"neither (allowed: {', '.join(LAYER_OPS + ('ADD',) + PASSIVE_OPS)})")
     return layers, residuals
 
 
@@ -226,7 +271,7 @@ def _options(schema_model: Any, index: int, schema: Any) -> tuple[int, str, str]
     if kind == schema.BuiltinOptions.FullyConnectedOptions:
         return 1, "SAME", activation
     if options.StrideH() != options.StrideW():
-        raise UserError(f"operator {index} has unequal strides {options.StrideH()}x{options.StrideW()}; MobileNetV2 has none")
+        raise UserError(f"operator {index} has unequal strides {options.StrideH()}x{options.StrideW()}; MobileNets have none")
     return int(options.StrideH()), _enum_name(schema.Padding, options.Padding()), activation
 
 
@@ -266,11 +311,56 @@ def _state_dict(path: Path, layers: list[TFLiteLayer]) -> dict[str, torch.Tensor
     head, logits = layers[i], layers[i + 1]
     _expect(path, head, "CONV_2D", 1, "RELU6", "the 1x1 head conv")
     _put_conv_bn(sd, f"features.{NUM_BLOCKS + 1}.0", f"features.{NUM_BLOCKS + 1}.1", head)
+    _put_classifier(path, sd, logits)
+    return sd
+
+
+def _put_classifier(path: Path, sd: dict[str, torch.Tensor], logits: TFLiteLayer) -> None:
+    """The classifier, a 1x1 conv or a fully-connected layer without activation, as our linear layer."""
     if logits.activation != "NONE" or logits.kernel != 1:
         raise UserError(f"{path}: the classifier, {logits.describe()}, should be a linear 1x1 conv or fully-connected layer")
     sd["classifier.1.weight"] = torch.from_numpy(logits.weight.reshape(logits.weight.shape[0], -1).copy())
     sd["classifier.1.bias"] = torch.from_numpy(logits.bias.copy())
+
+
+def _v1_state_dict(path: Path, layers: list[TFLiteLayer]) -> dict[str, torch.Tensor]:
+    """Map MobileNetV1's stem, 13 depthwise separable blocks and classifier onto our keys (``features.b.0``: the
+    depthwise conv, ``features.b.1``: the pointwise conv)."""
+    sd: dict[str, torch.Tensor] = {}
+    _expect(path, layers[0], "CONV_2D", 3, "RELU6", "the stem", stride=2)
+    _put_conv_bn(sd, "features.0.0", "features.0.1", layers[0])
+    i = 1
+    for block, (_, stride) in enumerate(MOBILENET_V1_TABLE, start=1):
+        if i + 1 >= len(layers) or layers[i].op != "DEPTHWISE_CONV_2D":
+            where = layers[i].describe() if i < len(layers) else "the end of the graph"
+            raise UserError(f"{path}: found {block - 1} depthwise separable blocks before {where}; "
+                            f"MobileNetV1 has {len(MOBILENET_V1_TABLE)}")
+        _expect(path, layers[i], "DEPTHWISE_CONV_2D", 3, "RELU6", f"block {block}'s depthwise conv", stride=stride)
+        _expect(path, layers[i + 1], "CONV_2D", 1, "RELU6", f"block {block}'s pointwise conv", stride=1)
+        _put_conv_bn(sd, f"features.{block}.0.0", f"features.{block}.0.1", layers[i])
+        _put_conv_bn(sd, f"features.{block}.1.0", f"features.{block}.1.1", layers[i + 1])
+        i += 2
+    if len(layers) - i != 1:
+        raise UserError(f"{path}: expected only the classifier after block {len(MOBILENET_V1_TABLE)}, "
+                        f"found {len(layers) - i} weighted operators")
+    _put_classifier(path, sd, layers[i])
     return sd
+
+
+def _v1_arch(path: Path, sd: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Our ``mobilenet_v1`` with the file's width (channels rounded to 8 as published, else to 1), classes and TF
+    padding; ReLU6 as in TensorFlow's models."""
+    observed = [int(sd["features.0.0.weight"].shape[0])]
+    observed += [int(sd[f"features.{b}.1.0.weight"].shape[0]) for b in range(1, len(MOBILENET_V1_TABLE) + 1)]
+    for rounding in (8, 1):
+        for width in CANDIDATE_WIDTHS:
+            rows = [make_divisible(c * width, rounding) for c, _ in MOBILENET_V1_TABLE]
+            if [make_divisible(V1_STEM_CHANNELS * width, rounding), *rows] == observed:
+                args = {"num_classes": int(sd["classifier.1.weight"].shape[0]), "width_mult": width,
+                        "in_chans": int(sd["features.0.0.weight"].shape[1]), "activation": "relu6",
+                        "round_nearest": rounding, "tf_padding": True}
+                return {"name": "mobilenet_v1", "args": args}
+    raise UserError(f"{path}: the channels {observed} match no MobileNetV1 width multiplier")
 
 
 def _starts_block(layers: list[TFLiteLayer], i: int) -> bool:
@@ -279,12 +369,15 @@ def _starts_block(layers: list[TFLiteLayer], i: int) -> bool:
     return layers[i].op == "CONV_2D" and i + 1 < len(layers) and layers[i + 1].op == "DEPTHWISE_CONV_2D"
 
 
-def _expect(path: Path, layer: TFLiteLayer, op: str, kernel: int, activation: str, role: str) -> None:
+def _expect(path: Path, layer: TFLiteLayer, op: str, kernel: int, activation: str, role: str,
+            stride: int | None = None) -> None:
     if layer.op != op or layer.kernel != kernel or layer.activation != activation:
         raise UserError(f"{path}: {role} should be a {kernel}x{kernel} {op} with activation {activation}, "
                         f"found {layer.describe()}")
+    if stride is not None and layer.stride != stride:
+        raise UserError(f"{path}: {role} should have stride {stride}, found {layer.describe()}")
     if kernel > 1 and layer.padding != "SAME":
-        raise UserError(f"{path}: {role} ({layer.describe()}) uses {layer.padding} padding; MobileNetV2 uses SAME")
+        raise UserError(f"{path}: {role} ({layer.describe()}) uses {layer.padding} padding; MobileNet uses SAME")
 
 
 def _put_conv_bn(sd: dict[str, torch.Tensor], conv: str, bn: str, layer: TFLiteLayer) -> None:
@@ -307,8 +400,20 @@ def _drop_background(path: Path, model: torch.nn.Module, sd: dict[str, torch.Ten
     model.reset_classifier(1000)
 
 
-def input_preprocessing(interpreter: Any) -> Preprocessing:
-    """What the input tensor implies: RGB resized to its size, scaled as its quantization says (else x/127.5 - 1)."""
+def metadata_labels(path: Path, metadata: TFLiteMetadata, count: int) -> list[str] | None:
+    """The labels of the file's TFLite metadata when there is one per class; a warning (and None) when the count differs."""
+    if metadata.labels is None:
+        return None
+    if len(metadata.labels) != count:
+        log.warning("warning: %s: the label file of its metadata (%s) has %d labels but the model has %d classes; "
+                    "ignored (give --labels)", path, metadata.labels_file, len(metadata.labels), count)
+        return None
+    return metadata.labels
+
+
+def input_preprocessing(interpreter: Any, metadata: TFLiteMetadata | None = None) -> Preprocessing:
+    """What the input tensor implies: RGB resized to its size, scaled as its quantization says; a float input as its
+    TFLite metadata's NormalizationOptions say, else x/127.5 - 1."""
     (inp,) = interpreter.get_input_details()
     _, height, width, channels = (int(v) for v in inp["shape"])
     if height != width or channels != 3:
@@ -317,7 +422,15 @@ def input_preprocessing(interpreter: Any) -> Preprocessing:
     if inp["dtype"] in (np.uint8, np.int8) and len(scales):
         offset = 128 if inp["dtype"] == np.int8 else 0  # an int8 input holds the pixel minus 128
         mean, std = (float(zero_points[0]) + offset) / 255, 1 / (255 * float(scales[0]))
+    elif metadata is not None and metadata.mean is not None and len(metadata.mean) in (1, 3) and len(metadata.std) in (1, 3):
+        return Preprocessing(input_size=height, crop_pct=1.0, interpolation="bilinear", resize_mode="squash",
+                             mean=_per_channel(metadata.mean), std=_per_channel(metadata.std))
     else:
         mean, std = 0.5, 0.5
     return Preprocessing(input_size=height, crop_pct=1.0, interpolation="bilinear", mean=(mean,) * 3, std=(std,) * 3,
                          resize_mode="squash")
+
+
+def _per_channel(values: tuple[float, ...]) -> tuple[float, ...]:
+    """Metadata's 0-255 values (one, or one per channel) as our three 0-1 ones."""
+    return tuple(v / 255 for v in (values * 3 if len(values) == 1 else values))
