@@ -117,7 +117,25 @@ def test_predict_finds_tensorflows_people_through_our_resize(checkpoint, shared_
         for det in people:  # our resize is not TF's legacy bilinear: the boxes move by a pixel or two
             box, score = np.array(det["box"]) / scale, det["score"]
             best = max(tf_detections(references[name]), key=lambda t: iou(box, t[0]))
-            assert iou(box, best[0]) >= 0.97 and abs(score - best[1]) <= 0.03
+            assert iou(box, best[0]) >= 0.95 and abs(score - best[1]) <= 0.03  # measured: 0.97-0.99, 0.015
+
+
+@pytest.mark.slow
+def test_onnx_export_predicts_the_same_people(checkpoint, shared_data, tmp_path, capsys):
+    pytest.importorskip("onnxruntime", reason="ONNX export needs the [deploy] extra")
+    onnx = tmp_path / "people.onnx"
+    paths = [str(shared_data / folder / file) for folder, file in PHOTOS.values()]
+    assert main(["export", str(checkpoint), "--format", "onnx", "--out", str(onnx)]) == 0
+    rows = {}
+    for model in (checkpoint, onnx):
+        capsys.readouterr()
+        assert main(["predict", str(model), *paths, "--format", "jsonl"]) == 0
+        rows[model.suffix] = [json.loads(line)["detections"] for line in capsys.readouterr().out.splitlines()]
+    assert [len(d) for d in rows[".onnx"]] == list(PEOPLE.values())
+    for ours, exported in zip(rows[".safetensors"], rows[".onnx"]):
+        for a, b in zip(ours, exported):
+            assert a["label"] == b["label"] == "person" and abs(a["score"] - b["score"]) <= 1e-3
+            assert np.abs(np.array(a["box"]) - np.array(b["box"])).max() <= 0.5
 
 
 def test_label_map_pbtxt_names_the_classes(graph, tmp_path):
@@ -169,6 +187,20 @@ def test_a_graph_that_is_not_ssd_mobilenet_v2_is_named(tmp_path, capsys, weights
     assert main(["convert", str(source), str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert "not an SSD on MobileNetV2" in err and found in err and len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_full_convolution_box_heads_are_refused(tmp_path):
+    """``ssd_mobilenet_v2`` (3x3 conv box predictors, no depthwise) is not SSDLite: one line says so."""
+    source = tmp_path / "ssd.pb"
+    graph = graph_pb2.GraphDef()
+    for name in ["FeatureExtractor/MobilenetV2/Conv/weights",
+                 *(f"BoxPredictor_{j}/BoxEncodingPredictor/weights" for j in range(6))]:
+        node = graph.node.add(name=name, op="Const")
+        node.attr["value"].tensor.dtype = 1
+        node.attr["value"].tensor.float_val.append(1.0)
+    source.write_bytes(graph.SerializeToString())
+    with pytest.raises(UserError, match="not SSDLite's separable convs"):
+        convert_tf_detection(source)
 
 
 def test_empty_graph_is_refused(tmp_path):
