@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from mobilenetv2.weights import load_checkpoint
 pytest.importorskip("tensorboard", reason="reading a frozen graph needs tensorboard's protobuf classes ([tensorboard])")
 from tensorboard.compat.proto import graph_pb2  # noqa: E402
 
-from mobilenetv2.weights.tf_detection import convert_tf_detection  # noqa: E402
+from mobilenetv2.weights.tf_detection import class_names, convert_tf_detection  # noqa: E402
 
 PHOTOS = {"walkers": ("people", "walkers.bmp"), "grace_hopper": ("tflite", "grace_hopper.bmp"), "cat": ("tflite", "cat.bmp")}
 PEOPLE = {"walkers": 2, "grace_hopper": 1, "cat": 0}
@@ -207,4 +208,24 @@ def test_empty_graph_is_refused(tmp_path):
     source = tmp_path / "empty.pb"
     source.write_bytes(b"")
     with pytest.raises(UserError, match="holds no nodes"):
+        convert_tf_detection(source)
+
+
+def test_91_classes_get_cocos_names_with_the_apis_gaps(tmp_path):
+    names = class_names(tmp_path / "g.pb", None, 91)
+    assert (names[0], names[1], names[12], names[13], names[90]) == ("background", "person", "N/A", "stop sign", "toothbrush")
+
+
+def test_a_label_map_whose_ids_do_not_fit_is_one_line(tmp_path):
+    label_map = tmp_path / "label_map.pbtxt"
+    label_map.write_text("item { id: 1 name: 'person' }\nitem { id: 2 name: 'car' }\n")
+    with pytest.raises(UserError, match="ids up to 2 but the model has 1 classes besides the background"):
+        class_names(tmp_path / "g.pb", label_map, 2)
+
+
+def test_missing_tensorboard_names_its_extra(tmp_path, monkeypatch):
+    source = tmp_path / "g.pb"
+    source.write_bytes(b"")
+    monkeypatch.setitem(sys.modules, "tensorboard", None)
+    with pytest.raises(UserError, match=r"\[tensorboard\] extra"):
         convert_tf_detection(source)
