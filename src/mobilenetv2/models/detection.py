@@ -244,6 +244,15 @@ class SSDLite(MobileNet):
             self._anchors[key] = ssd_anchors(list(sizes), self.anchor_specs).to(device)
         return self._anchors[key]
 
+    def use_score_converter(self, name: str) -> None:
+        """Score classes by ``name`` from now on (fine-tuning an imported sigmoid model under our softmax loss)."""
+        if name not in SCORE_CONVERTERS:
+            raise UserError(f"score_converter must be one of {', '.join(SCORE_CONVERTERS)}, got {name!r}")
+        self.score_converter = name
+        self.arch["args"].pop("score_converter", None)
+        if name != "softmax":
+            self.arch["args"]["score_converter"] = name
+
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         raise UserError(f"{self.arch['name']} is a detection model: call it on images (it has no pooled head)")
 
