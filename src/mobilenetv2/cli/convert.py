@@ -1,23 +1,25 @@
-"""``mobilenetv2 convert``: TFLite and Keras MobileNetV2 weights into our checkpoint format."""
+"""``mobilenetv2 convert``: TFLite, Keras and TF Object Detection API (frozen graph) weights into our checkpoint format."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-FORMATS = {".tflite": "tflite", ".keras": "keras", ".h5": "keras", ".hdf5": "keras"}
+FORMATS = {".tflite": "tflite", ".keras": "keras", ".h5": "keras", ".hdf5": "keras", ".pb": "tf_graph"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("convert", help="import TFLite (.tflite) or Keras (.keras/.h5) MobileNetV2 / DeepLabv3 weights",
+    p = sub.add_parser("convert", help="import TFLite (.tflite), Keras (.keras/.h5) or TF detection (.pb) MobileNetV2 weights",
                        description="Convert a TensorFlow Lite MobileNetV2 (float, uint8 or int8; any width and resolution) "
                                    "or keras.applications.MobileNetV2 weights (.keras, .h5, .weights.h5; any alpha), or the "
-                                   "published DeepLabv3-MobileNetV2 segmentation TFLite files (full or half width), into "
+                                   "published DeepLabv3-MobileNetV2 segmentation TFLite files (full or half width), or a TF "
+                                   "Object Detection API SSDLite-MobileNetV2 frozen graph (frozen_inference_graph.pb), into "
                                    "one .safetensors checkpoint with its class names and preprocessing. The architecture "
                                    "is read from the file's tensors. Nothing is written unless the conversion succeeds.")
-    p.add_argument("source", help="the .tflite, .keras or .h5 file")
+    p.add_argument("source", help="the .tflite, .keras, .h5 or .pb (frozen graph) file")
     p.add_argument("out", help="the checkpoint to write (.safetensors)")
-    p.add_argument("--labels", help="class names, one a line, one per class of the model (a note may follow after a blank line)")
+    p.add_argument("--labels", help="class names, one a line, one per class of the model (a note may follow after a blank line); "
+                                    "for a .pb also the Object Detection API's label_map.pbtxt")
     p.add_argument("--drop-background", action="store_true",
                    help="drop output 0 ('background') of a 1001-class TFLite model: the usual 1000 ImageNet classes")
     p.add_argument("--calibrate", nargs="+", metavar="IMAGES",
@@ -39,27 +41,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"source file not found: {source}")
     if out.suffix != ".safetensors":
         raise UserError(f"the output must be a .safetensors file, got {out}")
-    if kind == "tflite":
-        from mobilenetv2.weights.tflite import convert_tflite
-        from mobilenetv2.weights.tflite_deeplab import convert_deeplab_tflite, is_deeplab_tflite
-
-        if args.calibrate_images < 1:
-            raise UserError(f"--calibrate-images must be >= 1, got {args.calibrate_images}")
-        if is_deeplab_tflite(source):  # the graph says which model it is, not the file name
-            if args.drop_background:
-                raise UserError("--drop-background applies to classifiers; a segmentation model keeps class 0, background")
-            ckpt = convert_deeplab_tflite(source, labels=args.labels)
-        else:
-            ckpt = convert_tflite(source, labels=args.labels, drop_background=args.drop_background)
-        if args.calibrate:
-            calibrate(ckpt, args.calibrate, args.calibrate_images)
-    else:
-        from mobilenetv2.weights.keras import convert_keras
-
-        if args.drop_background or args.calibrate:
-            raise UserError("--drop-background and --calibrate apply to TFLite files; Keras files keep their BatchNorm "
-                            "statistics and have no background class")
-        ckpt = convert_keras(source, labels=args.labels)
+    ckpt = CONVERTERS[kind](source, args)
     save_checkpoint(out, ckpt.model, meta=ckpt.meta)
     a, pre = ckpt.model.arch["args"], ckpt.preprocessing
     labels = f"{len(ckpt.class_names)} labels" if ckpt.class_names else "no labels"
@@ -72,7 +54,53 @@ def run(args: argparse.Namespace) -> int:
         print(f"BatchNorm statistics calibrated on {used} images" if used else
               "note: BatchNorm is folded into the convolutions; before fine-tuning with BatchNorm in training mode, "
               "convert again with --calibrate IMAGES (e.g. your training images)")
+    if kind == "tf_graph":
+        from mobilenetv2.weights.tf_detection import describe
+
+        print(describe(ckpt))
     return 0
+
+
+def _tflite(source: Path, args: argparse.Namespace):
+    from mobilenetv2.errors import UserError
+    from mobilenetv2.weights.tflite import convert_tflite
+    from mobilenetv2.weights.tflite_deeplab import convert_deeplab_tflite, is_deeplab_tflite
+
+    if args.calibrate_images < 1:
+        raise UserError(f"--calibrate-images must be >= 1, got {args.calibrate_images}")
+    if is_deeplab_tflite(source):  # the graph says which model it is, not the file name
+        if args.drop_background:
+            raise UserError("--drop-background applies to classifiers; a segmentation model keeps class 0, background")
+        ckpt = convert_deeplab_tflite(source, labels=args.labels)
+    else:
+        ckpt = convert_tflite(source, labels=args.labels, drop_background=args.drop_background)
+    if args.calibrate:
+        calibrate(ckpt, args.calibrate, args.calibrate_images)
+    return ckpt
+
+
+def _keras(source: Path, args: argparse.Namespace):
+    from mobilenetv2.weights.keras import convert_keras
+
+    _no_tflite_flags(args, "Keras files keep their BatchNorm statistics and have no background class")
+    return convert_keras(source, labels=args.labels)
+
+
+def _tf_graph(source: Path, args: argparse.Namespace):
+    from mobilenetv2.weights.tf_detection import convert_tf_detection
+
+    _no_tflite_flags(args, "a frozen detection graph keeps its BatchNorm statistics and its background class")
+    return convert_tf_detection(source, labels=args.labels)
+
+
+def _no_tflite_flags(args: argparse.Namespace, why: str) -> None:
+    from mobilenetv2.errors import UserError
+
+    if args.drop_background or args.calibrate:
+        raise UserError(f"--drop-background and --calibrate apply to TFLite files; {why}")
+
+
+CONVERTERS = {"tflite": _tflite, "keras": _keras, "tf_graph": _tf_graph}  # FORMATS' kinds -> their converter
 
 
 def calibrate(ckpt, images: list[str], limit: int) -> None:

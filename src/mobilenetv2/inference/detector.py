@@ -66,6 +66,12 @@ class Detector(Predictor):
         return self.settings["tile"] or None
 
     @property
+    def score_converter(self) -> str:
+        """How logits become scores: "softmax" (ours) or "sigmoid" (the TF Object Detection API's), as the model says."""
+        arch = self.runtime.architecture or {}
+        return arch.get("args", {}).get("score_converter", "softmax")
+
+    @property
     def tile_overlap(self) -> float:
         return self.settings["tile_overlap"]
 
@@ -101,7 +107,8 @@ class Detector(Predictor):
         options = self.resolve(overrides)
         windows, (width, height) = state
         parts = [to_image(det, torch.tensor(window, dtype=torch.float32), (height, width))
-                 for det, window in zip(decode(outputs, options["score_threshold"]), windows)]
+                 for det, window in zip(decode(outputs, options["score_threshold"], score_converter=self.score_converter),
+                                        windows)]
         det = merge(parts, max_detections=options["max_detections"])
         return DetectionPrediction.from_detections(det, self.class_names, width, height, None, len(windows))
 

@@ -36,10 +36,15 @@ ASPECT_RATIOS = (1.0, 2.0, 0.5, 3.0, 1.0 / 3.0)
 HEAD_BN = {"bn_eps": 1e-3, "bn_momentum": 0.1}  # TF's epsilon; its decay 0.97 (momentum 0.03) lags in short runs
 BACKGROUND_PRIOR = 0.99  # the class logits start by saying "background" at this probability
 BACKBONES = ("mobilenet_v2", "mobilenet_v1", "mobilenet_v3_large")
+SCORE_CONVERTERS = ("softmax", "sigmoid")  # ours; TF's Object Detection API models score each class by a sigmoid
+AnchorSpecs = list[list[tuple[float, float]]]  # per map, the (scale, aspect ratio) of each anchor at a location
 
 
-def anchor_shapes(num_maps: int = 6) -> list[list[tuple[float, float]]]:
-    """(scale, aspect ratio) of the anchors at each location of each map (TF's ``ssd_anchor_generator``)."""
+def anchor_shapes(num_maps: int = 6, specs: AnchorSpecs | None = None) -> AnchorSpecs:
+    """(scale, aspect ratio) of the anchors at each location of each map (TF's ``ssd_anchor_generator``); ``specs``,
+    when given (an imported model's own, e.g. aspect ratio 0.3333 rather than 1/3), are returned as they are."""
+    if specs is not None:
+        return [[(float(s), float(r)) for s, r in layer] for layer in specs]
     scales = [MIN_SCALE + (MAX_SCALE - MIN_SCALE) * i / (num_maps - 1) for i in range(num_maps)] + [1.0]
     shapes = [[(0.1, 1.0), (scales[0], 2.0), (scales[0], 0.5)]]  # reduce_boxes_in_lowest_layer
     for i in range(1, num_maps):
@@ -47,10 +52,10 @@ def anchor_shapes(num_maps: int = 6) -> list[list[tuple[float, float]]]:
     return shapes
 
 
-def ssd_anchors(feature_sizes: list[tuple[int, int]]) -> torch.Tensor:
+def ssd_anchors(feature_sizes: list[tuple[int, int]], specs: AnchorSpecs | None = None) -> torch.Tensor:
     """Anchors [A, 4] (xyxy, normalised to the image) in the order the predictors emit them: map, row, column, shape."""
     per_map = []
-    for (height, width), shapes in zip(feature_sizes, anchor_shapes(len(feature_sizes))):
+    for (height, width), shapes in zip(feature_sizes, anchor_shapes(len(feature_sizes), specs)):
         cy = (torch.arange(height, dtype=torch.float64) + 0.5) / height
         cx = (torch.arange(width, dtype=torch.float64) + 0.5) / width
         wh = torch.tensor([(s * math.sqrt(r), s / math.sqrt(r)) for s, r in shapes], dtype=torch.float64)
@@ -91,10 +96,10 @@ def box_coder() -> BoxCoder:
 class ExtraLayer(nn.Sequential):
     """TF's depthwise extra feature layer: 1x1 conv to depth/2, 3x3 depthwise at stride 2, 1x1 conv to depth."""
 
-    def __init__(self, in_chs: int, out_chs: int) -> None:
+    def __init__(self, in_chs: int, out_chs: int, tf_padding: bool = False) -> None:
         mid = out_chs // 2
         super().__init__(ConvBNAct(in_chs, mid, 1, activation="relu6", **HEAD_BN),
-                         ConvBNAct(mid, mid, 3, 2, groups=mid, activation="relu6", **HEAD_BN),
+                         ConvBNAct(mid, mid, 3, 2, groups=mid, activation="relu6", tf_padding=tf_padding, **HEAD_BN),
                          ConvBNAct(mid, out_chs, 1, activation="relu6", **HEAD_BN))
 
 
@@ -163,12 +168,19 @@ def _stride16_tap(features: nn.Sequential) -> tuple[int, bool, int]:
 
 
 class SSDLite(MobileNet):
-    """SSDLite on a MobileNet backbone (V2 by default; V1 and V3-Large for comparison)."""
+    """SSDLite on a MobileNet backbone (V2 by default; V1 and V3-Large for comparison).
+
+    ``anchor_specs`` (per map, (scale, aspect ratio) pairs) and ``score_converter`` ("sigmoid") reproduce an imported
+    TF Object Detection API model; by default our anchors and softmax scores.
+    """
 
     def __init__(self, num_classes: int = 91, width_mult: float = 1.0, image_size: int = 300,
-                 backbone: str = "mobilenet_v2", in_chans: int = 3, tf_padding: bool = False) -> None:
+                 backbone: str = "mobilenet_v2", in_chans: int = 3, tf_padding: bool = False,
+                 anchor_specs: AnchorSpecs | None = None, score_converter: str = "softmax") -> None:
         super().__init__()
         check_common_args(num_classes=num_classes, width_mult=width_mult, in_chans=in_chans, dropout=0.0)
+        if score_converter not in SCORE_CONVERTERS:
+            raise UserError(f"score_converter must be one of {', '.join(SCORE_CONVERTERS)}, got {score_converter!r}")
         if num_classes < 2:
             raise UserError(f"num_classes counts the background: at least 2 for detection, got {num_classes}")
         if image_size < 64:
@@ -176,15 +188,23 @@ class SSDLite(MobileNet):
         self.arch = {"name": f"ssdlite_{backbone}", "args": {
             "num_classes": num_classes, "width_mult": width_mult, "image_size": image_size, "backbone": backbone,
             "in_chans": in_chans, "tf_padding": tf_padding}}
+        if anchor_specs is not None:  # only then, so that our own checkpoints' metadata stays as it was
+            self.arch["args"]["anchor_specs"] = [[[float(s), float(r)] for s, r in layer] for layer in anchor_specs]
+        if score_converter != "softmax":
+            self.arch["args"]["score_converter"] = score_converter
+        self.score_converter = score_converter
         self.in_chans, self.num_classes, self.default_input_size = in_chans, num_classes, image_size
         net = _classifier_backbone(backbone, width_mult, in_chans, tf_padding)
         self.features, self.stages, self.feature_info = net.features, net.stages, net.feature_info
         self.num_features = net.num_features
         self.tap_index, self.tap_expansion, tap_channels = _stride16_tap(self.features)
         depths = [max(int(d * width_mult), MIN_DEPTH) for d in EXTRA_DEPTHS]
-        self.extras = nn.ModuleList(ExtraLayer(i, o) for i, o in zip([self.num_features, *depths], depths))
+        self.extras = nn.ModuleList(ExtraLayer(i, o, tf_padding) for i, o in zip([self.num_features, *depths], depths))
         channels = [tap_channels, self.num_features, *depths]
-        self.classifier = SSDLiteHead(channels, [len(s) for s in anchor_shapes(len(channels))], num_classes)
+        self.anchor_specs = anchor_shapes(len(channels), anchor_specs)
+        if len(self.anchor_specs) != len(channels) or not all(self.anchor_specs):
+            raise UserError(f"anchor_specs must give the anchors of each of the {len(channels)} maps")
+        self.classifier = SSDLiteHead(channels, [len(s) for s in self.anchor_specs], num_classes)
         self.coder = box_coder()
         self._anchors: dict[tuple, torch.Tensor] = {}
         init_weights(self)
@@ -221,8 +241,17 @@ class SSDLite(MobileNet):
     def anchors(self, sizes: list[tuple[int, int]], device: torch.device) -> torch.Tensor:
         key = (tuple(sizes), str(device))
         if key not in self._anchors:
-            self._anchors[key] = ssd_anchors(list(sizes)).to(device)
+            self._anchors[key] = ssd_anchors(list(sizes), self.anchor_specs).to(device)
         return self._anchors[key]
+
+    def use_score_converter(self, name: str) -> None:
+        """Score classes by ``name`` from now on (fine-tuning an imported sigmoid model under our softmax loss)."""
+        if name not in SCORE_CONVERTERS:
+            raise UserError(f"score_converter must be one of {', '.join(SCORE_CONVERTERS)}, got {name!r}")
+        self.score_converter = name
+        self.arch["args"].pop("score_converter", None)
+        if name != "softmax":
+            self.arch["args"]["score_converter"] = name
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         raise UserError(f"{self.arch['name']} is a detection model: call it on images (it has no pooled head)")

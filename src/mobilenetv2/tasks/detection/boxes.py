@@ -30,12 +30,13 @@ class Detections:
 
 
 def decode(outputs: torch.Tensor, score_threshold: float = SCORE_THRESHOLD, nms_iou: float = NMS_IOU,
-           max_detections: int = PER_INPUT) -> list[Detections]:
+           max_detections: int = PER_INPUT, score_converter: str = "softmax") -> list[Detections]:
     """Evaluation outputs [N, A, 4 + C] (boxes normalised xyxy, logits; class 0 background) -> each input's
-    detections, boxes still normalised to the input, after softmax, per-class top candidates and NMS."""
+    detections, boxes still normalised to the input, after softmax (or a sigmoid per class: TF's imported models),
+    per-class top candidates and NMS."""
     results = []
     for boxes, logits in zip(outputs[..., :4].float(), outputs[..., 4:].float()):
-        scores = logits.softmax(-1)[:, 1:]
+        scores = (logits.sigmoid() if score_converter == "sigmoid" else logits.softmax(-1))[:, 1:]
         boxes = boxes.clamp(0, 1)
         keep_boxes, keep_scores, keep_labels = [boxes[:0]], [scores[:0, 0]], [torch.zeros(0, dtype=torch.long)]
         for cls in torch.nonzero((scores > score_threshold).any(0)).flatten().tolist():  # classes with a candidate

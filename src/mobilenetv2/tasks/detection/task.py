@@ -112,6 +112,8 @@ class DetectionTask(Task):
     def adapt_pretrained(self, model: nn.Module, name: str, num_classes: int, **kwargs: Any) -> nn.Module:
         """A detection checkpoint gets new class predictors if needed; a classifier lends its backbone."""
         if hasattr(model, "extras"):
+            if getattr(model, "score_converter", "softmax") != "softmax":  # e.g. TF's: our loss trains softmax scores
+                model.use_score_converter("softmax")
             return super().adapt_pretrained(model, name, num_classes)
         source = model.arch["name"]
         kwargs = {k: v for k, v in kwargs.items() if k != "dropout"}
