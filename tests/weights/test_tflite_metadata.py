@@ -152,3 +152,12 @@ def test_damaged_metadata_is_a_warning(tflite_dir, tmp_path, caplog):
         assert read_metadata(garbage).labels is None and "its TFLite metadata cannot be read" in caplog.text
         ckpt = convert_tflite(garbage)
     assert ckpt.class_names is None and ckpt.model.arch["name"] == "mobilenet_v1"
+
+
+def test_predict_on_a_file_without_labels_names_the_classes_by_index(tflite_dir, tmp_path, capsys):
+    """No labels in the file and no --labels: the classes are "0", "1", ... (the output's count), not a crash."""
+    bare = tmp_path / "bare.tflite"
+    bare.write_bytes(repacked((tflite_dir / "mobilenet_v1_0.5_160_quant.tflite").read_bytes()))
+    assert main(["predict", str(bare), str(tflite_dir / "parrot.jpg"), "--format", "jsonl"]) == 0
+    row = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert row["labels"][0] == str(row["indices"][0]) and 0 <= row["indices"][0] < 1001

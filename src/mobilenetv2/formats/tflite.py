@@ -196,7 +196,8 @@ class TFLiteFormat(Format):
         classes = argmax_classes or int(interpreter.get_output_details()[0]["shape"][-1])
         return CheckpointMeta(architecture={}, task="segmentation" if dense else "classification",
                               class_names=metadata_labels(Path(path), metadata, classes),
-                              preprocessing=input_preprocessing(interpreter, metadata)), None
+                              preprocessing=input_preprocessing(interpreter, metadata),
+                              extra={"num_classes": classes}), None  # a file without labels names its classes 0, 1, ...
 
 
 FORMAT = TFLiteFormat()

@@ -142,7 +142,7 @@ class Predictor(ABC):
     def num_classes(self) -> int | None:
         if self.runtime.class_names is not None:
             return len(self.runtime.class_names)
-        return self.runtime.meta.num_classes
+        return self.runtime.meta.num_classes or self.runtime.meta.extra.get("num_classes")  # extra: a foreign file's count
 
     @property
     def class_names(self) -> list[str]:
