@@ -10,7 +10,8 @@ FORMATS = {".tflite": "tflite", ".keras": "keras", ".h5": "keras", ".hdf5": "ker
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("convert", help="import TFLite (.tflite), Keras (.keras/.h5) or TF detection (.pb) MobileNet weights",
-                       description="Convert a TensorFlow Lite MobileNetV2 or MobileNetV1 (float, uint8 or int8; any width and resolution) "
+                       description="Convert a TensorFlow Lite MobileNetV2 or MobileNetV1 (float, uint8 or int8; any width and "
+                                   "resolution) "
                                    "or keras.applications.MobileNetV2 weights (.keras, .h5, .weights.h5; any alpha), or the "
                                    "published DeepLabv3-MobileNetV2 segmentation TFLite files (full or half width), or a TF "
                                    "Object Detection API SSDLite-MobileNetV2 frozen graph (frozen_inference_graph.pb), into "
