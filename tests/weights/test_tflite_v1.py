@@ -14,11 +14,12 @@ from mobilenetv2.cli import main
 from mobilenetv2.errors import UserError
 from mobilenetv2.models.mobilenet_v1 import MOBILENET_V1_TABLE
 from mobilenetv2.weights import load_checkpoint
-from mobilenetv2.weights.tflite import _dequantize, _v1_arch, convert_tflite
+from mobilenetv2.weights.tflite import _v1_arch, convert_tflite
+
+from .conftest import float_copy, interpreter_logits, our_logits  # noqa: TID252
 
 pytest.importorskip("ai_edge_litert")
 from ai_edge_litert import schema_py_generated as schema  # noqa: E402
-from ai_edge_litert.interpreter import Interpreter, OpResolverType  # noqa: E402
 
 # The interpreter's top-1 for each photo (this small model takes Grace Hopper's uniform for an academic gown).
 PHOTOS = {"grace_hopper.bmp": "academic gown, academic robe, judge's robe", "cat.bmp": "Egyptian cat",
@@ -48,49 +49,10 @@ def photo_uint8(path: Path) -> np.ndarray:
     return np.array(Image.open(path).convert("RGB").resize((SIZE, SIZE), Image.BILINEAR))
 
 
-def interpreter_logits(model: Path | bytes, image: np.ndarray) -> np.ndarray:
-    """The interpreter's dequantized input to the final SOFTMAX."""
-    source = {"model_content": model} if isinstance(model, bytes) else {"model_path": str(model)}
-    it = Interpreter(**source, experimental_preserve_all_tensors=True,
-                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
-    it.allocate_tensors()
-    inp = it.get_input_details()[0]
-    it.set_tensor(inp["index"], image[None].astype(inp["dtype"]))
-    it.invoke()
-    (softmax,) = [op for op in it._get_ops_details() if op["op_name"] == "SOFTMAX"]
-    index = int(softmax["inputs"][0])
-    scale, zero_point = it.get_tensor_details()[index]["quantization"]
-    logits = it.get_tensor(index)[0].astype(np.float64)
-    return (logits - zero_point) * scale if scale else logits
 
 
-def our_logits(model: torch.nn.Module, image: np.ndarray) -> np.ndarray:
-    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 128 - 1
-    with torch.no_grad():
-        return model(x)[0].numpy()
 
 
-def float_copy(data: bytes) -> bytes:
-    """The same network as a float32 TFLite file: every quantized tensor dequantized."""
-    import flatbuffers
-
-    model = schema.ModelT.InitFromPackedBuf(data, 0)
-    dtypes = {schema.TensorType.UINT8: np.uint8, schema.TensorType.INT8: np.int8, schema.TensorType.INT32: np.int32}
-    for tensor in model.subgraphs[0].tensors:
-        q = tensor.quantization
-        if q is None or q.scale is None or len(q.scale) == 0:
-            continue
-        buffer = model.buffers[tensor.buffer]
-        if buffer.data is not None and len(buffer.data):
-            values = np.frombuffer(bytes(buffer.data), dtype=dtypes[tensor.type]).reshape(tensor.shape)
-            params = {"scales": np.asarray(q.scale), "zero_points": np.asarray(q.zeroPoint),
-                      "quantized_dimension": q.quantizedDimension}
-            buffer.data = np.frombuffer(_dequantize(values, {"name": tensor.name, "quantization_parameters": params})
-                                        .tobytes(), dtype=np.uint8)
-        tensor.type, tensor.quantization = schema.TensorType.FLOAT32, None
-    builder = flatbuffers.Builder(len(data) * 5)
-    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    return bytes(builder.Output())
 
 
 def test_the_file_becomes_our_mobilenet_v1_with_its_width_classes_and_input(converted):
