@@ -229,3 +229,41 @@ def test_missing_tensorboard_names_its_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorboard", None)
     with pytest.raises(UserError, match=r"\[tensorboard\] extra"):
         convert_tf_detection(source)
+
+
+@pytest.fixture(scope="module")
+def walkers_set(shared_data, references, tmp_path_factory):
+    """walkers.bmp as a tiny COCO set (train.json and val.json) whose ground truth is TF's two people."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("walkers_coco")
+    image = Image.open(shared_data / "people" / "walkers.bmp")
+    image.save(root / "walkers.png")
+    width, height = image.size
+    annotations = []
+    for k, (box, _, _) in enumerate(tf_detections(references["walkers"])):
+        x0, y0, x1, y1 = (box * [width, height, width, height]).tolist()
+        annotations.append({"id": k + 1, "image_id": 1, "category_id": 1, "bbox": [x0, y0, x1 - x0, y1 - y0]})
+    coco = {"images": [{"id": 1, "file_name": "walkers.png", "width": width, "height": height}],
+            "annotations": annotations, "categories": [{"id": 1, "name": "person"}]}
+    for split in ("train", "val"):
+        (root / f"{split}.json").write_text(json.dumps(coco))
+    return root
+
+
+def test_evaluate_scores_tensorflows_people_by_their_sigmoid(checkpoint, walkers_set, shared_data):
+    from mobilenetv2.evaluation.evaluator import evaluate, run_evaluator
+    from mobilenetv2.inference import load_predictor
+
+    report = evaluate(checkpoint, str(walkers_set), split="val", batch_size=1, workers=0)
+    assert report.figures["map_50"] >= 0.99 and report.per_class[0]["detections"] == 2
+    predictor = load_predictor(checkpoint)
+    task = predictor.task
+    loader, _ = task.eval_loader(str(walkers_set), predictor.preprocessing, split="val", batch_size=1, workers=0,
+                                 val_split=0.2, seed=0, data_root=None)
+    evaluator = task.evaluator(predictor.preprocessing, predictor.runtime.architecture)
+    run_evaluator(predictor, loader, evaluator)
+    (_, det, _), = evaluator.images.merged()
+    scores = np.sort(det.scores.numpy()[det.scores.numpy() > THRESHOLD])[::-1]
+    predicted = predictor.predict([shared_data / "people" / "walkers.bmp"])[0].scores
+    assert np.allclose(scores, np.sort(predicted)[::-1], atol=0.01)  # the sigmoid scores predict gives (TF: 1.00, 0.94)

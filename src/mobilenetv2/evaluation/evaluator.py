@@ -28,7 +28,7 @@ def evaluate(model: str | os.PathLike[str] | Predictor, data: str, split: str = 
     loader, data_names = task.eval_loader(data, predictor.preprocessing, split=split, batch_size=batch_size,
                                           workers=workers, val_split=val_split, seed=seed, data_root=data_root)
     task.check_classes(predictor.class_names if predictor.has_class_names else None, predictor.num_classes, data_names)
-    evaluator = task.evaluator(predictor.preprocessing)
+    evaluator = task.evaluator(predictor.preprocessing, predictor.runtime.architecture)
     run_evaluator(predictor, shard_loader(loader), evaluator, progress)
     report = evaluator.finish(data_names, len(loader.dataset))
     report.info.update({"model": str(model) if not isinstance(model, Predictor) else "(in memory)",

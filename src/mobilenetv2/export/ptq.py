@@ -201,7 +201,7 @@ def task_figures(task, backends: list, loader) -> tuple[list[float], dict[str, f
     labelled ``loader``, the comparison of the first two backends' outputs on the same images, and the image count."""
     import torch
 
-    meters, comparison = [task.meter() for _ in backends], OutputComparison(task)
+    meters, comparison = [task.meter(backend.architecture) for backend in backends], OutputComparison(task)
     for images, targets in loader:
         if not len(images):
             continue

@@ -107,12 +107,12 @@ class Task(ABC):
 
     # -- metrics ------------------------------------------------------------------------------------------------------
     @abstractmethod
-    def meter(self) -> Meter:
-        """A fresh running meter for one pass over the data."""
+    def meter(self, architecture: dict[str, Any] | None = None) -> Meter:
+        """A fresh running meter for one pass over the data (of a model of ``architecture``, e.g. its score converter)."""
 
     @abstractmethod
-    def evaluator(self, preprocessing: Preprocessing) -> Evaluator:
-        """A fresh evaluator: feed it every batch, then ``finish`` gives the full report."""
+    def evaluator(self, preprocessing: Preprocessing, architecture: dict[str, Any] | None = None) -> Evaluator:
+        """A fresh evaluator for a model of ``architecture``: feed it every batch, then ``finish`` gives the report."""
 
     @abstractmethod
     def check_classes(self, model_names: list[str] | None, num_outputs: int | None, data_names: list[str]) -> None:

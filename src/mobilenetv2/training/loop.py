@@ -172,7 +172,7 @@ class Trainer:
         self.ddp_model.train()
         keep_frozen_bn(self.frozen_now())
         self.data.set_epoch(epoch)
-        meter = self.task.meter()
+        meter = self.task.meter(getattr(self.model, "arch", None))
         bar = progress_bar(self.steps_per_epoch * cfg.batch_size, f"epoch {epoch + 1}/{cfg.epochs}", cfg.progress)
         seen = 0
         for step, (images, targets) in enumerate(self.data.train_loader):
@@ -223,7 +223,7 @@ class Trainer:
             yield outputs, targets, images
 
     def validate(self) -> dict[str, float]:
-        meter = self.task.meter()
+        meter = self.task.meter(getattr(self.model, "arch", None))
         for outputs, targets, _ in self.batches(self.eval_model(), self.data.val_loader):
             meter.update(outputs, targets, self.task.eval_loss(outputs, targets))
         return meter.compute("val_", self.device)
@@ -299,7 +299,7 @@ class Trainer:
             cfg = self.cfg
             loader, _ = self.task.eval_loader(cfg.data, self.data.preprocessing, split="val", batch_size=cfg.batch_size,
                                               workers=0, val_split=cfg.val_split, seed=cfg.seed, data_root=cfg.data_root)
-        evaluator = self.task.evaluator(self.data.preprocessing)
+        evaluator = self.task.evaluator(self.data.preprocessing, getattr(model, "arch", None))
         for outputs, targets, images in self.batches(model, loader):
             evaluator.update(outputs, targets, images)
         report = evaluator.finish(self.class_names, len(loader.dataset), gather=False)  # main process, whole set

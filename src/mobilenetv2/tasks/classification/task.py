@@ -105,10 +105,10 @@ class ClassificationTask(Task):
     def eval_loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> float:
         return nn.functional.cross_entropy(outputs.float(), targets).item()
 
-    def meter(self) -> AccuracyMeter:
+    def meter(self, architecture: dict[str, Any] | None = None) -> AccuracyMeter:
         return AccuracyMeter()
 
-    def evaluator(self, preprocessing: Preprocessing) -> LogitsCollector:
+    def evaluator(self, preprocessing: Preprocessing, architecture: dict[str, Any] | None = None) -> LogitsCollector:
         return LogitsCollector()
 
     def check_classes(self, model_names: list[str] | None, num_outputs: int | None, data_names: list[str]) -> None:

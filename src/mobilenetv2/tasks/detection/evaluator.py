@@ -23,8 +23,8 @@ class DetectionEvaluator:
     """Streams over an evaluation: detections per image (tiles merged) and pictures of the first ``pictures`` images,
     rebuilt from the inputs the model saw."""
 
-    def __init__(self, pictures: int = 8, mean: Any = None, std: Any = None) -> None:
-        self.images = ImageDetections()
+    def __init__(self, pictures: int = 8, mean: Any = None, std: Any = None, score_converter: str = "softmax") -> None:
+        self.images = ImageDetections(score_converter)
         self.num_pictures, self.num_classes = pictures, 0
         self.mean = torch.tensor(mean if mean is not None else (0.0,) * 3).view(3, 1, 1)
         self.std = torch.tensor(std if std is not None else (1.0,) * 3).view(3, 1, 1)

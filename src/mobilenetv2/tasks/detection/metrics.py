@@ -21,13 +21,14 @@ MAX_DETECTION_THRESHOLDS = [1, 100, 300]
 class ImageDetections:
     """Each image's detections (gathered from its inputs) and ground truth, keyed by image id."""
 
-    def __init__(self) -> None:
+    def __init__(self, score_converter: str = "softmax") -> None:
         self.parts: dict[int, list[Detections]] = defaultdict(list)
         self.truth: dict[int, dict[str, torch.Tensor]] = {}
+        self.score_converter = score_converter  # "sigmoid" for TF's imported models
 
     def add(self, outputs: torch.Tensor, targets: Any) -> None:
         """A batch of evaluation outputs [N, A, 4 + C] and its ``BoxTargets``."""
-        for i, det in enumerate(decode(outputs.cpu())):
+        for i, det in enumerate(decode(outputs.cpu(), score_converter=self.score_converter)):
             image = int(targets.image_id[i])
             size = tuple(int(s) for s in targets.image_size[i])
             self.parts[image].append(to_image(det, targets.window[i].cpu(), size))
@@ -43,7 +44,7 @@ class ImageDetections:
             return self
         shares: list = [None] * dist.get_world_size()
         dist.all_gather_object(shares, (dict(self.parts), self.truth))
-        joined = ImageDetections()
+        joined = ImageDetections(self.score_converter)
         for parts, truth in shares:
             for image, dets in parts.items():
                 joined.parts[image].extend(dets)
@@ -89,9 +90,9 @@ def _valid(value: float) -> float | None:
 class DetectionMeter:
     """Mean loss of a pass; on validation outputs also COCO mAP (the training outputs are box codes: loss only)."""
 
-    def __init__(self) -> None:
+    def __init__(self, score_converter: str = "softmax") -> None:
         self.loss_sum = self.count = 0.0
-        self.images = ImageDetections()
+        self.images = ImageDetections(score_converter)
         self.num_classes = 0
 
     def update(self, outputs: torch.Tensor | None, targets: Any, loss: float) -> None:

@@ -147,11 +147,12 @@ class DetectionTask(Task):
             return float(loss(torch.cat([codes.view(outputs.shape[0], -1, 4), outputs[..., 4:]], dim=-1), targets))
 
     # -- metrics --------------------------------------------------------------------------------------------------------------
-    def meter(self) -> DetectionMeter:
-        return DetectionMeter()
+    def meter(self, architecture: dict[str, Any] | None = None) -> DetectionMeter:
+        return DetectionMeter(score_converter_of(architecture))
 
-    def evaluator(self, preprocessing: Preprocessing) -> DetectionEvaluator:
-        return DetectionEvaluator(mean=preprocessing.mean, std=preprocessing.std)
+    def evaluator(self, preprocessing: Preprocessing, architecture: dict[str, Any] | None = None) -> DetectionEvaluator:
+        return DetectionEvaluator(mean=preprocessing.mean, std=preprocessing.std,
+                                  score_converter=score_converter_of(architecture))
 
     def check_classes(self, model_names: list[str] | None, num_outputs: int | None, data_names: list[str]) -> None:
         if model_names is not None:
@@ -174,6 +175,11 @@ class DetectionTask(Task):
                 "max_box_diff": float((ref[..., :4] - oth[..., :4]).abs().max()),
                 "max_score_diff": float((ref_p - oth_p).abs().max()),
                 "max_abs_diff": float((ref - oth).abs().max())}
+
+
+def score_converter_of(architecture: dict[str, Any] | None) -> str:
+    """How the model's logits become scores, as its architecture says: "softmax" (ours) or "sigmoid" (TF's)."""
+    return ((architecture or {}).get("args") or {}).get("score_converter", "softmax")
 
 
 def detection_preprocessing(pre: Preprocessing, tile: int | None, tile_overlap: float) -> Preprocessing:

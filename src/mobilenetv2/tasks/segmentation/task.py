@@ -138,10 +138,10 @@ class SegmentationTask(Task):
         return float(np.mean(losses)) if losses else 0.0
 
     # -- metrics --------------------------------------------------------------------------------------------------------
-    def meter(self) -> SegmentationMeter:
+    def meter(self, architecture: dict[str, Any] | None = None) -> SegmentationMeter:
         return SegmentationMeter()
 
-    def evaluator(self, preprocessing: Preprocessing) -> SegmentationEvaluator:
+    def evaluator(self, preprocessing: Preprocessing, architecture: dict[str, Any] | None = None) -> SegmentationEvaluator:
         return SegmentationEvaluator(mean=preprocessing.mean, std=preprocessing.std)
 
     def check_classes(self, model_names: list[str] | None, num_outputs: int | None, data_names: list[str]) -> None:
