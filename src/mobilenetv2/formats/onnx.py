@@ -71,7 +71,7 @@ class OnnxFormat(Format):
                 self.export(model, fp32_path, meta)
             quantize_onnx(fp32_path, path, calibration, method=self.quantize_method(options),
                           quant_format=options.quant_format, per_channel=options.per_channel,
-                          reduce_range=options.reduce_range)
+                          reduce_range=options.reduce_range, float_tail=get_task(meta.task).float_output_tail)
 
     def read_meta(self, path: Path) -> tuple[CheckpointMeta, str | None]:
         onnx = require("onnx", "deploy")
@@ -119,10 +119,11 @@ class BatchReader:
 
 def quantize_onnx(fp32_path: str | Path, out: str | Path, calibration: Iterable[np.ndarray], *,
                   method: str = "minmax", quant_format: str = "qdq", per_channel: bool = True,
-                  reduce_range: bool = False, preprocess: bool = True) -> Path:
+                  reduce_range: bool = False, preprocess: bool = True, float_tail: bool = False) -> Path:
     """Static int8 quantization: uint8 activations calibrated on ``calibration`` batches, int8 weights.
 
     ``preprocess`` runs onnxruntime's ``quant_pre_process`` (shape inference and graph optimisation) first.
+    ``float_tail`` keeps the nodes after the last convolutions in float (a detector's box decoding and concat).
     The fp32 model's metadata is copied, with the precision set to int8. Writes ``out`` directly.
     """
     onnx = require("onnx", "deploy")
@@ -140,6 +141,7 @@ def quantize_onnx(fp32_path: str | Path, out: str | Path, calibration: Iterable[
         if preprocess:
             source = Path(tmp) / "preprocessed.onnx"
             quant_pre_process(str(fp32_path), str(source), skip_symbolic_shape=True)
+        exclude = tail_nodes(onnx.load(str(source)).graph) if float_tail else []
         quantize_static(
             str(source), str(out), BatchReader(fp32.graph.input[0].name, calibration),
             quant_format=QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator,
@@ -147,12 +149,26 @@ def quantize_onnx(fp32_path: str | Path, out: str | Path, calibration: Iterable[
             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
             calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                               "entropy": CalibrationMethod.Entropy}[method],
-            extra_options={"CalibTensorRangeSymmetric": False},
+            extra_options={"CalibTensorRangeSymmetric": False}, nodes_to_exclude=exclude,
         )
     int8 = onnx.load(str(out))
     set_metadata(int8, {**{p.key: p.value for p in fp32.metadata_props}, META_PRECISION: json.dumps("int8")})
     onnx.save(int8, str(out))
     return Path(out)
+
+
+def tail_nodes(graph: Any) -> list[str]:
+    """Names of the nodes between the last weighted layers (Conv, Gemm, MatMul) and the graph's outputs."""
+    producer = {out: node for node in graph.node for out in node.output}
+    pending, seen, tail = [o.name for o in graph.output], set(), []
+    while pending:
+        node = producer.get(pending.pop())
+        if node is None or node.name in seen or node.op_type in ("Conv", "Gemm", "MatMul"):
+            continue
+        seen.add(node.name)
+        tail.append(node.name)
+        pending.extend(node.input)
+    return tail
 
 
 FORMAT = OnnxFormat()

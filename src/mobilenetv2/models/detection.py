@@ -74,16 +74,17 @@ def feature_sizes(image_size: int, num_maps: int = 6) -> list[tuple[int, int]]:
     return [(s, s) for s in sides]
 
 
-def anchors_for_count(count: int, num_maps: int = 6) -> torch.Tensor:
-    """The anchors of a square input whose predictions number ``count`` (the count fixes the maps' sides)."""
-    per_location = [len(s) for s in anchor_shapes(num_maps)]
+def anchors_for_count(count: int, num_maps: int = 6, specs: AnchorSpecs | None = None) -> torch.Tensor:
+    """The anchors (ours, or ``specs``: an imported model's) of a square input whose predictions number ``count``
+    (the count fixes the maps' sides)."""
+    per_location = [len(s) for s in anchor_shapes(num_maps, specs)]
     for first in range(1, 1024):
         sides = [first, math.ceil(first / 2)]
         while len(sides) < num_maps:
             sides.append(math.ceil(sides[-1] / 2))
         total = sum(s * s * a for s, a in zip(sides, per_location))
         if total == count:
-            return ssd_anchors([(s, s) for s in sides])
+            return ssd_anchors([(s, s) for s in sides], specs)
         if total > count:
             break
     raise UserError(f"{count} box predictions do not match the anchors of a square SSDLite input")

@@ -61,6 +61,9 @@ class Task(ABC):
     # quantize measures top-1 on labelled --val or --calib; False: --calib is photos only, --val goes through the
     # task's eval_loader and meter (segmentation's mIoU)
     labelled_quantize_check: ClassVar[bool] = True
+    # int8 keeps what follows the last convolutions in float (detection: box decoding and the boxes + logits concat,
+    # whose one shared scale would crush the logits)
+    float_output_tail: ClassVar[bool] = False
 
     # -- data ---------------------------------------------------------------------------------------------------------
     @abstractmethod
@@ -94,8 +97,8 @@ class Task(ABC):
         return model
 
     @abstractmethod
-    def criterion(self, data: Data, label_smoothing: float = 0.0) -> nn.Module:
-        """The training loss."""
+    def criterion(self, data: Data, label_smoothing: float = 0.0, model: nn.Module | None = None) -> nn.Module:
+        """The training loss (of ``model``: e.g. a detector's own anchors)."""
 
     def main_output(self, outputs: Any) -> torch.Tensor:
         """The outputs that metrics read, when the training forward returns more (e.g. auxiliary logits)."""

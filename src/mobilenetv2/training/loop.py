@@ -101,7 +101,7 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, self.steps_per_epoch, cfg)
         self.scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp == "fp16")
-        self.criterion = self.task.criterion(self.data, cfg.label_smoothing).to(self.device)
+        self.criterion = self.task.criterion(self.data, cfg.label_smoothing, self.model).to(self.device)
         self.ema = (AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
                     if cfg.ema else None)
 

@@ -98,7 +98,7 @@ class ClassificationTask(Task):
     def build_model(self, name: str, num_classes: int, **kwargs: Any) -> nn.Module:
         return create_model(name, num_classes=num_classes, **kwargs)
 
-    def criterion(self, data: Data, label_smoothing: float = 0.0) -> nn.Module:
+    def criterion(self, data: Data, label_smoothing: float = 0.0, model: nn.Module | None = None) -> nn.Module:
         weights = data.class_weights
         return nn.CrossEntropyLoss(weight=weights, label_smoothing=label_smoothing)
 

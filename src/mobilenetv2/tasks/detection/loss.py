@@ -9,7 +9,7 @@ from torch import nn
 from torchvision.models.detection._utils import SSDMatcher
 from torchvision.ops import box_iou
 
-from mobilenetv2.models.detection import anchors_for_count, box_coder
+from mobilenetv2.models.detection import AnchorSpecs, anchors_for_count, box_coder
 
 MATCH_IOU = 0.5
 NEGATIVES_PER_POSITIVE = 3
@@ -18,18 +18,19 @@ MIN_NEGATIVES = 3  # TF's min_negatives_per_image: images without objects still 
 
 class SSDLoss(nn.Module):
     """``forward(outputs [N, A, 4 + C] (box codes, logits), targets)`` where ``targets.in_window()`` gives each
-    input's boxes normalised to it ([N, M, 4]) and labels ([N, M], 0 = none)."""
+    input's boxes normalised to it ([N, M, 4]) and labels ([N, M], 0 = none). ``anchor_specs``: the model's own
+    anchor shapes when it has them (an imported TF model's), else ours."""
 
-    def __init__(self, label_smoothing: float = 0.0) -> None:
+    def __init__(self, label_smoothing: float = 0.0, anchor_specs: AnchorSpecs | None = None) -> None:
         super().__init__()
         self.coder, self.matcher = box_coder(), SSDMatcher(MATCH_IOU)
-        self.label_smoothing = label_smoothing
+        self.label_smoothing, self.anchor_specs = label_smoothing, anchor_specs
         self._anchors: dict[tuple[int, str], torch.Tensor] = {}
 
     def anchors(self, count: int, device: torch.device) -> torch.Tensor:
         key = (count, str(device))
         if key not in self._anchors:
-            self._anchors[key] = anchors_for_count(count).to(device)
+            self._anchors[key] = anchors_for_count(count, specs=self.anchor_specs).to(device)
         return self._anchors[key]
 
     def forward(self, outputs: torch.Tensor, targets) -> torch.Tensor:

@@ -73,6 +73,7 @@ class DetectionTask(Task):
     # smoothing would blur the background/object split that hard-negative mining relies on
     optimizer_defaults = {"optimizer": "adamw", "lr": 0.008, "label_smoothing": 0.0}
     labelled_quantize_check = False  # --calib is photos; --val gives fp32 vs int8 mAP through our meter
+    float_output_tail = True  # int8 files decode and join boxes and logits in float (see formats/onnx.py)
 
     # -- data -------------------------------------------------------------------------------------------------------------
     def training_defaults(self, data: str, data_root: str | None) -> tuple[dict[str, Any], str]:
@@ -128,8 +129,11 @@ class DetectionTask(Task):
         detector.features.load_state_dict({k: given[k] for k in wanted})
         return detector
 
-    def criterion(self, data: Data, label_smoothing: float = 0.0) -> nn.Module:
-        return SSDLoss(label_smoothing)
+    def criterion(self, data: Data, label_smoothing: float = 0.0, model: nn.Module | None = None) -> nn.Module:
+        """SSD's loss on ``model``'s own anchors (an imported model's recorded ``anchor_specs``), as eval_loss's."""
+        specs = ((getattr(model, "arch", None) or {}).get("args") or {}).get("anchor_specs")
+        self._eval_loss = SSDLoss(anchor_specs=specs)
+        return SSDLoss(label_smoothing, anchor_specs=specs)
 
     def main_output(self, outputs: Any) -> None:
         return None  # training outputs are box codes before decoding: the training pass measures its loss only

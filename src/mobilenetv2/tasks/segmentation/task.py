@@ -123,7 +123,7 @@ class SegmentationTask(Task):
         segmenter.features.load_state_dict({k: given[k] for k in wanted})
         return segmenter
 
-    def criterion(self, data: Data, label_smoothing: float = 0.0) -> nn.Module:
+    def criterion(self, data: Data, label_smoothing: float = 0.0, model: nn.Module | None = None) -> nn.Module:
         return SegmentationLoss(label_smoothing)
 
     def main_output(self, outputs: Any) -> torch.Tensor:
