@@ -290,3 +290,37 @@ def test_int8_onnx_keeps_tensorflows_people(checkpoint, shared_data, walkers_set
     for person in rows[".safetensors"]:
         best = max(rows[".onnx"], key=lambda d: iou(np.array(d["box"]), np.array(person["box"])))
         assert iou(np.array(best["box"]), np.array(person["box"])) >= 0.9 and best["label"] == person["label"]
+
+
+def test_fine_tuning_keeps_the_backbone_and_box_heads_and_uses_tfs_anchors(checkpoint, model):
+    from mobilenetv2.models.detection import ssd_anchors
+    from mobilenetv2.tasks import get_task
+
+    task = get_task("detection")
+    tuned = task.adapt_pretrained(load_checkpoint(checkpoint).model, "ssdlite_mobilenet_v2", 3)
+    for part in ("features", "extras"):
+        for key, value in getattr(model, part).state_dict().items():
+            assert torch.equal(getattr(tuned, part).state_dict()[key], value), key
+    for ours, theirs in zip(tuned.classifier.box, model.classifier.box):
+        assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()))
+    assert tuned.num_classes == 3 and tuned.classifier.cls[0][-1].out_channels == 3 * 3
+    assert tuned.score_converter == "softmax" and tuned.arch["args"]["anchor_specs"] == model.arch["args"]["anchor_specs"]
+    loss = task.criterion(None, 0.0, tuned)
+    with torch.no_grad():
+        maps = tuned.feature_maps(torch.zeros(1, 3, 300, 300))
+    theirs = tuned.anchors([tuple(m.shape[-2:]) for m in maps], torch.device("cpu"))
+    assert torch.equal(loss.anchors(1917, torch.device("cpu")), theirs)  # TF's anchors, not ours (4e-5 off)
+    assert not torch.equal(ssd_anchors([tuple(m.shape[-2:]) for m in maps]), theirs)
+    assert torch.equal(task._eval_loss.anchors(1917, torch.device("cpu")), theirs)
+
+
+@pytest.mark.slow
+def test_a_few_training_steps_from_the_people_detector(checkpoint, boxes_folder, tmp_path):
+    from mobilenetv2.training import TrainConfig, train
+
+    result = train(TrainConfig(data=str(boxes_folder), out=str(tmp_path / "run"), progress=False, pretrained=str(checkpoint),
+                               task="detection", input_size=64, augment="none", batch_size=4, epochs=1, workers=0,
+                               device="cpu", limit_batches=2, deterministic=True, seed=0))
+    tuned = load_checkpoint(result.best_checkpoint)
+    assert tuned.class_names == ["background", "bar", "square"] and np.isfinite(result.history[-1]["train_loss"])
+    assert tuned.model.arch["args"]["anchor_specs"] and "score_converter" not in tuned.model.arch["args"]
