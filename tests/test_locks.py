@@ -4,6 +4,7 @@ one line naming the holder's PID (exit 2), and a lock whose holder died (kill -9
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -180,3 +181,16 @@ def test_a_ledger_holding_an_image_twice_is_repaired_on_resume(model_and_images,
     assert sorted(records) == sorted(str(p) for p in images.iterdir())
     lines = (out / "predictions.csv").read_text().splitlines()
     assert sum(line.startswith("image,") for line in lines) == 1 and len(lines) == 1 + 3 * 40
+
+
+def test_an_image_given_twice_counts_once_when_resuming(model_and_images, tmp_path, caplog):
+    """The same file named twice is one input: predicted once, and 'resuming: N of M' counts it once."""
+    from mobilenetv2.cli import main
+
+    checkpoint, images = model_and_images
+    out, photo = tmp_path / "out", str(images / "000.png")
+    assert main(["predict", str(checkpoint), photo, photo, "--out", str(out)]) == 0
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 1
+    with caplog.at_level(logging.INFO):
+        assert main(["predict", str(checkpoint), photo, photo, "--out", str(out)]) == 0
+    assert "resuming: 1 of 1 done" in caplog.text

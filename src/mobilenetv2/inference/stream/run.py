@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from mobilenetv2.inference.stream.frames import Failure, SourceEnd
 from mobilenetv2.inference.stream.pipeline import Pipeline, StreamOptions
 from mobilenetv2.inference.stream.progress import Progress
-from mobilenetv2.inference.stream.resume import LEDGER, Done, check_settings
+from mobilenetv2.inference.stream.resume import LEDGER, Done, check_settings, key_hash
 from mobilenetv2.inference.stream.sinks.base import Sink
 from mobilenetv2.inference.stream.sinks.csv import CsvSink
 from mobilenetv2.inference.stream.sinks.jsonl import JsonlSink
@@ -59,9 +59,13 @@ def count_inputs(sources: list[Source], done: Done, stride: int) -> tuple[int | 
     None when a live stream makes it endless or a video does not declare its frames (MKV and WebM often do not)."""
     total: int | None = 0
     already = 0
+    seen: set[int] = set()  # an image given twice is one input (it is predicted once)
     for source in sources:
         if isinstance(source, ImageFiles):
             for path in source.paths():
+                if key_hash(str(path)) in seen:
+                    continue
+                seen.add(key_hash(str(path)))
                 total = None if total is None else total + 1
                 already += str(path) in done
         elif source.live:
