@@ -1,13 +1,21 @@
-"""Helpers shared by the TFLite import tests: the interpreter's logits, ours, and a float copy of a quantized file."""
+"""Helpers shared by the TFLite import tests: the published files' folder, the interpreter's logits, ours, and a
+float copy of a quantized file."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from mobilenetv2.weights.tflite import _dequantize
+
+
+@pytest.fixture(scope="module")
+def tflite_dir(shared_data: Path) -> Path:
+    """Google's published TFLite files and the three photos (../shared/data/tflite)."""
+    return shared_data / "tflite"
 
 
 def interpreter_logits(model: Path | bytes, image: np.ndarray) -> np.ndarray:

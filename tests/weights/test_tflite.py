@@ -22,13 +22,6 @@ from ai_edge_litert import schema_py_generated as schema  # noqa: E402
 PHOTOS = {"grace_hopper.bmp": "military uniform", "cat.bmp": "Egyptian cat", "parrot.jpg": "macaw"}
 
 
-@pytest.fixture(scope="module")
-def tflite_dir(shared_data: Path) -> Path:
-    folder = shared_data / "tflite"
-    if not (folder / "mobilenet_v2_1.0_224_quant.tflite").is_file():
-        pytest.skip(f"the TFLite MobileNetV2 is not in {folder}")
-    return folder
-
 
 @pytest.fixture(scope="module")
 def quant_file(tflite_dir: Path) -> Path:

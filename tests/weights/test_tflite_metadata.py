@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,10 +18,6 @@ from ai_edge_litert import schema_py_generated as schema  # noqa: E402
 
 EXPECTED = {"grace_hopper.bmp": "military uniform", "cat.bmp": "Egyptian cat", "parrot.jpg": "macaw"}
 
-
-@pytest.fixture(scope="module")
-def tflite_dir(shared_data: Path) -> Path:
-    return shared_data / "tflite"
 
 
 def repacked(data: bytes, edit=None) -> bytes:

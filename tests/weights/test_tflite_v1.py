@@ -27,13 +27,6 @@ PHOTOS = {"grace_hopper.bmp": "academic gown, academic robe, judge's robe", "cat
 SIZE = 160
 
 
-@pytest.fixture(scope="module")
-def tflite_dir(shared_data: Path) -> Path:
-    folder = shared_data / "tflite"
-    if not (folder / "mobilenet_v1_0.5_160_quant.tflite").is_file():
-        pytest.skip(f"the TFLite MobileNetV1 is not in {folder}")
-    return folder
-
 
 @pytest.fixture(scope="module")
 def v1_file(tflite_dir: Path) -> Path:
