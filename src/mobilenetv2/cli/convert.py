@@ -1,4 +1,5 @@
-"""``mobilenetv2 convert``: TFLite, Keras and TF Object Detection API (frozen graph) weights into our checkpoint format."""
+"""``mobilenetv2 convert``: TFLite, Keras and TF Object Detection API (frozen graph or checkpoint folder) weights into our
+checkpoint format."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 from pathlib import Path
 
 FORMATS = {".tflite": "tflite", ".keras": "keras", ".h5": "keras", ".hdf5": "keras", ".pb": "tf_graph"}
+FOLDER = "tf_checkpoint"  # a folder: the Object Detection API's model.ckpt.* and pipeline.config
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -14,13 +16,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "resolution) "
                                    "or keras.applications.MobileNetV2 weights (.keras, .h5, .weights.h5; any alpha), or the "
                                    "published DeepLabv3-MobileNetV2 segmentation TFLite files (full or half width), or a TF "
-                                   "Object Detection API SSDLite-MobileNetV2 frozen graph (frozen_inference_graph.pb), into "
+                                   "Object Detection API SSDLite-MobileNetV2 frozen graph (frozen_inference_graph.pb) or TF1 "
+                                   "checkpoint folder (model.ckpt.index, model.ckpt.data-*, pipeline.config), into "
                                    "one .safetensors checkpoint with its class names and preprocessing. The architecture "
                                    "is read from the file's tensors. Nothing is written unless the conversion succeeds.")
-    p.add_argument("source", help="the .tflite, .keras, .h5 or .pb (frozen graph) file")
+    p.add_argument("source", help="the .tflite, .keras, .h5 or .pb (frozen graph) file, or a TF1 detection checkpoint folder")
     p.add_argument("out", help="the checkpoint to write (.safetensors)")
     p.add_argument("--labels", help="class names, one a line, one per class of the model (a note may follow after a blank line); "
-                                    "for a .pb also the Object Detection API's label_map.pbtxt")
+                                    "for a .pb or checkpoint folder also the Object Detection API's label_map.pbtxt")
     p.add_argument("--drop-background", action="store_true",
                    help="drop output 0 ('background') of a 1001-class TFLite model: the usual 1000 ImageNet classes")
     p.add_argument("--calibrate", nargs="+", metavar="IMAGES",
@@ -35,10 +38,11 @@ def run(args: argparse.Namespace) -> int:
     from mobilenetv2.weights import save_checkpoint
 
     source, out = Path(args.source), Path(args.out)
-    kind = FORMATS.get(source.suffix.lower())
+    kind = FOLDER if source.is_dir() else FORMATS.get(source.suffix.lower())
     if kind is None:
-        raise UserError(f"cannot tell the format of {source}: allowed extensions are {', '.join(FORMATS)}")
-    if not source.is_file():
+        raise UserError(f"cannot tell the format of {source}: allowed extensions are {', '.join(FORMATS)}, "
+                        "or a TF1 checkpoint folder")
+    if kind != FOLDER and not source.is_file():
         raise UserError(f"source file not found: {source}")
     if out.suffix != ".safetensors":
         raise UserError(f"the output must be a .safetensors file, got {out}")
@@ -55,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"BatchNorm statistics calibrated on {used} images" if used else
               "note: BatchNorm is folded into the convolutions; before fine-tuning with BatchNorm in training mode, "
               "convert again with --calibrate IMAGES (e.g. your training images)")
-    if kind == "tf_graph":
+    if kind in ("tf_graph", FOLDER):
         from mobilenetv2.weights.tf_detection import describe
 
         print(describe(ckpt))
@@ -94,6 +98,13 @@ def _tf_graph(source: Path, args: argparse.Namespace):
     return convert_tf_detection(source, labels=args.labels)
 
 
+def _tf_checkpoint(source: Path, args: argparse.Namespace):
+    from mobilenetv2.weights.tf_checkpoint import convert_tf_checkpoint
+
+    _no_tflite_flags(args, "a detection checkpoint keeps its BatchNorm statistics and its background class")
+    return convert_tf_checkpoint(source, labels=args.labels)
+
+
 def _no_tflite_flags(args: argparse.Namespace, why: str) -> None:
     from mobilenetv2.errors import UserError
 
@@ -101,7 +112,7 @@ def _no_tflite_flags(args: argparse.Namespace, why: str) -> None:
         raise UserError(f"--drop-background and --calibrate apply to TFLite files; {why}")
 
 
-CONVERTERS = {"tflite": _tflite, "keras": _keras, "tf_graph": _tf_graph}  # FORMATS' kinds -> their converter
+CONVERTERS = {"tflite": _tflite, "keras": _keras, "tf_graph": _tf_graph, FOLDER: _tf_checkpoint}  # FORMATS' kinds -> their converter
 
 
 def calibrate(ckpt, images: list[str], limit: int) -> None:

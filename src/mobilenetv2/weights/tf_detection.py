@@ -55,17 +55,30 @@ def convert_tf_detection(path: str | os.PathLike[str],
     graph = read_graph(path)
     consts = graph_consts(graph)
     check_layout(path, consts)
-    sd = _state_dict(path, consts)
-    num_classes = _num_classes(path, consts)
-    specs = anchor_specs(path, consts)
-    model = _build(path, sd, num_classes, specs)
+    return detection_checkpoint(path, consts, anchor_specs(path, consts), labels,
+                                extra={"source_format": "tf_frozen_graph", "nms_iou": _nms_iou(graph),
+                                       "box_coder_scales": _box_coder_scales(path, consts)})
+
+
+def detection_checkpoint(path: Path, weights: Consts, specs: AnchorSpecs,
+                         labels: str | os.PathLike[str] | list[str] | None, *, extra: dict,
+                         widths: tuple[float, ...] = WIDTHS, score_converter: str = "sigmoid",
+                         num_classes: int | None = None) -> Checkpoint:
+    """The Checkpoint of an SSDLite-MobileNetV2 whose variables (by the API's names) are ``weights``; ``num_classes``,
+    when given (a pipeline.config's, background included), must be the class heads'."""
+    check_layout(path, weights)
+    sd = _state_dict(path, weights)
+    found = _num_classes(path, weights)
+    if num_classes is not None and num_classes != found:
+        raise UserError(f"{path}: the config says {num_classes - 1} classes but the class predictors hold {found - 1} "
+                        "(besides the background)")
+    model = _build(path, sd, found, specs, widths, score_converter)
     model.eval()
     meta = CheckpointMeta.for_model(
-        model, task="detection", class_names=class_names(path, labels, num_classes),
+        model, task="detection", class_names=class_names(path, labels, found),
         preprocessing=Preprocessing(input_size=INPUT_SIZE, crop_pct=1.0, mean=(0.5,) * 3, std=(0.5,) * 3,
                                     resize_mode="squash"),
-        extra={"source": str(path), "source_format": "tf_frozen_graph", "nms_iou": _nms_iou(graph),
-               "box_coder_scales": _box_coder_scales(path, consts)})
+        extra={"source": str(path), **extra})
     return Checkpoint(model, meta)
 
 
@@ -233,12 +246,13 @@ def anchor_specs(path: Path, consts: Consts) -> AnchorSpecs:
     return specs
 
 
-def _build(path: Path, sd: dict[str, torch.Tensor], num_classes: int, specs: AnchorSpecs) -> torch.nn.Module:
-    """The model whose shapes fit the graph's (its width is the first that fits), with the weights loaded."""
+def _build(path: Path, sd: dict[str, torch.Tensor], num_classes: int, specs: AnchorSpecs, widths: tuple[float, ...],
+           score_converter: str) -> torch.nn.Module:
+    """The model whose shapes fit the weights (its width is the first of ``widths`` that fits), with them loaded."""
     stem = int(sd["features.0.0.weight"].shape[0])
-    for width in WIDTHS:
+    for width in widths:
         args = {"num_classes": num_classes, "width_mult": width, "image_size": INPUT_SIZE, "tf_padding": True,
-                "anchor_specs": specs, "score_converter": "sigmoid"}
+                "anchor_specs": specs, "score_converter": score_converter}
         with torch.device("meta"):
             skeleton = create_model("ssdlite_mobilenet_v2", **args)
         try:
@@ -249,8 +263,8 @@ def _build(path: Path, sd: dict[str, torch.Tensor], num_classes: int, specs: Anc
         _absorb_epsilon(model, sd)
         load_state_dict_strict(model, sd, what=f"graph {path.name}")
         return model
-    raise UserError(f"{path}: the graph's channels (first conv {stem}) fit no ssdlite_mobilenet_v2 width "
-                    f"({', '.join(map(str, WIDTHS))})")
+    raise UserError(f"{path}: the weights' channels (first conv {stem}) fit no ssdlite_mobilenet_v2 width "
+                    f"({', '.join(map(str, widths))})")
 
 
 def _absorb_epsilon(model: torch.nn.Module, sd: dict[str, torch.Tensor], tf_eps: float = 1e-3) -> None:
