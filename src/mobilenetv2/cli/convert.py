@@ -112,7 +112,8 @@ def _no_tflite_flags(args: argparse.Namespace, why: str) -> None:
         raise UserError(f"--drop-background and --calibrate apply to TFLite files; {why}")
 
 
-CONVERTERS = {"tflite": _tflite, "keras": _keras, "tf_graph": _tf_graph, FOLDER: _tf_checkpoint}  # FORMATS' kinds -> their converter
+# FORMATS' kinds (and a folder's) -> their converter
+CONVERTERS = {"tflite": _tflite, "keras": _keras, "tf_graph": _tf_graph, FOLDER: _tf_checkpoint}
 
 
 def calibrate(ckpt, images: list[str], limit: int) -> None:
