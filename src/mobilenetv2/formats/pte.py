@@ -19,12 +19,42 @@ from mobilenetv2.backends.executorch import require_executorch
 from mobilenetv2.errors import UserError, first_line
 from mobilenetv2.formats.base import Format, QuantizeOptions
 from mobilenetv2.models.fuse import fuse_bn
+from mobilenetv2.tasks import get_task
 from mobilenetv2.weights import CheckpointMeta
+
+WEIGHTED = ("aten.conv2d.default", "aten.linear.default")  # where a float tail starts (as formats/onnx.py's tail_nodes)
 
 
 def _example(model: nn.Module, meta: CheckpointMeta) -> torch.Tensor:
     size = meta.preprocessing.input_size
     return torch.randn(1, model.in_chans, size, size)
+
+
+def tail_nodes(graph: torch.fx.Graph) -> set[torch.fx.Node]:
+    """The nodes between the last weighted layers (conv2d, linear) and the output: a detector's box decoding and concat."""
+    output = next(node for node in graph.nodes if node.op == "output")
+    pending, tail = list(output.all_input_nodes), set()
+    while pending:
+        node = pending.pop()
+        if node in tail or node.op != "call_function" or str(node.target) in WEIGHTED:
+            continue
+        tail.add(node)
+        pending.extend(node.all_input_nodes)
+    return tail
+
+
+def _quantizer(config, float_tail: bool):
+    """XNNPACK's quantizer at ``config``; with ``float_tail`` it leaves the tail unannotated, so it runs in float."""
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
+
+    class FloatTailQuantizer(XNNPACKQuantizer):
+        def annotate(self, model: torch.fx.GraphModule) -> torch.fx.GraphModule:
+            model = super().annotate(model)
+            for node in tail_nodes(model.graph):
+                node.meta.pop("quantization_annotation", None)
+            return model
+
+    return (FloatTailQuantizer if float_tail else XNNPACKQuantizer)().set_global(config)
 
 
 def _lower_to_xnnpack(program: torch.export.ExportedProgram) -> bytes:
@@ -65,10 +95,7 @@ class PteFormat(Format):
         BatchNorm is folded by the quantizer's conversion. The program has batch 1 like the fp32 one."""
         self.quantize_method(options)
         require_executorch("executorch.backends.xnnpack.partition.xnnpack_partitioner")
-        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-            XNNPACKQuantizer,
-            get_symmetric_quantization_config,
-        )
+        from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import get_symmetric_quantization_config
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
         example = _example(model, meta)
@@ -77,7 +104,7 @@ class PteFormat(Format):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 prepared = prepare_pt2e(torch.export.export(model.eval(), (example,)).module(),
-                                        XNNPACKQuantizer().set_global(config))
+                                        _quantizer(config, get_task(meta.task).float_output_tail))
                 with torch.no_grad():
                     for batch in calibration:
                         for image in torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)):

@@ -16,6 +16,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
@@ -32,6 +33,7 @@ from mobilenetv2.extras import require
 from mobilenetv2.formats.base import Format, QuantizeOptions, metadata_entries
 from mobilenetv2.io import atomic_write_text
 from mobilenetv2.models.fuse import fuse_bn
+from mobilenetv2.tasks import get_task
 from mobilenetv2.weights import CheckpointMeta
 from mobilenetv2.weights.tflite import input_preprocessing, metadata_labels
 from mobilenetv2.weights.tflite_metadata import read_metadata
@@ -88,9 +90,11 @@ def _calibration_samples(calibration: Iterable[np.ndarray], name: str) -> Iterat
             yield {name: np.ascontiguousarray(image.transpose(1, 2, 0)[None])}
 
 
-def quantize_full_integer(fp32_path: Path, calibration: Iterable[np.ndarray], *, per_channel: bool = True) -> bytes:
+def quantize_full_integer(fp32_path: Path, calibration: Iterable[np.ndarray], *, per_channel: bool = True,
+                          float_tail: bool = False) -> bytes:
     """ai-edge-quantizer's static int8 (weights and activations, min-max ranges from ``calibration``: normalised
-    float32 NCHW batches) of a float .tflite, keeping float input and output around QUANTIZE/DEQUANTIZE ops."""
+    float32 NCHW batches) of a float .tflite, keeping float input and output around QUANTIZE/DEQUANTIZE ops;
+    ``float_tail`` keeps the ops after the last convolutions in float (a detector's box decoding and concat)."""
     require("ai_edge_quantizer", "mobile")
     from ai_edge_quantizer import qtyping, quantizer
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
@@ -103,8 +107,35 @@ def quantize_full_integer(fp32_path: Path, calibration: Iterable[np.ndarray], *,
         engine.add_static_config(".*", ops.ALL_SUPPORTED, 8, 8, granularity)
         for op in (ops.INPUT, ops.OUTPUT):  # the interface is set afterwards (set_io_type)
             engine.update_quantization_recipe(".*", op, algorithm_key=AlgorithmName.NO_QUANTIZE)
+        for scope in tail_scopes(fp32_path.read_bytes()) if float_tail else []:
+            engine.update_quantization_recipe(f"^{re.escape(scope)}$", ops.ALL_SUPPORTED,
+                                              algorithm_key=AlgorithmName.NO_QUANTIZE)
         ranges = engine.calibrate({signature: list(_calibration_samples(calibration, inputs[0]))}, num_threads=1)
         return bytes(engine.quantize(ranges, enable_progress_report=False).quantized_model)
+
+
+def tail_scopes(model: bytes) -> list[str]:
+    """ai-edge-quantizer's scopes (output tensor names, each followed by ';') of the ops between the last weighted
+    layers (CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED) and the outputs, as formats/onnx.py's ``tail_nodes``."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    flat = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
+    graph, ops = flat.subgraphs[0], schema.BuiltinOperator
+    weighted = {ops.CONV_2D, ops.DEPTHWISE_CONV_2D, ops.FULLY_CONNECTED}
+    producer = {out: op for op in graph.operators for out in op.outputs}
+    pending, seen, scopes = [int(t) for t in graph.outputs], set(), []
+    while pending:
+        op = producer.get(pending.pop())
+        if op is None or id(op) in seen:
+            continue
+        code = flat.operatorCodes[op.opcodeIndex]
+        if max(code.builtinCode, code.deprecatedBuiltinCode) in weighted:
+            continue
+        seen.add(id(op))
+        scopes.append("".join(f"{graph.tensors[t].name.decode()};" for t in op.outputs if t >= 0))
+        pending.extend(int(t) for t in op.inputs if t >= 0)
+    return scopes
 
 
 def _signature(path: Path) -> tuple[str, list[str]]:
@@ -172,7 +203,8 @@ class TFLiteFormat(Format):
                 fp32_path = Path(tmp) / "fp32.tflite"
                 self.export(model, fp32_path, meta)
             try:
-                int8 = quantize_full_integer(fp32_path, calibration, per_channel=options.per_channel)
+                int8 = quantize_full_integer(fp32_path, calibration, per_channel=options.per_channel,
+                                             float_tail=get_task(meta.task).float_output_tail)
             except (ValueError, RuntimeError) as exc:
                 raise UserError(f"ai-edge-quantizer could not quantize this model: {first_line(exc, 200)}") from exc
         Path(path).write_bytes(set_io_type(int8, options.io or DEFAULT_IO))
