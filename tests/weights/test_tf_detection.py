@@ -292,6 +292,31 @@ def test_int8_onnx_keeps_tensorflows_people(checkpoint, shared_data, walkers_set
         assert iou(np.array(best["box"]), np.array(person["box"])) >= 0.9 and best["label"] == person["label"]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix, extra", [(".tflite", "ai_edge_quantizer"), (".pte", "executorch")])
+def test_int8_tflite_and_pte_keep_tensorflows_people(checkpoint, shared_data, tmp_path, capsys, suffix, extra):
+    """The tail (box decoding, the concat with the logits) stays float in both: the same people, none on the cat."""
+    pytest.importorskip(extra, reason=f"int8 {suffix} needs {extra}")
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    for folder, file in PHOTOS.values():
+        (calib / file).write_bytes((shared_data / folder / file).read_bytes())
+    out = tmp_path / f"people.int8{suffix}"
+    assert main(["quantize", str(checkpoint), "--calib", str(calib), "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["agreement_unit"] == "anchors"
+    paths = [str(calib / file) for _, file in PHOTOS.values()]
+    rows = {}
+    for model in (checkpoint, out):
+        assert main(["predict", str(model), *paths, "--format", "jsonl"]) == 0
+        rows[model.suffix] = [json.loads(line)["detections"] for line in capsys.readouterr().out.splitlines()]
+    assert [len(d) for d in rows[suffix]] == [len(d) for d in rows[".safetensors"]] == list(PEOPLE.values())
+    for ours, quantized in zip(rows[".safetensors"], rows[suffix]):
+        for person in ours:
+            best = max(quantized, key=lambda d: iou(np.array(d["box"]), np.array(person["box"])))
+            assert iou(np.array(best["box"]), np.array(person["box"])) >= 0.9 and best["label"] == "person"
+            assert abs(best["score"] - person["score"]) <= 0.1
+
+
 def test_fine_tuning_keeps_the_backbone_and_box_heads_and_uses_tfs_anchors(checkpoint, model):
     from mobilenetv2.models.detection import ssd_anchors
     from mobilenetv2.tasks import get_task
