@@ -185,6 +185,7 @@ def main() -> None:
                         help="the starting points, trained in this order")
     parser.add_argument("--holdout", choices=TRAIN, help="validate on this 400 px photo (a new site), not YELL's right part")
     parser.add_argument("--person", type=Path, help="the person detector already converted (default: convert the frozen graph)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--out", type=Path, default=Path("runs/detection-trees"))
     parser.add_argument("--prepare", type=Path, metavar="DIR", help="only write the split's train.csv/val.csv to DIR")
     args = parser.parse_args()
@@ -193,7 +194,7 @@ def main() -> None:
     if args.prepare:
         print(f"wrote {prepare(args.prepare, args.holdout)}/train.csv and val.csv")
         return
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     data = prepare(args.out / "split", args.holdout)
     print(describe())
     print(f"validation: {args.holdout or 'YELL right part'}", flush=True)
