@@ -191,12 +191,17 @@ def interleave(built: dict, tf: TensorFlow, rounds: int, warmup: int = 3) -> dic
     return samples
 
 
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-logits.astype(np.float64)))
+
+
 def agreement(built: dict, tf: TensorFlow) -> dict[str, float]:
-    """Max |class logit difference| of each path to TF's, over the photos (the class logits are the same tensor)."""
+    """Max |class score difference| of each path to TF's (sigmoid of the class logits, the same tensor in both), over
+    the photos' 1917 anchors: what decides the detections (a logit of -20 against -25 decides nothing)."""
     found = {}
-    tf_logits = [np.asarray(tf.run(i, "network", outputs=True)["outputs"][1]) for i in range(len(PHOTOS))]
+    tf_scores = [sigmoid(np.asarray(tf.run(i, "network", outputs=True)["outputs"][1])) for i in range(len(PHOTOS))]
     for name, (runtime, native) in built.items():
-        diffs = [np.abs(np.asarray(runtime.run(x))[..., 4:] - tf_logits[i]).max() for i, x in enumerate(native)]
+        diffs = [np.abs(sigmoid(np.asarray(runtime.run(x))[..., 4:]) - tf_scores[i]).max() for i, x in enumerate(native)]
         found[name] = float(max(diffs))
     return found
 
@@ -204,7 +209,7 @@ def agreement(built: dict, tf: TensorFlow) -> dict[str, float]:
 def table(samples: dict, diffs: dict, precisions: dict) -> str:
     tf_network = statistics.median(samples["tensorflow"]["network"])
     tf_full = statistics.median(samples["tensorflow"]["full"])
-    lines = ["| path | precision | network ms | TF / ours | + postprocess ms | TF / ours | max logit diff to TF |",
+    lines = ["| path | precision | network ms | TF / ours | + postprocess ms | TF / ours | max score diff to TF |",
              "|---|---|---|---|---|---|---|",
              f"| TensorFlow 1.x session, frozen graph | fp32 | {tf_network:.2f} | 1.00 | {tf_full:.2f} | 1.00 | 0 |"]
     for name, found in samples.items():
