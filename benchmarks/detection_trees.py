@@ -1,5 +1,6 @@
-"""Tree crowns in aerial photos: SSDLite-MobileNetV2 from the converted ImageNet backbone, from scratch, and
-torchvision's ``ssdlite320_mobilenet_v3_large`` from scratch, with the same data, tiles, epochs and optimizer.
+"""Tree crowns in aerial photos: SSDLite-MobileNetV2 from the converted ImageNet backbone, from TF's SSDLite person
+detector (converted from its frozen graph), from scratch, and torchvision's ``ssdlite320_mobilenet_v3_large`` from
+scratch, with the same data, tiles, epochs and optimizer.
 
 The data is ``../shared/data/trees`` (NEON photos with hand-drawn crowns). The stated split: the right part of the
 large 1249x1035 YELL photo (columns 700 on, 120 crowns) validates; its left part (159 crowns) and the two 400x400
@@ -9,8 +10,11 @@ transfer at that size measures nothing but noise; see benchmarks/README.md.) Cro
 into 200 px tiles (25% overlap) that the models see at 320 px; validation runs over the YELL part's tiles and scores
 it whole (detections merged across tiles by NMS) with COCO mAP (pycocotools). ``--prepare DIR`` only writes the
 split (DIR/train.csv, DIR/val.csv and the two YELL parts) for `mobilenetv2 train --task detection --data DIR`.
+``--holdout PHOTO`` scores a new site instead: the YELL photo's left part and the other 400 px photo train, PHOTO
+(OSBS_029 or SOAP_061, never seen in training) validates.
 
-    python benchmarks/detection_trees.py [--epochs 40] [--out runs/detection-trees]
+    python benchmarks/detection_trees.py [--epochs 40] [--starts person imagenet scratch torchvision]
+        [--holdout OSBS_029] [--person PEOPLE.safetensors] [--out runs/detection-trees]
 """
 
 from __future__ import annotations
@@ -42,19 +46,26 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TRAIN, VAL = ("OSBS_029", "SOAP_061"), "2019_YELL_2_541000_4977000_image_crop"
 CUT = 700  # the YELL photo's columns left of this train (159 crowns), the rest validates (120 crowns)
 TFLITE = DATA / "tflite" / "mobilenet_v2_1.0_224_quant.tflite"
+PERSON_GRAPH = DATA / "people" / "ssdlite_pedestrians" / "frozen_inference_graph.pb"
+LABELS = {"person": "ours (ssdlite_mobilenet_v2), TF's SSDLite person detector (frozen graph converted)",
+          "imagenet": "ours (ssdlite_mobilenet_v2), converted ImageNet backbone",
+          "scratch": "ours (ssdlite_mobilenet_v2), from scratch",
+          "torchvision": "torchvision ssdlite320_mobilenet_v3_large, from scratch"}
 
 
-def prepare(folder: Path) -> Path:
+def prepare(folder: Path, holdout: str | None = None) -> Path:
     """folder/train.csv and folder/val.csv (one class) and the two parts of the YELL photo as PNGs; the other photos
-    are named by their absolute paths (nothing of the shared data is copied into the project)."""
+    are named by their absolute paths (nothing of the shared data is copied into the project). With ``holdout`` that
+    400 px photo alone validates and the YELL photo's right part is left out."""
     folder.mkdir(parents=True, exist_ok=True)
     rows: dict[str, list] = {"train": [], "val": []}
     for stem in TRAIN:
         raw = parse_voc_xml(DATA / "trees" / f"{stem}.xml", DATA / "trees" / f"{stem}.png")
-        rows["train"] += [[str(raw.path), *box] for box in raw.boxes]
+        rows["val" if stem == holdout else "train"] += [[str(raw.path), *box] for box in raw.boxes]
     raw = parse_voc_xml(DATA / "trees" / f"{VAL}.xml", DATA / "trees" / f"{VAL}.png")
     photo = Image.open(raw.path).convert("RGB")
-    for split, (x0, x1) in (("train", (0, CUT)), ("val", (CUT, photo.width))):
+    parts = (("train", (0, CUT)),) if holdout else (("train", (0, CUT)), ("val", (CUT, photo.width)))
+    for split, (x0, x1) in parts:
         part = folder / f"{VAL}_{split}.png"
         photo.crop((x0, 0, x1, photo.height)).save(part)
         for box in raw.boxes:  # a crown belongs to the part that holds its centre, clipped to it
@@ -147,6 +158,22 @@ def convert_imagenet(folder: Path) -> str:
     return str(path)
 
 
+def convert_person(folder: Path) -> str:
+    from mobilenetv2.cli import main
+
+    path = folder / "person.safetensors"
+    if main(["convert", str(PERSON_GRAPH), str(path)]) != 0:
+        raise SystemExit(f"could not convert {PERSON_GRAPH}")
+    return str(path)
+
+
+def starting_weights(name: str, args: argparse.Namespace) -> str | None:
+    """The checkpoint a start of ours fine-tunes from (None: from scratch)."""
+    if name == "person":
+        return str(args.person) if args.person else convert_person(args.out)
+    return convert_imagenet(args.out) if name == "imagenet" else None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=40)
@@ -154,32 +181,34 @@ def main() -> None:
     parser.add_argument("--input-size", type=int, default=320)
     parser.add_argument("--tile", type=int, default=200)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", nargs="+", choices=["imagenet", "scratch", "torchvision"],
-                        default=["imagenet", "scratch", "torchvision"])
+    parser.add_argument("--starts", "--only", nargs="+", choices=list(LABELS), default=list(LABELS),
+                        help="the starting points, trained in this order")
+    parser.add_argument("--holdout", choices=TRAIN, help="validate on this 400 px photo (a new site), not YELL's right part")
+    parser.add_argument("--person", type=Path, help="the person detector already converted (default: convert the frozen graph)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     parser.add_argument("--out", type=Path, default=Path("runs/detection-trees"))
     parser.add_argument("--prepare", type=Path, metavar="DIR", help="only write the split's train.csv/val.csv to DIR")
     args = parser.parse_args()
+    if args.person and not args.person.is_file():
+        parser.error(f"--person {args.person}: no such file")
     if args.prepare:
-        print(f"wrote {prepare(args.prepare)}/train.csv and val.csv")
+        print(f"wrote {prepare(args.prepare, args.holdout)}/train.csv and val.csv")
         return
-    torch.set_num_threads(2)
-    data = prepare(args.out / "split")
+    torch.set_num_threads(args.threads)
+    data = prepare(args.out / "split", args.holdout)
     print(describe())
+    print(f"validation: {args.holdout or 'YELL right part'}", flush=True)
     rows = {}
-    for name in args.only:
+    for name in args.starts:
         if name == "torchvision":
             rows[name] = run_torchvision(args, data)
         else:
-            pretrained = convert_imagenet(args.out) if name == "imagenet" else None
-            rows[name] = run_ours(args, data, args.out / name, pretrained)
+            rows[name] = run_ours(args, data, args.out / name, starting_weights(name, args))
         print(name, rows[name], flush=True)
-    labels = {"imagenet": "ours (ssdlite_mobilenet_v2), converted ImageNet backbone",
-              "scratch": "ours (ssdlite_mobilenet_v2), from scratch",
-              "torchvision": "torchvision ssdlite320_mobilenet_v3_large, from scratch"}
     print(f"\n| model | mAP@.5 | mAP@[.5:.95] | mAP@.75 | AR@300 | training passes ({args.epochs} epochs) |")
     print("|---|---|---|---|---|---|")
     for name, r in rows.items():
-        print(f"| {labels[name]} | {r['map50']:.1%} | {r['map']:.1%} | {r['map75']:.1%} | {r['ar300']:.1%} | "
+        print(f"| {LABELS[name]} | {r['map50']:.1%} | {r['map']:.1%} | {r['map75']:.1%} | {r['ar300']:.1%} | "
               f"{r['train_s']:.0f} s |")
     (args.out / "results.json").write_text(json.dumps({"cpu": describe(), "args": {k: str(v) for k, v in vars(args).items()},
                                                        "results": rows}, indent=2))
