@@ -47,13 +47,16 @@ class Target:
         return (entry.package, entry.extra) if entry.package else None
 
     def require(self) -> None:
-        """One line naming the extra to install when this target's runtime is missing."""
-        from mobilenetv2.extras import require
+        """One line naming the extra to install when this target's runtime or exporter is missing (checked without
+        importing them: litert-torch takes seconds to import)."""
+        from mobilenetv2.extras import available, require
 
-        if self.extra_module:
-            require(*self.extra_module)
+        needed = [self.extra_module] if self.extra_module else []
         if self.format == "tflite":
-            require("litert_torch", "mobile")  # the exporter of .tflite files
+            needed.append(("litert_torch", "mobile"))  # the exporter of .tflite files
+        for module, extra in needed:
+            if not available(module):
+                require(module, extra)  # raises the usual one line
 
     def deploy(self, model: Any, meta: Any, folder: Path, calib: list | None) -> Path:
         """The file ``export`` (fp32) or ``quantize`` (int8, calibrated on ``calib``) writes for ``model``."""
