@@ -90,12 +90,12 @@ def trial_rows(trials: list, axes: list[str]) -> tuple[list[str], list[dict[str,
                      "accuracy": t.user_attrs.get("accuracy") if t.state.name == "COMPLETE" else None,
                      "fp32_accuracy": t.user_attrs.get("val_acc"),
                      **{f: t.user_attrs.get(f) for f in FIGURES}, "over": t.user_attrs.get("over", ""),
-                     "on_front": False, "file": t.user_attrs.get("deployed")})
+                     "on_front": False, "start": t.user_attrs.get("start"), "file": t.user_attrs.get("deployed")})
     scored = [r for r in rows if r["accuracy"] is not None]
     points = [[r["accuracy"], *(r[COSTS[a][0]] for a in axes)] for r in scored]
     for i in front_indices(points):
         scored[i]["on_front"] = True
-    headers = ["trial", "state", "width", "resolution", "accuracy", "fp32_accuracy", *FIGURES, "on_front", "over", "file"]
+    headers = ["trial", "state", "width", "resolution", "accuracy", "fp32_accuracy", *FIGURES, "on_front", "over", "start", "file"]
     return headers, rows
 
 

@@ -119,6 +119,7 @@ def device_trial(trial: optuna.Trial, cfg: TrainConfig, device: Device, metric: 
     trial.set_user_attr("resolution", candidate.resolution)
     if cfg.pretrained and device.pretrained:
         trial.set_user_attr("pretrained", cfg.pretrained)
+    trial.set_user_attr("start", cfg.pretrained or "scratch")
     for name in FIGURES:
         if figures.get(name) is not None:
             trial.set_user_attr(name, round(float(figures[name]), 4))
