@@ -95,7 +95,8 @@ def trial_rows(trials: list, axes: list[str]) -> tuple[list[str], list[dict[str,
     points = [[r["accuracy"], *(r[COSTS[a][0]] for a in axes)] for r in scored]
     for i in front_indices(points):
         scored[i]["on_front"] = True
-    headers = ["trial", "state", "width", "resolution", "accuracy", "fp32_accuracy", *FIGURES, "on_front", "over", "start", "file"]
+    headers = ["trial", "state", "width", "resolution", "accuracy", "fp32_accuracy", *FIGURES, "on_front", "over",
+               "start", "file"]
     return headers, rows
 
 
