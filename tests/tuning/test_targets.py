@@ -27,7 +27,7 @@ def digits_calibration(size: int) -> list:
 def test_tflm_figures_of_a_candidate_are_those_of_its_file():
     figures = measure(Candidate("mobilenet_v2", 0.35, 32, 10), get_target("tflm"), 1, digits_calibration)
     assert 50 < figures["arena_kib"] < 200 and 300 < figures["flash_kib"] < 1200
-    assert figures["size_mb"] * 1e6 == pytest.approx(figures["flash_kib"] * 1024)
+    assert figures["size_mb"] * 1e6 == pytest.approx(figures["flash_kib"] * 1024, rel=0.01)  # + files beside it
     assert figures["latency_ms"] > 0 and figures["macs_m"] == pytest.approx(1.2, abs=0.1)
 
 
