@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mobilenetv2.cli import build_parser
 from mobilenetv2.cli.tune import run
+from mobilenetv2.errors import UserError
 from mobilenetv2.hardware import describe
 from mobilenetv2.tuning.front import COSTS, dominates
 
@@ -53,7 +54,10 @@ def main() -> None:
     print(describe())
     print(f"$ mobilenetv2 tune {shlex.join(flags)}", flush=True)
     start = time.perf_counter()
-    run(args)
+    try:
+        run(args)
+    except UserError as exc:
+        raise SystemExit(f"error: {exc}") from None
     seconds = time.perf_counter() - start
     out = Path(args.out)
     axes = list(args.objectives[1:]) or (["arena"] if args.target == "tflm" else ["latency"])

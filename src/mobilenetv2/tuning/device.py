@@ -59,9 +59,9 @@ class Device:
         return self.out / "device.lock"
 
     def candidate(self, cfg: TrainConfig) -> Candidate:
-        from mobilenetv2.tuning.objective import resolution
+        from mobilenetv2.training.defaults import resolve_defaults
 
-        return Candidate(cfg.model, cfg.width_mult, resolution(cfg), self.num_classes())
+        return Candidate(cfg.model, cfg.width_mult, resolve_defaults(cfg).input_size, self.num_classes())
 
     def calibration(self, size: int) -> list:
         from mobilenetv2.export.calibration import calibration, is_labelled
