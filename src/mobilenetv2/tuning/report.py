@@ -19,13 +19,13 @@ STATE_ORDER = {TrialState.COMPLETE: 0, TrialState.PRUNED: 1, TrialState.RUNNING:
 
 def _sort_key(t: FrozenTrial, sign: float) -> tuple:
     last = t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None
-    score = t.value if t.state == TrialState.COMPLETE else last
+    score = t.values[0] if t.state == TrialState.COMPLETE and t.values else last
     return STATE_ORDER.get(t.state, 4), (0, -sign * score) if score is not None else (1, 0), t.number
 
 
 def ranked_trials(study: optuna.Study) -> list[FrozenTrial]:
     """Completed trials best first, then pruned ones by their last reported score, then the rest."""
-    sign = 1.0 if study.direction == optuna.study.StudyDirection.MAXIMIZE else -1.0
+    sign = 1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else -1.0
     trials = [t for t in study.get_trials(deepcopy=False) if t.params or t.state == TrialState.COMPLETE]
     return sorted(trials, key=lambda t: _sort_key(t, sign))
 
@@ -37,8 +37,8 @@ def trial_rows(study: optuna.Study) -> tuple[list[str], list[list[Any]]]:
     headers = ["rank", "trial", "state", "value", "epochs", "time_s", "latency_ms", *names, "run_dir"]
     rows = []
     for rank, t in enumerate(trials, 1):
-        value = t.value if t.value is not None else (t.intermediate_values[max(t.intermediate_values)]
-                                                      if t.intermediate_values else None)
+        value = t.values[0] if t.values else (t.intermediate_values[max(t.intermediate_values)]
+                                              if t.intermediate_values else None)
         seconds = t.duration.total_seconds() if t.duration else None
         rows.append([
             rank, t.number, t.state.name.lower(), fmt(value), len(t.intermediate_values) or None,

@@ -17,7 +17,7 @@ from mobilenetv2.tuning.space import SearchSpace
 optuna = require("optuna", "tune")
 TrialState = optuna.trial.TrialState
 
-SAMPLERS = ("grid", "random", "tpe")
+SAMPLERS = ("grid", "random", "tpe", "nsga2")
 PRUNERS = ("median", "halving", "none")
 # A trial that was interrupted or crashed (FAIL) is redone; these states count as done.
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -69,7 +69,8 @@ class ResumableGridSampler(optuna.samplers.GridSampler):
 
 
 def make_sampler(name: str, space: SearchSpace, seed: int = 0) -> optuna.samplers.BaseSampler:
-    """``grid`` (every cell once), ``random`` (seeded per trial) or ``tpe`` (Bayesian, seeded)."""
+    """``grid`` (every cell once), ``random`` (seeded per trial), ``tpe`` (Bayesian, seeded) or ``nsga2`` (the
+    genetic multi-objective sampler, seeded)."""
     if name == "grid":
         sampler = ResumableGridSampler(space.grid(), seed=seed)
         sampler.reseed_rng()  # the cell order stays seeded; retries of failed cells differ between workers
@@ -78,6 +79,8 @@ def make_sampler(name: str, space: SearchSpace, seed: int = 0) -> optuna.sampler
         return SeededRandomSampler(seed)
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(3, len(space) * 2)))
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
     raise UserError(f"sampler must be one of {', '.join(SAMPLERS)}, got {name!r}")
 
 
@@ -179,13 +182,16 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
 
 
 def open_study(name: str, storage: optuna.storages.BaseStorage | str, sampler: optuna.samplers.BaseSampler,
-               pruner: optuna.pruners.BasePruner, direction: str) -> optuna.Study:
-    """Create the study, or load it to resume or to join other workers."""
+               pruner: optuna.pruners.BasePruner, direction: str | list[str]) -> optuna.Study:
+    """Create the study, or load it to resume or to join other workers (``direction``: a list for several
+    objectives)."""
+    directions = [direction] if isinstance(direction, str) else list(direction)
     study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
-                                direction=direction, load_if_exists=True)
-    if study.direction.name.lower() != direction:
-        raise UserError(f"study {name!r} in this storage is set to {study.direction.name.lower()}, not {direction}: "
-                        "use the same --objective, or another --study name")
+                                directions=directions, load_if_exists=True)
+    stored = [d.name.lower() for d in study.directions]
+    if stored != directions:
+        raise UserError(f"study {name!r} in this storage is set to {' '.join(stored)}, not {' '.join(directions)}: "
+                        "use the same --objective/--objectives, or another --study name")
     return study
 
 
