@@ -30,8 +30,10 @@ from mobilenetv2.backends.litert import open_interpreter, output_kind
 from mobilenetv2.errors import UserError, first_line
 from mobilenetv2.extras import require
 from mobilenetv2.formats.base import Format, QuantizeOptions, metadata_entries
+from mobilenetv2.formats.tflite_app import AppInput, app_graph, with_metadata
 from mobilenetv2.io import atomic_write_text
 from mobilenetv2.models.fuse import fuse_bn
+from mobilenetv2.spec import Preprocessing
 from mobilenetv2.weights import CheckpointMeta
 from mobilenetv2.weights.tflite import input_preprocessing, metadata_labels
 from mobilenetv2.weights.tflite_metadata import read_metadata
@@ -74,7 +76,8 @@ def convert_nhwc(model: nn.Module, meta: CheckpointMeta) -> bytes:
         folded = fuse_bn(model).eval()
         example = torch.randn(1, model.in_chans, size, size, generator=torch.Generator().manual_seed(0))
         with torch.inference_mode():
-            dense = folded(example).ndim == 4
+            out = folded(example)
+        dense = isinstance(out, torch.Tensor) and out.ndim == 4
         wrapped = litert_torch.to_channel_last_io(folded, args=[0], outputs=[0] if dense else []).eval()
         try:
             return litert_torch.convert(wrapped, (example.permute(0, 2, 3, 1).contiguous(),)).model_content()
@@ -105,6 +108,22 @@ def quantize_full_integer(fp32_path: Path, calibration: Iterable[np.ndarray], *,
             engine.update_quantization_recipe(".*", op, algorithm_key=AlgorithmName.NO_QUANTIZE)
         ranges = engine.calibrate({signature: list(_calibration_samples(calibration, inputs[0]))}, num_threads=1)
         return bytes(engine.quantize(ranges, enable_progress_report=False).quantized_model)
+
+
+def _file_calibration(calibration: Iterable[np.ndarray], pre: Preprocessing, app_input: AppInput) -> Iterator[np.ndarray]:
+    """Calibration batches normalised by ``pre`` as the file takes them, and first an image half black, half white:
+    the input's range is then exactly the pixels' 0-255, so that a uint8 input holds the pixels as they are."""
+    batches = iter(calibration)
+    first = next(batches, None)
+    if first is None:
+        return
+    sample = np.zeros_like(np.asarray(first, dtype=np.float32)[:1])
+    sample[..., sample.shape[-1] // 2:] = 1.0
+    yield app_input.from_normalised((sample - np.asarray(pre.mean, np.float32).reshape(1, -1, 1, 1))
+                                    / np.asarray(pre.std, np.float32).reshape(1, -1, 1, 1), pre)
+    yield app_input.from_normalised(np.asarray(first, dtype=np.float32), pre)
+    for batch in batches:
+        yield app_input.from_normalised(np.asarray(batch, dtype=np.float32), pre)
 
 
 def _signature(path: Path) -> tuple[str, list[str]]:
@@ -151,7 +170,8 @@ class TFLiteFormat(Format):
     def export(self, model: nn.Module, path: Path, meta: CheckpointMeta, *, opset: int | None = None) -> None:
         if opset is not None:
             raise UserError("--opset applies to ONNX only")
-        Path(path).write_bytes(convert_nhwc(model, meta))
+        graph, app_input = app_graph(model, meta)
+        Path(path).write_bytes(with_metadata(convert_nhwc(graph, meta), model, meta, app_input, "fp32"))
 
     def quantize_method(self, options: QuantizeOptions) -> str:
         given = [flag for flag, used in [("--method", options.method), ("--quant-format", options.quant_format != "qdq"),
@@ -167,15 +187,18 @@ class TFLiteFormat(Format):
     def quantize(self, model: nn.Module, path: Path, meta: CheckpointMeta, calibration: Iterable[np.ndarray],
                  options: QuantizeOptions, *, fp32_path: Path | None = None) -> None:
         self.quantize_method(options)
+        app_input = AppInput.of(meta.preprocessing, model.in_chans)
         with tempfile.TemporaryDirectory(prefix="mobilenetv2-tflite-") as tmp:
             if fp32_path is None:
                 fp32_path = Path(tmp) / "fp32.tflite"
                 self.export(model, fp32_path, meta)
             try:
-                int8 = quantize_full_integer(fp32_path, calibration, per_channel=options.per_channel)
+                int8 = quantize_full_integer(fp32_path, _file_calibration(calibration, meta.preprocessing, app_input),
+                                             per_channel=options.per_channel)
             except (ValueError, RuntimeError) as exc:
                 raise UserError(f"ai-edge-quantizer could not quantize this model: {first_line(exc, 200)}") from exc
-        Path(path).write_bytes(set_io_type(int8, options.io or DEFAULT_IO))
+        int8 = set_io_type(int8, options.io or DEFAULT_IO)
+        Path(path).write_bytes(with_metadata(int8, model, meta, app_input, "int8"))
 
     def finish(self, path: Path, meta: CheckpointMeta, precision: str) -> None:
         """The metadata JSON beside the file, with the input and output tensors as an app must feed and read them."""
