@@ -13,6 +13,7 @@ it has some (the label file zipped onto it, a float input's normalisation: ``wei
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -29,14 +30,14 @@ from torch import nn
 from mobilenetv2.backends.litert import open_interpreter, output_kind
 from mobilenetv2.errors import UserError, first_line
 from mobilenetv2.extras import require
-from mobilenetv2.formats.base import Format, QuantizeOptions, metadata_entries
-from mobilenetv2.formats.tflite_app import AppInput, app_graph, with_metadata
+from mobilenetv2.formats.base import Format, QuantizeOptions, meta_from_entries, metadata_entries
+from mobilenetv2.formats.tflite_app import META_BACKGROUND, OWN_METADATA, AppInput, app_graph, with_metadata
 from mobilenetv2.io import atomic_write_text
 from mobilenetv2.models.fuse import fuse_bn
 from mobilenetv2.spec import Preprocessing
 from mobilenetv2.weights import CheckpointMeta
 from mobilenetv2.weights.tflite import input_preprocessing, metadata_labels
-from mobilenetv2.weights.tflite_metadata import read_metadata
+from mobilenetv2.weights.tflite_metadata import TFLiteMetadata, read_metadata
 
 IO_TYPES = ("uint8", "int8", "float")
 DEFAULT_IO = "uint8"  # what Google's published files, the Edge TPU and microcontroller kernels take
@@ -201,26 +202,50 @@ class TFLiteFormat(Format):
         Path(path).write_bytes(with_metadata(int8, model, meta, app_input, "int8"))
 
     def finish(self, path: Path, meta: CheckpointMeta, precision: str) -> None:
-        """The metadata JSON beside the file, with the input and output tensors as an app must feed and read them."""
+        """A copy of the file's metadata as JSON beside it (what it says, read back), with the input and output tensors
+        as an app must feed and read them."""
         interpreter = open_interpreter(path)
-        entries = {key: json.loads(value) for key, value in metadata_entries(meta, precision).items()}
+        stored, _ = self.read_meta(path)
+        entries = {key: json.loads(value) for key, value in metadata_entries(stored, precision).items()}
         entries[META_INPUT] = tensor_description(interpreter.get_input_details()[0], "NHWC")
         entries[META_OUTPUT] = {**tensor_description(interpreter.get_output_details()[0]),
                                 "holds": output_kind(interpreter)[0]}
         atomic_write_text(self.sidecar_path(path), json.dumps(entries, indent=2))
 
     def read_meta(self, path: Path) -> tuple[CheckpointMeta, str | None]:
+        """What the file's TFLite Metadata says (ours: its custom ``mobilenetv2`` entry, the labels, the input's
+        normalisation); else the JSON beside an older export; else what its tensors say."""
+        metadata = read_metadata(path)
+        if OWN_METADATA in metadata.custom:
+            return _own_meta(Path(path), metadata)
         if self.sidecar_path(path).is_file():
             return super().read_meta(path)
         interpreter = open_interpreter(path)
         kind, argmax_classes = output_kind(interpreter)
         dense = kind == "class_indices" or len(interpreter.get_output_details()[0]["shape"]) == 4
-        metadata = read_metadata(path)
         classes = argmax_classes or int(interpreter.get_output_details()[0]["shape"][-1])
         return CheckpointMeta(architecture={}, task="segmentation" if dense else "classification",
                               class_names=metadata_labels(Path(path), metadata, classes),
                               preprocessing=input_preprocessing(interpreter, metadata),
                               extra={"num_classes": classes}), None  # a file without labels names its classes 0, 1, ...
 
+
+def _own_meta(path: Path, metadata: TFLiteMetadata) -> tuple[CheckpointMeta, str | None]:
+    """Our export's metadata: task, architecture, resize settings and precision from its JSON entry, the classes from
+    its label file (after the background's name for a detector), the mean and std from its input."""
+    try:
+        own = json.loads(metadata.custom[OWN_METADATA])
+        entries = {key: json.dumps(value) for key, value in own.items()}
+    except (ValueError, AttributeError) as exc:
+        raise UserError(f"{path}: its {OWN_METADATA} metadata is not JSON ({first_line(exc)})") from exc
+    meta, precision = meta_from_entries(entries, path)
+    labels = metadata.labels
+    if labels is not None and META_BACKGROUND in own:
+        labels = [str(own[META_BACKGROUND]), *labels]
+    count = meta.num_classes or (len(labels) if labels else 0)
+    file_pre = input_preprocessing(open_interpreter(path), metadata)
+    pre = dataclasses.replace(meta.preprocessing, mean=file_pre.mean, std=file_pre.std)
+    return meta.replace(class_names=metadata_labels(path, dataclasses.replace(metadata, labels=labels), count),
+                        preprocessing=pre), precision
 
 FORMAT = TFLiteFormat()

@@ -12,6 +12,7 @@ without the background (its softmax or sigmoid applied), and MediaPipe runs the 
 from __future__ import annotations
 
 import dataclasses
+import importlib.metadata
 import json
 from dataclasses import dataclass
 
@@ -19,7 +20,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from mobilenetv2 import __version__
 from mobilenetv2.errors import UserError
 from mobilenetv2.formats import tflite_metadata as md
 from mobilenetv2.formats.base import META_CLASS_NAMES, metadata_entries
@@ -28,6 +28,7 @@ from mobilenetv2.spec import Preprocessing
 from mobilenetv2.weights import CheckpointMeta
 
 OWN_METADATA = "mobilenetv2"  # custom metadata: our task, architecture, resize settings and precision (JSON)
+META_BACKGROUND = "mobilenetv2.background"  # a detector's class 0, which its label file leaves out
 DETECTOR_METADATA = "DETECTOR_METADATA"
 SEGMENTER_METADATA = "SEGMENTER_METADATA"
 BOX_SCALES = (10.0, 10.0, 5.0, 5.0)  # the SSD box coder's (y, x, h, w) divisors, models/detection.BOX_CODER_WEIGHTS
@@ -137,8 +138,15 @@ def info_fields(meta: CheckpointMeta) -> dict[str, str]:
     described = (f"{arch} {meta.task} model ({classes} classes, {meta.input_size}x{meta.input_size} RGB input), "
                  f"written by mobilenetv2.{source}")
     return {"name": str(extra.get("name") or f"{arch} {meta.task}"), "description": str(extra.get("description") or described),
-            "version": str(extra.get("version") or f"mobilenetv2 {__version__}"),
+            "version": str(extra.get("version") or f"mobilenetv2 {_package_version()}"),
             "author": str(extra.get("author") or "mobilenetv2"), "license": str(extra.get("license") or LICENSE)}
+
+
+def _package_version() -> str:
+    try:
+        return importlib.metadata.version("mobilenetv2")
+    except importlib.metadata.PackageNotFoundError:
+        return "(not installed)"
 
 
 def metadata_for(meta: CheckpointMeta, app_input: AppInput, precision: str,
@@ -149,6 +157,8 @@ def metadata_for(meta: CheckpointMeta, app_input: AppInput, precision: str,
            if key != META_CLASS_NAMES}  # the labels are the label file's
     image = md.image_input("image", "RGB image, pixels p taken as (p - mean) / std", app_input.mean, app_input.std)
     labels = meta.class_names[1:] if meta.task == "detection" else meta.class_names
+    if meta.task == "detection":
+        own[META_BACKGROUND] = meta.class_names[0]
     files = [md.labels_file(LABELS_FILE, "the class of each output channel")]
     customs = [md.custom(OWN_METADATA, json.dumps(own).encode())]
     if meta.task == "detection":
