@@ -131,7 +131,7 @@ def detector_options(anchors: np.ndarray, num_classes: int, scales: tuple[float,
              for y, x, h, w in np.asarray(anchors, dtype=np.float64)]
     y, x, h, w = scales
     decoding = Table({0: ("i32", num_classes), 1: ("i32", len(fixed)), 2: ("i32", 4), 3: ("i32", 0), 4: ("i32", 0),
-                      5: ("i32", 0), 6: ("f32", x), 7: ("f32", y), 8: ("f32", w), 9: ("f32", h), 10: ("bool", True),
+                      5: ("i32", 2), 6: ("f32", x), 7: ("f32", y), 8: ("f32", w), 9: ("f32", h), 10: ("bool", True),
                       11: ("bool", sigmoid)})
     root = Table({0: "1.0.0", 1: Table({0: Table({0: fixed})}), 2: decoding})
     return serialize(root, DETECTOR_IDENTIFIER)

@@ -112,8 +112,8 @@ def _parse(path: Path, buffer: bytes) -> TFLiteMetadata:
         return TFLiteMetadata()
     inputs, outputs = _tables(subgraphs[0], SUBGRAPH_INPUTS), _tables(subgraphs[0], SUBGRAPH_OUTPUTS)
     mean, std = _normalization(inputs[0]) if inputs else (None, None)
-    name = next((_string(f, FILE_NAME) for f in (_tables(outputs[0], TENSOR_FILES) if outputs else [])
-                 if _byte(f, FILE_TYPE) == TENSOR_AXIS_LABELS), None)
+    name = next((_string(f, FILE_NAME) for tensor in outputs for f in _tables(tensor, TENSOR_FILES)
+                 if _byte(f, FILE_TYPE) == TENSOR_AXIS_LABELS), None)  # the first output with labels (a detector's 2nd)
     labels = _zip_member_lines(path, name) if name else None
     info = {key: value for key, slot in MODEL_INFO.items() if (value := _string(root, slot))}
     custom = {_string(c, CUSTOM_NAME) or "": bytes(_vector(c, CUSTOM_DATA, _uint8()))
