@@ -50,6 +50,27 @@ class TFLiteMetadata:
     outputs: tuple[str, ...] = ()  # the output tensors' names
     custom: dict[str, bytes] = field(default_factory=dict)  # the subgraph's custom metadata by name
 
+    def describe(self) -> dict[str, Any]:
+        """What the metadata says, for people: the model's fields, input normalisation, outputs, labels, custom entries."""
+        described: dict[str, Any] = dict(self.info)
+        if self.mean is not None:
+            described["input"] = f"RGB image, pixels p taken as (p - {_values(self.mean)}) / {_values(self.std)}"
+        if self.outputs:
+            described["outputs"] = ", ".join(self.outputs)
+        if self.labels is not None:
+            more = ", ..." if len(self.labels) > 3 else ""
+            described["labels"] = f"{len(self.labels)} in {self.labels_file} ({', '.join(self.labels[:3])}{more})"
+        decoding = self.detector()
+        if decoding is not None:
+            scales = ", ".join(f"{s:g}" for s in decoding.scales)
+            described["detector"] = (f"{len(decoding.anchors)} SSD anchors, box codes (y, x, h, w) / ({scales})"
+                                     f"{', exp sizes' if decoding.exponential else ''}, "
+                                     f"scores {'through a sigmoid' if decoding.sigmoid else 'as they are'}")
+        others = [name for name in self.custom if name != DETECTOR_METADATA]
+        if others:
+            described["custom metadata"] = ", ".join(others)
+        return described
+
     def detector(self) -> SSDDecoding | None:
         """The SSD box decoding of DETECTOR_METADATA, if the file has it (None, with a warning, if it cannot be read)."""
         data = self.custom.get(DETECTOR_METADATA)
@@ -120,6 +141,10 @@ def _parse(path: Path, buffer: bytes) -> TFLiteMetadata:
               for c in _tables(subgraphs[0], SUBGRAPH_CUSTOM)}
     return TFLiteMetadata(labels=labels, labels_file=name if labels else None, mean=mean, std=std, info=info,
                           outputs=tuple(_string(t, TENSOR_NAME) or "" for t in outputs), custom=custom)
+
+
+def _values(values: tuple[float, ...]) -> str:
+    return ", ".join(f"{v:g}" for v in values) if len(values) > 1 else f"{values[0]:g}"
 
 
 def _uint8() -> Any:
