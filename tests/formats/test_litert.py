@@ -162,7 +162,8 @@ def test_an_operator_the_converter_cannot_take_is_one_line(tmp_path, capsys):
             return torch.fft.rfft2(x).abs().mean((2, 3))
 
     out = tmp_path / "spectrum.tflite"
-    meta = CheckpointMeta(architecture={}, preprocessing=Preprocessing(input_size=32))
+    meta = CheckpointMeta(architecture={}, class_names=["r", "g", "b"],
+                          preprocessing=Preprocessing(input_size=32, mean=(0.5,) * 3, std=(0.5,) * 3))
     with pytest.raises(UserError, match="this model cannot be converted to LiteRT: Only 1D FFT"):
         export_model(Spectrum(), out, "tflite", meta=meta)
     assert list(tmp_path.iterdir()) == []

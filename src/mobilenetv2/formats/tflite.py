@@ -31,7 +31,14 @@ from mobilenetv2.backends.litert import open_interpreter, output_kind
 from mobilenetv2.errors import UserError, first_line
 from mobilenetv2.extras import require
 from mobilenetv2.formats.base import Format, QuantizeOptions, meta_from_entries, metadata_entries
-from mobilenetv2.formats.tflite_app import META_BACKGROUND, OWN_METADATA, AppInput, app_graph, with_metadata
+from mobilenetv2.formats.tflite_app import (
+    META_BACKGROUND,
+    OWN_METADATA,
+    AppInput,
+    app_graph,
+    float_probabilities,
+    with_metadata,
+)
 from mobilenetv2.io import atomic_write_text
 from mobilenetv2.models.fuse import fuse_bn
 from mobilenetv2.spec import Preprocessing
@@ -92,9 +99,11 @@ def _calibration_samples(calibration: Iterable[np.ndarray], name: str) -> Iterat
             yield {name: np.ascontiguousarray(image.transpose(1, 2, 0)[None])}
 
 
-def quantize_full_integer(fp32_path: Path, calibration: Iterable[np.ndarray], *, per_channel: bool = True) -> bytes:
+def quantize_full_integer(fp32_path: Path, calibration: Iterable[np.ndarray], *, per_channel: bool = True,
+                          float_softmax: bool = False) -> bytes:
     """ai-edge-quantizer's static int8 (weights and activations, min-max ranges from ``calibration``: normalised
-    float32 NCHW batches) of a float .tflite, keeping float input and output around QUANTIZE/DEQUANTIZE ops."""
+    float32 NCHW batches) of a float .tflite, keeping float input and output around QUANTIZE/DEQUANTIZE ops;
+    ``float_softmax``: a final SOFTMAX stays float (exact probabilities rather than 1/256 steps)."""
     require("ai_edge_quantizer", "mobile")
     from ai_edge_quantizer import qtyping, quantizer
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
@@ -105,7 +114,7 @@ def quantize_full_integer(fp32_path: Path, calibration: Iterable[np.ndarray], *,
         signature, inputs = _signature(fp32_path)
         engine = quantizer.Quantizer(str(fp32_path))
         engine.add_static_config(".*", ops.ALL_SUPPORTED, 8, 8, granularity)
-        for op in (ops.INPUT, ops.OUTPUT):  # the interface is set afterwards (set_io_type)
+        for op in (ops.INPUT, ops.OUTPUT, *([ops.SOFTMAX] if float_softmax else [])):  # interface: set_io_type
             engine.update_quantization_recipe(".*", op, algorithm_key=AlgorithmName.NO_QUANTIZE)
         ranges = engine.calibrate({signature: list(_calibration_samples(calibration, inputs[0]))}, num_threads=1)
         return bytes(engine.quantize(ranges, enable_progress_report=False).quantized_model)
@@ -195,7 +204,8 @@ class TFLiteFormat(Format):
                 self.export(model, fp32_path, meta)
             try:
                 int8 = quantize_full_integer(fp32_path, _file_calibration(calibration, meta.preprocessing, app_input),
-                                             per_channel=options.per_channel)
+                                             per_channel=options.per_channel,
+                                             float_softmax=float_probabilities(meta, options.io or DEFAULT_IO))
             except (ValueError, RuntimeError) as exc:
                 raise UserError(f"ai-edge-quantizer could not quantize this model: {first_line(exc, 200)}") from exc
         int8 = set_io_type(int8, options.io or DEFAULT_IO)

@@ -24,6 +24,7 @@ from mobilenetv2.errors import UserError
 from mobilenetv2.formats import tflite_metadata as md
 from mobilenetv2.formats.base import META_CLASS_NAMES, metadata_entries
 from mobilenetv2.formats.input_scaling import InputScaling, fold_first_conv
+from mobilenetv2.models.fuse import fuse_bn
 from mobilenetv2.spec import Preprocessing
 from mobilenetv2.weights import CheckpointMeta
 
@@ -102,11 +103,18 @@ def app_graph(model: nn.Module, meta: CheckpointMeta) -> tuple[nn.Module, AppInp
         raise UserError(f"LiteRT export writes {', '.join(HEADS)} models, not {meta.task}")
     check_labels(meta, model)
     app_input = AppInput.of(meta.preprocessing, model.in_chans)
-    folded = fold_first_conv(model, app_input.scaling, "LiteRT export").eval()
+    one_std = all(abs(f - 1.0) < 1e-9 for f in app_input.scaling.factors)  # nothing to fold
+    folded = (fuse_bn(model) if one_std else fold_first_conv(model, app_input.scaling, "LiteRT export")).eval()
     head = HEADS[meta.task](folded)
     graph = nn.Sequential(_Offsets(app_input.offsets), head) if any(app_input.offsets) else head
     graph.in_chans = model.in_chans
     return graph.eval(), app_input
+
+
+def float_probabilities(meta: CheckpointMeta, io_type: str) -> bool:
+    """Whether an int8 classifier keeps its softmax float: apps read its output as the probabilities, which a uint8
+    softmax gives in 1/256 steps (ties, a sum off 1); a full-integer file (``--io int8``, microcontrollers) keeps it int8."""
+    return meta.task == "classification" and io_type != "int8"
 
 
 def check_labels(meta: CheckpointMeta, model: nn.Module) -> None:
