@@ -100,10 +100,11 @@ def _calibration_samples(calibration: Iterable[np.ndarray], name: str) -> Iterat
 
 
 def quantize_full_integer(fp32_path: Path, calibration: Iterable[np.ndarray], *, per_channel: bool = True,
-                          float_softmax: bool = False) -> bytes:
+                          float_softmax: bool = False, input_range: tuple[float, float] | None = None) -> bytes:
     """ai-edge-quantizer's static int8 (weights and activations, min-max ranges from ``calibration``: normalised
     float32 NCHW batches) of a float .tflite, keeping float input and output around QUANTIZE/DEQUANTIZE ops;
-    ``float_softmax``: a final SOFTMAX stays float (exact probabilities rather than 1/256 steps)."""
+    ``float_softmax``: a final SOFTMAX stays float (exact probabilities rather than 1/256 steps); ``input_range``: the
+    input's (min, max) instead of the calibrated one (the pixels' full range, so that uint8 holds pixels as they are)."""
     require("ai_edge_quantizer", "mobile")
     from ai_edge_quantizer import qtyping, quantizer
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
@@ -117,22 +118,16 @@ def quantize_full_integer(fp32_path: Path, calibration: Iterable[np.ndarray], *,
         for op in (ops.INPUT, ops.OUTPUT, *([ops.SOFTMAX] if float_softmax else [])):  # interface: set_io_type
             engine.update_quantization_recipe(".*", op, algorithm_key=AlgorithmName.NO_QUANTIZE)
         ranges = engine.calibrate({signature: list(_calibration_samples(calibration, inputs[0]))}, num_threads=1)
+        if input_range is not None:
+            name = open_interpreter(fp32_path).get_input_details()[0]["name"]
+            ranges[name] = {**ranges[name], **{key: np.full_like(ranges[name][key], value)
+                                               for key, value in zip(("min", "max"), input_range)}}
         return bytes(engine.quantize(ranges, enable_progress_report=False).quantized_model)
 
 
 def _file_calibration(calibration: Iterable[np.ndarray], pre: Preprocessing, app_input: AppInput) -> Iterator[np.ndarray]:
-    """Calibration batches normalised by ``pre`` as the file takes them, and first an image half black, half white:
-    the input's range is then exactly the pixels' 0-255, so that a uint8 input holds the pixels as they are."""
-    batches = iter(calibration)
-    first = next(batches, None)
-    if first is None:
-        return
-    sample = np.zeros_like(np.asarray(first, dtype=np.float32)[:1])
-    sample[..., sample.shape[-1] // 2:] = 1.0
-    yield app_input.from_normalised((sample - np.asarray(pre.mean, np.float32).reshape(1, -1, 1, 1))
-                                    / np.asarray(pre.std, np.float32).reshape(1, -1, 1, 1), pre)
-    yield app_input.from_normalised(np.asarray(first, dtype=np.float32), pre)
-    for batch in batches:
+    """Calibration batches normalised by ``pre`` as the file takes them."""
+    for batch in calibration:
         yield app_input.from_normalised(np.asarray(batch, dtype=np.float32), pre)
 
 
@@ -205,7 +200,8 @@ class TFLiteFormat(Format):
             try:
                 int8 = quantize_full_integer(fp32_path, _file_calibration(calibration, meta.preprocessing, app_input),
                                              per_channel=options.per_channel,
-                                             float_softmax=float_probabilities(meta, options.io or DEFAULT_IO))
+                                             float_softmax=float_probabilities(meta, options.io or DEFAULT_IO),
+                                             input_range=app_input.pixel_range)
             except (ValueError, RuntimeError) as exc:
                 raise UserError(f"ai-edge-quantizer could not quantize this model: {first_line(exc, 200)}") from exc
         int8 = set_io_type(int8, options.io or DEFAULT_IO)

@@ -52,6 +52,11 @@ class AppInput:
         mean = 255.0 * float(np.mean(pre.mean))
         return cls(mean, 1.0 / scaling.scale, scaling, tuple(b + mean * scaling.scale for b in scaling.bias))
 
+    @property
+    def pixel_range(self) -> tuple[float, float]:
+        """What pixels 0 and 255 become: the input's range, so that a uint8 input holds the pixels themselves."""
+        return (0.0 - self.mean) / self.std, (255.0 - self.mean) / self.std
+
     def preprocessing(self, pre: Preprocessing) -> Preprocessing:
         """``pre`` with the file's mean and std (0-1 scale): what our own tools normalise by for this file."""
         channels = len(pre.mean)
