@@ -60,12 +60,13 @@ def test_export_tflite_takes_nhwc_and_matches_pytorch_on_real_photos(exported, t
     batch, _ = verification_batch(ckpt.preprocessing, [str(shared_data / "hymenoptera_data" / "val" / "ants")])
     with torch.inference_mode():
         reference = ckpt.model.eval()(batch).numpy()
-    outputs = runtime(batch)
-    assert (outputs.argmax(1) == reference.argmax(1)).all() and np.abs(outputs - reference).max() < 1e-4
+    outputs = runtime(batch)  # log-probabilities: the file ends in a softmax
+    assert (outputs.argmax(1) == reference.argmax(1)).all()
+    assert np.abs(outputs - torch.from_numpy(reference).log_softmax(1).numpy()).max() < 1e-4
     meta = json.loads(exported.with_name("tiny.tflite.json").read_text())
     assert meta["mobilenetv2.class_names"] == ["ants", "bees"] and meta["mobilenetv2.precision"] == "fp32"
     assert meta["mobilenetv2.input"] == {"shape": [1, 64, 64, 3], "dtype": "float32", "layout": "NHWC"}
-    assert meta["mobilenetv2.output"]["holds"] == "logits"
+    assert meta["mobilenetv2.output"]["holds"] == "probabilities"  # a softmax ends the file: apps read scores
     assert main(["predict", str(exported), *real_photos(shared_data, 2), "--format", "jsonl"]) == 0
     assert [sorted(json.loads(line)["labels"]) for line in capsys.readouterr().out.splitlines()] == [["ants", "bees"]] * 2
 
@@ -86,9 +87,9 @@ def test_int8_tflite_runs_under_tflm_with_litert_outputs(size, shared_data, rand
     litert, micro = open_runtime(out), open_runtime(out, "tflm")
     assert micro.input_dtype == np.int8 and micro.describe()["flash_bytes"] == out.stat().st_size
     batch, _ = verification_batch(litert.preprocessing, real_photos(shared_data))
-    step = litert.output["quantization"][0]
-    expected, found = litert(batch), micro(batch)
-    assert np.abs(expected).max() > 10 * step  # outputs that are more than rounding
+    step = litert.output["quantization"][0]  # of the int8 softmax: compared as probabilities
+    expected, found = np.exp(litert(batch)), np.exp(micro(batch))
+    assert np.ptp(expected) > 10 * step  # outputs that are more than rounding
     # XNNPACK (float requantisation) and TFLM's reference kernels (fixed-point multipliers) round a little apart: 2-3
     # steps of the output after 60 layers, on outputs spanning over 100 steps
     assert np.abs(expected - found).max() <= 4 * step + 1e-6
@@ -162,7 +163,8 @@ def test_an_operator_the_converter_cannot_take_is_one_line(tmp_path, capsys):
             return torch.fft.rfft2(x).abs().mean((2, 3))
 
     out = tmp_path / "spectrum.tflite"
-    meta = CheckpointMeta(architecture={}, preprocessing=Preprocessing(input_size=32))
+    meta = CheckpointMeta(architecture={}, class_names=["r", "g", "b"],
+                          preprocessing=Preprocessing(input_size=32, mean=(0.5,) * 3, std=(0.5,) * 3))
     with pytest.raises(UserError, match="this model cannot be converted to LiteRT: Only 1D FFT"):
         export_model(Spectrum(), out, "tflite", meta=meta)
     assert list(tmp_path.iterdir()) == []
@@ -173,5 +175,5 @@ def test_info_reports_what_a_board_needs_for_a_float_file_too(exported, capsys):
     pytest.importorskip("tflite_micro", reason="TensorFlow Lite Micro comes with the [mobile] extra")
     assert main(["info", "--tflite", str(exported)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith(f"{exported}: fp32 classification model, input NHWC float32 1x64x64x3, output: logits")
+    assert out.startswith(f"{exported}: fp32 classification model, input NHWC float32 1x64x64x3, output: probabilities")
     assert f"flash (the file):         {exported.stat().st_size:,} bytes" in out and "TFLM tensor arena (SRAM): " in out

@@ -80,6 +80,10 @@ class Runtime(ABC):
     def input_channels(self) -> int:
         return int(self.input_shape[-1] if self.input_layout == "NHWC" else self.input_shape[1])
 
+    def comparable(self, reference: np.ndarray) -> np.ndarray:
+        """PyTorch's raw outputs as this runtime gives them back (the same, unless its file ends in a softmax, ...)."""
+        return reference
+
     def describe(self) -> dict[str, Any]:
         """What the runtime says about itself, as JSON-ready values."""
         return {"backend": self.backend, "format": self.format, "precision": self.precision,

@@ -15,6 +15,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="per-layer table, parameters, multiply-adds, size and memory of a model",
                        description="Print the paper's per-layer table (input, operator, t, c, n, s) with parameters, "
                                    "multiply-adds and output size per layer, and the totals.")
+    p.add_argument("file", nargs="?", help="a .tflite file: print its TFLite Metadata (name, version, author, license, "
+                                           "the input's normalisation, the outputs and their labels, a detector's "
+                                           "anchors and box coding), what apps' task libraries read")
     add_model_args(p)
     p.set_defaults(resolution=None)  # None: the checkpoint's input size, or 224 for --model
     p.add_argument("--checkpoint", help="describe the model stored in this checkpoint instead of --model, "
@@ -49,6 +52,25 @@ def tflite_info(path: str, as_json: bool) -> int:
     return 0
 
 
+def metadata_info(path: str, as_json: bool) -> int:
+    """The TFLite Metadata of a .tflite file as apps read it; one line for a file of another format or without any."""
+    from mobilenetv2.errors import UserError
+    from mobilenetv2.formats.registry import entry_of
+    from mobilenetv2.weights.tflite_metadata import read_metadata
+
+    if entry_of(path).name != "tflite":
+        raise UserError(f"info FILE prints the TFLite Metadata of a .tflite file; {path} is a {entry_of(path).name} file")
+    described = read_metadata(path).describe()
+    if not described:
+        raise UserError(f"{path} has no TFLite Metadata (apps' task libraries need it; ours are written by export)")
+    if as_json:
+        print_json(described)
+        return 0
+    for key, value in described.items():
+        print(f"{key + ':':<20} {value}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from mobilenetv2.analysis import profile
     from mobilenetv2.models import create_model, list_models
@@ -56,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         print("\n".join(list_models()))
         return 0
+    if args.file:
+        return metadata_info(args.file, args.json)
     if args.tflite:
         return tflite_info(args.tflite, args.json)
     if args.checkpoint:

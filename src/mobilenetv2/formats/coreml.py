@@ -42,7 +42,6 @@ from mobilenetv2.backends.coreml import (
     MASK_OUTPUT,
     PROBS_OUTPUT,
     CoreMLRuntime,
-    channel_stats,
     check_available,
     from_pixels,
     label_names,
@@ -52,8 +51,8 @@ from mobilenetv2.backends.coreml import (
 )
 from mobilenetv2.errors import UserError, first_line
 from mobilenetv2.formats.base import Format, meta_from_entries, metadata_entries
+from mobilenetv2.formats.input_scaling import InputScaling, fold_first_conv
 from mobilenetv2.formats.verify import Verification, verification_batch, verify_outputs
-from mobilenetv2.models.fuse import fuse_bn
 from mobilenetv2.spec import Preprocessing
 from mobilenetv2.tasks import get_task
 from mobilenetv2.weights import CheckpointMeta
@@ -64,28 +63,6 @@ INT8_WEIGHTS = {"mode": "linear_symmetric", "dtype": "int8", "granularity": "per
 CLEAR_MARGIN = 0.05  # a classifier's prediction counts when PyTorch's two best probabilities are further apart
 PROBABILITY_TOLERANCE = {"fp16": 0.02, "int8": 0.1}  # classifier: largest |probability difference| from PyTorch's
 PIXEL_AGREEMENT = {"fp16": 0.99, "int8": 0.97}  # segmentation: Core ML's mask against PyTorch's
-
-
-@dataclass(frozen=True)
-class InputScaling:
-    """Core ML's ``scale * pixel + bias`` and the per-channel factors folded into the first convolution."""
-
-    scale: float
-    bias: tuple[float, ...]
-    factors: tuple[float, ...]
-
-    @classmethod
-    def of(cls, pre: Preprocessing, channels: int) -> InputScaling:
-        if channels not in (1, 3):
-            raise UserError(f"Core ML's image inputs are RGB or grayscale; this model takes {channels} channels")
-        channel_stats(pre, channels)  # one line when the mean and std do not have one value per channel
-        common = float(np.mean(pre.std))
-        return cls(1.0 / (255.0 * common), tuple(-m / common for m in pre.mean), tuple(common / s for s in pre.std))
-
-    def apply(self, pixels: np.ndarray) -> np.ndarray:
-        """What Core ML feeds the graph: uint8 NHWC pixels -> ``scale * p + bias``, float32 NCHW."""
-        scaled = pixels.astype(np.float32) * np.float32(self.scale) + np.asarray(self.bias, np.float32)
-        return np.ascontiguousarray(scaled.transpose(0, 3, 1, 2))
 
 
 class _CoreMLHead(nn.Module):
@@ -203,13 +180,7 @@ def coreml_graph(model: nn.Module, meta: CheckpointMeta) -> tuple[nn.Module, Inp
     """The BatchNorm-folded copy of ``model`` with the per-channel rest of the normalisation in its first conv, and
     the scale and bias Core ML applies to the pixels before it."""
     scaling = InputScaling.of(meta.preprocessing, model.in_chans)
-    folded = fuse_bn(model)
-    first = next((m for m in folded.modules() if isinstance(m, nn.Conv2d)), None)
-    if first is None or first.in_channels != model.in_chans or first.groups != 1:
-        raise UserError("Core ML export needs a model whose first layer is a full convolution over the input channels")
-    with torch.no_grad():
-        first.weight.mul_(torch.tensor(scaling.factors, dtype=first.weight.dtype).view(1, -1, 1, 1))
-    return folded, scaling
+    return fold_first_conv(model, scaling, "Core ML export"), scaling
 
 
 def verification_pixels(pre: Preprocessing, images: list[str] | None, channels: int,

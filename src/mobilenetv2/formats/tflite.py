@@ -13,6 +13,7 @@ it has some (the label file zipped onto it, a float input's normalisation: ``wei
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -30,13 +31,22 @@ from torch import nn
 from mobilenetv2.backends.litert import open_interpreter, output_kind
 from mobilenetv2.errors import UserError, first_line
 from mobilenetv2.extras import require
-from mobilenetv2.formats.base import Format, QuantizeOptions, metadata_entries
+from mobilenetv2.formats.base import Format, QuantizeOptions, meta_from_entries, metadata_entries
+from mobilenetv2.formats.tflite_app import (
+    META_BACKGROUND,
+    OWN_METADATA,
+    AppInput,
+    app_graph,
+    float_probabilities,
+    with_metadata,
+)
 from mobilenetv2.io import atomic_write_text
 from mobilenetv2.models.fuse import fuse_bn
+from mobilenetv2.spec import Preprocessing
 from mobilenetv2.tasks import get_task
 from mobilenetv2.weights import CheckpointMeta
 from mobilenetv2.weights.tflite import input_preprocessing, metadata_labels
-from mobilenetv2.weights.tflite_metadata import read_metadata
+from mobilenetv2.weights.tflite_metadata import TFLiteMetadata, read_metadata
 
 IO_TYPES = ("uint8", "int8", "float")
 DEFAULT_IO = "uint8"  # what Google's published files, the Edge TPU and microcontroller kernels take
@@ -76,7 +86,8 @@ def convert_nhwc(model: nn.Module, meta: CheckpointMeta) -> bytes:
         folded = fuse_bn(model).eval()
         example = torch.randn(1, model.in_chans, size, size, generator=torch.Generator().manual_seed(0))
         with torch.inference_mode():
-            dense = folded(example).ndim == 4
+            out = folded(example)
+        dense = isinstance(out, torch.Tensor) and out.ndim == 4
         wrapped = litert_torch.to_channel_last_io(folded, args=[0], outputs=[0] if dense else []).eval()
         try:
             return litert_torch.convert(wrapped, (example.permute(0, 2, 3, 1).contiguous(),)).model_content()
@@ -91,10 +102,13 @@ def _calibration_samples(calibration: Iterable[np.ndarray], name: str) -> Iterat
 
 
 def quantize_full_integer(fp32_path: Path, calibration: Iterable[np.ndarray], *, per_channel: bool = True,
-                          float_tail: bool = False) -> bytes:
+                          float_tail: bool = False, float_softmax: bool = False,
+                          input_range: tuple[float, float] | None = None) -> bytes:
     """ai-edge-quantizer's static int8 (weights and activations, min-max ranges from ``calibration``: normalised
     float32 NCHW batches) of a float .tflite, keeping float input and output around QUANTIZE/DEQUANTIZE ops;
-    ``float_tail`` keeps the ops after the last convolutions in float (a detector's box decoding and concat)."""
+    ``float_tail`` keeps the ops after the last convolutions in float (a detector's box decoding and concat);
+    ``float_softmax``: a final SOFTMAX stays float (exact probabilities rather than 1/256 steps); ``input_range``: the
+    input's (min, max) instead of the calibrated one (the pixels' full range, so that uint8 holds pixels as they are)."""
     require("ai_edge_quantizer", "mobile")
     from ai_edge_quantizer import qtyping, quantizer
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
@@ -105,12 +119,16 @@ def quantize_full_integer(fp32_path: Path, calibration: Iterable[np.ndarray], *,
         signature, inputs = _signature(fp32_path)
         engine = quantizer.Quantizer(str(fp32_path))
         engine.add_static_config(".*", ops.ALL_SUPPORTED, 8, 8, granularity)
-        for op in (ops.INPUT, ops.OUTPUT):  # the interface is set afterwards (set_io_type)
+        for op in (ops.INPUT, ops.OUTPUT, *([ops.SOFTMAX] if float_softmax else [])):  # interface: set_io_type
             engine.update_quantization_recipe(".*", op, algorithm_key=AlgorithmName.NO_QUANTIZE)
         for scope in tail_scopes(fp32_path.read_bytes()) if float_tail else []:
             engine.update_quantization_recipe(f"^{re.escape(scope)}$", ops.ALL_SUPPORTED,
                                               algorithm_key=AlgorithmName.NO_QUANTIZE)
         ranges = engine.calibrate({signature: list(_calibration_samples(calibration, inputs[0]))}, num_threads=1)
+        if input_range is not None:
+            name = open_interpreter(fp32_path).get_input_details()[0]["name"]
+            ranges[name] = {**ranges[name], **{key: np.full_like(ranges[name][key], value)
+                                               for key, value in zip(("min", "max"), input_range)}}
         return bytes(engine.quantize(ranges, enable_progress_report=False).quantized_model)
 
 
@@ -136,6 +154,12 @@ def tail_scopes(model: bytes) -> list[str]:
         scopes.append("".join(f"{graph.tensors[t].name.decode()};" for t in op.outputs if t >= 0))
         pending.extend(int(t) for t in op.inputs if t >= 0)
     return scopes
+
+
+def _file_calibration(calibration: Iterable[np.ndarray], pre: Preprocessing, app_input: AppInput) -> Iterator[np.ndarray]:
+    """Calibration batches normalised by ``pre`` as the file takes them."""
+    for batch in calibration:
+        yield app_input.from_normalised(np.asarray(batch, dtype=np.float32), pre)
 
 
 def _signature(path: Path) -> tuple[str, list[str]]:
@@ -182,7 +206,8 @@ class TFLiteFormat(Format):
     def export(self, model: nn.Module, path: Path, meta: CheckpointMeta, *, opset: int | None = None) -> None:
         if opset is not None:
             raise UserError("--opset applies to ONNX only")
-        Path(path).write_bytes(convert_nhwc(model, meta))
+        graph, app_input = app_graph(model, meta)
+        Path(path).write_bytes(with_metadata(convert_nhwc(graph, meta), model, meta, app_input, "fp32"))
 
     def quantize_method(self, options: QuantizeOptions) -> str:
         given = [flag for flag, used in [("--method", options.method), ("--quant-format", options.quant_format != "qdq"),
@@ -198,38 +223,67 @@ class TFLiteFormat(Format):
     def quantize(self, model: nn.Module, path: Path, meta: CheckpointMeta, calibration: Iterable[np.ndarray],
                  options: QuantizeOptions, *, fp32_path: Path | None = None) -> None:
         self.quantize_method(options)
+        app_input = AppInput.of(meta.preprocessing, model.in_chans)
         with tempfile.TemporaryDirectory(prefix="mobilenetv2-tflite-") as tmp:
             if fp32_path is None:
                 fp32_path = Path(tmp) / "fp32.tflite"
                 self.export(model, fp32_path, meta)
             try:
-                int8 = quantize_full_integer(fp32_path, calibration, per_channel=options.per_channel,
-                                             float_tail=get_task(meta.task).float_output_tail)
+                int8 = quantize_full_integer(fp32_path, _file_calibration(calibration, meta.preprocessing, app_input),
+                                             per_channel=options.per_channel,
+                                             float_tail=get_task(meta.task).float_output_tail,
+                                             float_softmax=float_probabilities(meta, options.io or DEFAULT_IO),
+                                             input_range=app_input.pixel_range)
             except (ValueError, RuntimeError) as exc:
                 raise UserError(f"ai-edge-quantizer could not quantize this model: {first_line(exc, 200)}") from exc
-        Path(path).write_bytes(set_io_type(int8, options.io or DEFAULT_IO))
+        int8 = set_io_type(int8, options.io or DEFAULT_IO)
+        Path(path).write_bytes(with_metadata(int8, model, meta, app_input, "int8"))
 
     def finish(self, path: Path, meta: CheckpointMeta, precision: str) -> None:
-        """The metadata JSON beside the file, with the input and output tensors as an app must feed and read them."""
+        """A copy of the file's metadata as JSON beside it (what it says, read back), with the input and output tensors
+        as an app must feed and read them."""
         interpreter = open_interpreter(path)
-        entries = {key: json.loads(value) for key, value in metadata_entries(meta, precision).items()}
+        stored, _ = self.read_meta(path)
+        entries = {key: json.loads(value) for key, value in metadata_entries(stored, precision).items()}
         entries[META_INPUT] = tensor_description(interpreter.get_input_details()[0], "NHWC")
         entries[META_OUTPUT] = {**tensor_description(interpreter.get_output_details()[0]),
                                 "holds": output_kind(interpreter)[0]}
         atomic_write_text(self.sidecar_path(path), json.dumps(entries, indent=2))
 
     def read_meta(self, path: Path) -> tuple[CheckpointMeta, str | None]:
+        """What the file's TFLite Metadata says (ours: its custom ``mobilenetv2`` entry, the labels, the input's
+        normalisation); else the JSON beside an older export; else what its tensors say."""
+        metadata = read_metadata(path)
+        if OWN_METADATA in metadata.custom:
+            return _own_meta(Path(path), metadata)
         if self.sidecar_path(path).is_file():
             return super().read_meta(path)
         interpreter = open_interpreter(path)
         kind, argmax_classes = output_kind(interpreter)
         dense = kind == "class_indices" or len(interpreter.get_output_details()[0]["shape"]) == 4
-        metadata = read_metadata(path)
         classes = argmax_classes or int(interpreter.get_output_details()[0]["shape"][-1])
         return CheckpointMeta(architecture={}, task="segmentation" if dense else "classification",
                               class_names=metadata_labels(Path(path), metadata, classes),
                               preprocessing=input_preprocessing(interpreter, metadata),
                               extra={"num_classes": classes}), None  # a file without labels names its classes 0, 1, ...
 
+
+def _own_meta(path: Path, metadata: TFLiteMetadata) -> tuple[CheckpointMeta, str | None]:
+    """Our export's metadata: task, architecture, resize settings and precision from its JSON entry, the classes from
+    its label file (after the background's name for a detector), the mean and std from its input."""
+    try:
+        own = json.loads(metadata.custom[OWN_METADATA])
+        entries = {key: json.dumps(value) for key, value in own.items()}
+    except (ValueError, AttributeError) as exc:
+        raise UserError(f"{path}: its {OWN_METADATA} metadata is not JSON ({first_line(exc)})") from exc
+    meta, precision = meta_from_entries(entries, path)
+    labels = metadata.labels
+    if labels is not None and META_BACKGROUND in own:
+        labels = [str(own[META_BACKGROUND]), *labels]
+    count = meta.num_classes or (len(labels) if labels else 0)
+    file_pre = input_preprocessing(open_interpreter(path), metadata)
+    pre = dataclasses.replace(meta.preprocessing, mean=file_pre.mean, std=file_pre.std)
+    return meta.replace(class_names=metadata_labels(path, dataclasses.replace(metadata, labels=labels), count),
+                        preprocessing=pre), precision
 
 FORMAT = TFLiteFormat()

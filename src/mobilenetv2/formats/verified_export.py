@@ -34,7 +34,7 @@ def export_verified(model: nn.Module, meta: CheckpointMeta, fmt: str, path: Path
     target = get_format(fmt)
     target.export(model, path, meta, opset=opset)
     runtime = target.open(path, backend, options, meta=meta, precision="fp32")
-    return runtime, verify_outputs(get_task(meta.task), reference, runtime(batch), source)
+    return runtime, verify_outputs(get_task(meta.task), runtime.comparable(reference), runtime(batch), source)
 
 
 def open_checkpoint_on(ckpt: Checkpoint, backend: str, options: RuntimeOptions, precision: str | None = None) -> Runtime:

@@ -8,9 +8,11 @@ from __future__ import annotations
 import logging
 import os
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from mobilenetv2.errors import first_line
 
@@ -19,10 +21,17 @@ log = logging.getLogger(__name__)
 METADATA_NAME = b"TFLITE_METADATA"
 TENSOR_AXIS_LABELS = 2  # AssociatedFileType: one label per entry of the output's last axis
 NORMALIZATION_OPTIONS = 1  # ProcessUnitOptions: NormalizationOptions
+DETECTOR_METADATA = "DETECTOR_METADATA"  # MediaPipe's object_detector_metadata_schema.fbs (ObjectDetectorOptions)
 # Field slots of the tables read here, as metadata_schema.fbs declares them (a union takes two: its type, its value).
+MODEL_INFO = {"name": 0, "description": 1, "version": 2, "author": 4, "license": 5, "min_parser_version": 7}
 MODEL_SUBGRAPHS = 3
-SUBGRAPH_INPUTS, SUBGRAPH_OUTPUTS = 2, 3
-TENSOR_PROCESS_UNITS, TENSOR_FILES = 4, 6
+SUBGRAPH_INPUTS, SUBGRAPH_OUTPUTS, SUBGRAPH_CUSTOM = 2, 3, 9
+CUSTOM_NAME, CUSTOM_DATA = 0, 1
+TENSOR_NAME, TENSOR_PROCESS_UNITS, TENSOR_FILES = 0, 4, 6
+# object_detector_metadata_schema.fbs: ObjectDetectorOptions.ssd_anchors_options.fixed_anchors_schema.anchors and
+# tensors_decoding_options (x, y, w, h scales at slots 6-9, sigmoid_score at 11)
+DETECTOR_ANCHORS, DETECTOR_DECODING = 1, 2
+DECODING_SCALES, DECODING_EXP, DECODING_SIGMOID = (7, 6, 9, 8), 10, 11
 UNIT_TYPE, UNIT_OPTIONS = 0, 1
 NORM_MEAN, NORM_STD = 0, 1
 FILE_NAME, FILE_TYPE = 0, 2
@@ -37,6 +46,52 @@ class TFLiteMetadata:
     labels_file: str | None = None
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    info: dict[str, str] = field(default_factory=dict)  # name, description, version, author, license, min_parser_version
+    outputs: tuple[str, ...] = ()  # the output tensors' names
+    custom: dict[str, bytes] = field(default_factory=dict)  # the subgraph's custom metadata by name
+
+    def describe(self) -> dict[str, Any]:
+        """What the metadata says, for people: the model's fields, input normalisation, outputs, labels, custom entries."""
+        described: dict[str, Any] = dict(self.info)
+        if self.mean is not None:
+            described["input"] = f"RGB image, pixels p taken as (p - {_values(self.mean)}) / {_values(self.std)}"
+        if self.outputs:
+            described["outputs"] = ", ".join(self.outputs)
+        if self.labels is not None:
+            more = ", ..." if len(self.labels) > 3 else ""
+            described["labels"] = f"{len(self.labels)} in {self.labels_file} ({', '.join(self.labels[:3])}{more})"
+        decoding = self.detector()
+        if decoding is not None:
+            scales = ", ".join(f"{s:g}" for s in decoding.scales)
+            described["detector"] = (f"{len(decoding.anchors)} SSD anchors, box codes (y, x, h, w) / ({scales})"
+                                     f"{', exp sizes' if decoding.exponential else ''}, "
+                                     f"scores {'through a sigmoid' if decoding.sigmoid else 'as they are'}")
+        others = [name for name in self.custom if name != DETECTOR_METADATA]
+        if others:
+            described["custom metadata"] = ", ".join(others)
+        return described
+
+    def detector(self) -> SSDDecoding | None:
+        """The SSD box decoding of DETECTOR_METADATA, if the file has it (None, with a warning, if it cannot be read)."""
+        data = self.custom.get(DETECTOR_METADATA)
+        if data is None:
+            return None
+        try:
+            return _detector(data)
+        except Exception as exc:  # noqa: BLE001 - a damaged flatbuffer raises anything
+            log.warning("warning: its %s cannot be read (%s); ignored", DETECTOR_METADATA, first_line(exc, 120))
+            return None
+
+
+@dataclass(frozen=True)
+class SSDDecoding:
+    """Fixed anchors ``[A, 4]`` (y_center, x_center, height, width ratios), the (y, x, h, w) divisors of the box codes,
+    whether sizes go through exp and scores through a sigmoid (MediaPipe's TensorsDecodingOptions)."""
+
+    anchors: np.ndarray
+    scales: tuple[float, float, float, float]
+    exponential: bool
+    sigmoid: bool
 
 
 def read_metadata(path: str | os.PathLike[str], data: bytes | None = None) -> TFLiteMetadata:
@@ -78,10 +133,36 @@ def _parse(path: Path, buffer: bytes) -> TFLiteMetadata:
         return TFLiteMetadata()
     inputs, outputs = _tables(subgraphs[0], SUBGRAPH_INPUTS), _tables(subgraphs[0], SUBGRAPH_OUTPUTS)
     mean, std = _normalization(inputs[0]) if inputs else (None, None)
-    name = next((_string(f, FILE_NAME) for f in (_tables(outputs[0], TENSOR_FILES) if outputs else [])
-                 if _byte(f, FILE_TYPE) == TENSOR_AXIS_LABELS), None)
+    name = next((_string(f, FILE_NAME) for tensor in outputs for f in _tables(tensor, TENSOR_FILES)
+                 if _byte(f, FILE_TYPE) == TENSOR_AXIS_LABELS), None)  # the first output with labels (a detector's 2nd)
     labels = _zip_member_lines(path, name) if name else None
-    return TFLiteMetadata(labels=labels, labels_file=name if labels else None, mean=mean, std=std)
+    info = {key: value for key, slot in MODEL_INFO.items() if (value := _string(root, slot))}
+    custom = {_string(c, CUSTOM_NAME) or "": bytes(_vector(c, CUSTOM_DATA, _uint8()))
+              for c in _tables(subgraphs[0], SUBGRAPH_CUSTOM)}
+    return TFLiteMetadata(labels=labels, labels_file=name if labels else None, mean=mean, std=std, info=info,
+                          outputs=tuple(_string(t, TENSOR_NAME) or "" for t in outputs), custom=custom)
+
+
+def _values(values: tuple[float, ...]) -> str:
+    return ", ".join(f"{v:g}" for v in values) if len(values) > 1 else f"{values[0]:g}"
+
+
+def _uint8() -> Any:
+    from flatbuffers import number_types
+
+    return number_types.Uint8Flags
+
+
+def _detector(data: bytes) -> SSDDecoding:
+    from flatbuffers import encode, number_types, table
+
+    root = table.Table(bytearray(data), encode.Get(number_types.UOffsetTFlags.packer_type, data, 0))
+    anchors = _tables(_table(_table(root, DETECTOR_ANCHORS), 0), 0)
+    decoding = _table(root, DETECTOR_DECODING)
+    rows = [[_float(a, 1), _float(a, 0), _float(a, 3), _float(a, 2)] for a in anchors]  # (y, x, h, w)
+    scales = tuple(_float(decoding, slot) for slot in DECODING_SCALES)
+    return SSDDecoding(np.asarray(rows, dtype=np.float32).reshape(-1, 4), scales, bool(_byte(decoding, DECODING_EXP)),
+                       bool(_byte(decoding, DECODING_SIGMOID)))
 
 
 def _normalization(tensor: Any) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None]:
@@ -124,6 +205,13 @@ def _byte(t: Any, slot: int) -> int:
 
     o = _offset(t, slot)
     return int(t.Get(number_types.Uint8Flags, o + t.Pos)) if o else 0
+
+
+def _float(t: Any, slot: int) -> float:
+    from flatbuffers import number_types
+
+    o = _offset(t, slot)
+    return float(t.Get(number_types.Float32Flags, o + t.Pos)) if o else 0.0
 
 
 def _table(t: Any, slot: int) -> Any:
