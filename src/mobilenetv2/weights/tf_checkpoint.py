@@ -32,11 +32,6 @@ TOKEN = re.compile(r"\s+|#[^\n]*|(?P<str>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")
 Message = dict[str, list]
 
 
-def is_tf_checkpoint_folder(path: Path) -> bool:
-    """A folder holding a checkpoint index or a pipeline.config (what ``convert FOLDER`` takes)."""
-    return path.is_dir() and ((path / CONFIG).is_file() or any(path.glob("*.index")))
-
-
 def convert_tf_checkpoint(folder: str | os.PathLike[str],
                           labels: str | os.PathLike[str] | list[str] | None = None) -> Checkpoint:
     """A detection Checkpoint from an Object Detection API checkpoint folder and its ``pipeline.config``."""
