@@ -158,7 +158,8 @@ def test_the_folder_converts_to_what_the_frozen_graph_gives(folder, from_graph, 
     labels = tmp_path / "people.txt"
     labels.write_text("background\nperson\n")
     assert main(["convert", str(folder), str(out), "--labels", str(labels)]) == 0
-    assert "(tf_checkpoint)" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "(tf_checkpoint)" in printed and "sigmoid class scores" in printed and "the variables' moving averages" in printed
     ckpt = load_checkpoint(out)
     assert ckpt.model.arch == from_graph.model.arch  # anchors (0.3333, float32 interpolated scales), classes, sigmoid
     ours, theirs = ckpt.model.state_dict(), from_graph.model.state_dict()

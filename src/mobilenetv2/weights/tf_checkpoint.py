@@ -32,11 +32,6 @@ TOKEN = re.compile(r"\s+|#[^\n]*|(?P<str>'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\")
 Message = dict[str, list]
 
 
-def is_tf_checkpoint_folder(path: Path) -> bool:
-    """A folder holding a checkpoint index or a pipeline.config (what ``convert FOLDER`` takes)."""
-    return path.is_dir() and ((path / CONFIG).is_file() or any(path.glob("*.index")))
-
-
 def convert_tf_checkpoint(folder: str | os.PathLike[str],
                           labels: str | os.PathLike[str] | list[str] | None = None) -> Checkpoint:
     """A detection Checkpoint from an Object Detection API checkpoint folder and its ``pipeline.config``."""
@@ -99,6 +94,29 @@ def read_pipeline(path: Path) -> PipelineConfig:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise UserError(f"cannot read {path}: {exc}") from exc
     ssd = _one(_one(root, "model", path), "ssd", path)
+    extractor = _check_ssdlite(ssd, path)
+    post = _one(ssd, "post_processing", path)
+    nms = _one(post, "batch_non_max_suppression", path)
+    converter = str(_scalar(post, "score_converter", "IDENTITY"))
+    if converter not in SCORE_CONVERTERS:
+        raise UserError(f"{path}: score_converter {converter}; SIGMOID or SOFTMAX convert")
+    _check_input_size(ssd, path)
+    try:
+        return PipelineConfig(
+            num_classes=int(_scalar(ssd, "num_classes", 0)) + 1,
+            depth_multiplier=float(_scalar(extractor, "depth_multiplier", 1.0)),
+            anchor_specs=_anchor_specs(_one(_one(ssd, "anchor_generator", path), "ssd_anchor_generator", path), path),
+            score_converter=SCORE_CONVERTERS[converter], nms_iou=float(_scalar(nms, "iou_threshold", 0.6)),
+            score_threshold=float(_scalar(nms, "score_threshold", 0.0)),
+            max_detections=int(_scalar(nms, "max_total_detections", 100)),
+            use_moving_averages=bool(_scalar(root.get("eval_config", [{}])[0], "use_moving_averages", False)),
+            box_coder_scales=_box_coder(ssd, path))
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"{path}: a setting the import reads is not a number ({exc})") from exc
+
+
+def _check_ssdlite(ssd: Message, path: Path) -> Message:
+    """The feature extractor's settings, if it is SSDLite's (ssd_mobilenet_v2, separable extractor and heads)."""
     extractor = _one(ssd, "feature_extractor", path)
     kind = _scalar(extractor, "type", "")
     if kind not in EXTRACTORS:
@@ -107,20 +125,7 @@ def read_pipeline(path: Path) -> PipelineConfig:
     if not (_scalar(extractor, "use_depthwise", False) and _scalar(predictor, "use_depthwise", False)):
         raise UserError(f"{path}: full convolution heads (use_depthwise is not true in the feature extractor and the "
                         "box predictor); only SSDLite's separable ones convert")
-    post = _one(ssd, "post_processing", path)
-    nms = _one(post, "batch_non_max_suppression", path)
-    converter = str(_scalar(post, "score_converter", "IDENTITY"))
-    if converter not in SCORE_CONVERTERS:
-        raise UserError(f"{path}: score_converter {converter}; SIGMOID or SOFTMAX convert")
-    _check_input_size(ssd, path)
-    return PipelineConfig(
-        num_classes=int(_scalar(ssd, "num_classes", 0)) + 1, depth_multiplier=float(_scalar(extractor, "depth_multiplier", 1.0)),
-        anchor_specs=_anchor_specs(_one(_one(ssd, "anchor_generator", path), "ssd_anchor_generator", path), path),
-        score_converter=SCORE_CONVERTERS[converter], nms_iou=float(_scalar(nms, "iou_threshold", 0.6)),
-        score_threshold=float(_scalar(nms, "score_threshold", 0.0)),
-        max_detections=int(_scalar(nms, "max_total_detections", 100)),
-        use_moving_averages=bool(_scalar(root.get("eval_config", [{}])[0], "use_moving_averages", False)),
-        box_coder_scales=_box_coder(ssd, path))
+    return extractor
 
 
 def _check_input_size(ssd: Message, path: Path) -> None:

@@ -88,8 +88,9 @@ def describe(ckpt: Checkpoint) -> str:
 
     size = ckpt.preprocessing.input_size
     count = len(ssd_anchors(feature_sizes(size), ckpt.model.anchor_specs))
-    return (f"sigmoid class scores, TF's {count} anchors at {size}x{size}, box coder scales "
-            f"{ckpt.extra['box_coder_scales']}, NMS IoU {ckpt.extra['nms_iou']}")
+    averages = ", the variables' moving averages" if ckpt.extra.get("use_moving_averages") else ""
+    return (f"{ckpt.model.score_converter} class scores, TF's {count} anchors at {size}x{size}, box coder scales "
+            f"{ckpt.extra['box_coder_scales']}, NMS IoU {ckpt.extra['nms_iou']}{averages}")
 
 
 def read_graph(path: Path):
