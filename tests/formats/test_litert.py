@@ -37,6 +37,17 @@ def micro_checkpoint(path, size: int, randomise_bn):
     return save_checkpoint(path, model, class_names=["ants", "bees"], preprocessing=Preprocessing(input_size=size))
 
 
+def decisive(path):
+    """The checkpoint with its logits spread 30 times wider: probabilities (the files end in a softmax) that differ
+    from image to image by far more than the int8 softmax's 1/256 steps."""
+    from mobilenetv2.weights import load_checkpoint
+
+    ckpt = load_checkpoint(path)
+    with torch.no_grad():
+        ckpt.model.classifier[-1].weight.mul_(30)
+    return save_checkpoint(path, ckpt.model, class_names=ckpt.meta.class_names, preprocessing=ckpt.preprocessing)
+
+
 @pytest.fixture(scope="module")
 def exported(tiny_checkpoint, shared_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("tflite") / "tiny.tflite"
@@ -78,7 +89,7 @@ def test_int8_tflite_runs_under_tflm_with_litert_outputs(size, shared_data, rand
     from mobilenetv2.formats import open_runtime
     from mobilenetv2.formats.verify import verification_batch
 
-    ckpt = micro_checkpoint(tmp_path / "micro.safetensors", size, randomise_bn)
+    ckpt = decisive(micro_checkpoint(tmp_path / "micro.safetensors", size, randomise_bn))
     out = tmp_path / "micro.int8.tflite"
     assert main(["quantize", str(ckpt), "--calib", str(shared_data / "hymenoptera_data" / "train"), "--num-calib", "16",
                  "--io", "int8", "--out", str(out), "--json"]) == 0

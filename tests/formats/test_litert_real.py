@@ -102,7 +102,8 @@ def test_deeplab_tflite_agrees_per_pixel_fp32_and_int8_on_real_photos(shared_dat
 
     seg = shared_data / "segmentation"
     ckpt = tmp_path / "half.safetensors"
-    assert main(["convert", str(seg / "deeplabv3_mnv2_dm05_pascal_quant.tflite"), str(ckpt)]) == 0
+    assert main(["convert", str(seg / "deeplabv3_mnv2_dm05_pascal_quant.tflite"), str(ckpt),
+                 "--labels", str(seg / "pascal_voc_segmentation_labels.txt")]) == 0  # the file's labels need them
     photos = [str(seg / "bird_segmentation.bmp"), str(shared_data / "tflite")]
     fp32, int8 = tmp_path / "half.tflite", tmp_path / "half.int8.tflite"
     assert main(["export", str(ckpt), "--format", "tflite", "--out", str(fp32), "--verify-images", *photos]) == 0

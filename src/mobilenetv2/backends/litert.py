@@ -213,7 +213,8 @@ class LiteRTRuntime(Runtime):
             return ssd_scores_as_logits(reference, sigmoid=self.sigmoid_scores)
         if self.output_kind == "probabilities":
             shifted = reference - reference.max(axis=1, keepdims=True)
-            return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+            log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+            return np.maximum(log_p, np.log(MIN_PROBABILITY)).astype(np.float32)  # as as_scores floors them
         return reference
 
     @property

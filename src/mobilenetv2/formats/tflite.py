@@ -1,14 +1,15 @@
 """LiteRT / TensorFlow Lite flatbuffers (``.tflite``): what Android apps, Coral boards and microcontrollers run.
 
 Export converts the BN-folded model with litert-torch (Google's maintained PyTorch converter) so that the file takes
-NHWC images (and gives NHWC maps for dense tasks), the layout apps feed. int8 is full-integer post-training
-quantization by ai-edge-quantizer (int8 weights per output channel, int8 activations calibrated min-max on real
-photos), then the input/output type the app wants (``--io uint8|int8|float``: LiteRT's own interface rewrite).
-Our metadata (task, class names, normalisation, and the input's type and quantisation) lives in FILE.tflite.json
-beside the file: the TFLite metadata writer (tflite-support) needs protobuf < 4, which no current package set has.
-A file without it (a published one) is read by its tensors: the input's size and quantisation, and a classifier or,
-when its output is a map of class indices (ARG_MAX) or scores, a segmentation model; and by its TFLite Metadata when
-it has some (the label file zipped onto it, a float input's normalisation: ``weights/tflite_metadata.py``)."""
+NHWC images (and gives NHWC maps for dense tasks), the layout apps feed, with the head and the one-mean-one-std input
+that app task libraries take (``tflite_app``). int8 is full-integer post-training quantization by ai-edge-quantizer
+(int8 weights per output channel, int8 activations calibrated min-max on real photos, the input's range the pixels'
+0-255), then the input/output type the app wants (``--io uint8|int8|float``: LiteRT's own interface rewrite).
+Every file carries TFLite Metadata (``tflite_metadata``: labels, normalisation, a detector's anchors, and our task,
+architecture and resize settings), which our tools read back; ``FILE.tflite.json`` beside it is a copy. A file
+without ours (a published one) is read by its tensors: the input's size and quantisation, and a classifier or, when
+its output is a map of class indices (ARG_MAX) or scores, a segmentation model; and by its TFLite Metadata when it has
+some (the label file zipped onto it, a float input's normalisation: ``weights/tflite_metadata.py``)."""
 
 from __future__ import annotations
 
