@@ -78,7 +78,7 @@ class OnnxFormat(Format):
                           reduce_range=options.reduce_range, float_tail=get_task(meta.task).float_output_tail)
 
     def read_meta(self, path: Path) -> tuple[CheckpointMeta, str | None]:
-        onnx = require("onnx", "deploy")
+        onnx = require("onnx", "onnxruntime")
         if not Path(path).is_file():
             raise UserError(f"ONNX model not found: {path}")
         from google.protobuf.message import DecodeError  # onnx's protobuf
