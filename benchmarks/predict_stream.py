@@ -85,7 +85,7 @@ def quantized(model, meta: CheckpointMeta, stem: Path, photos: list[Path]) -> Pa
     fp32 = stem.with_suffix(".onnx")
     export_model(model.eval(), fp32, "onnx", meta=meta)
     predictor = load_predictor(fp32)
-    batches = [torch.cat([predictor.preprocess(str(p))[None] for p in photos[i:i + 16]]).numpy() for i in range(0, 64, 16)]
+    batches = [np.concatenate([predictor.preprocess(str(p))[None] for p in photos[i:i + 16]]) for i in range(0, 64, 16)]
     return quantize_onnx(fp32, stem.with_name(stem.name + ".int8.onnx"), batches)
 
 
@@ -172,7 +172,7 @@ def photos_section(args, work: Path) -> list[str]:
     photos = make_photos(folder, args.photos)
     model = int8_classifier(work, photos)
     predictor = load_predictor(model, threads=args.threads, spin=False)
-    batch = torch.cat([predictor.prepare(str(p))[0] for p in photos[:32]])
+    batch = np.concatenate([predictor.prepare(str(p))[0] for p in photos[:32]])
     argv = [str(model), str(folder), "--out", str(work / "out"), "--threads", str(args.threads), "--batch-size", "32",
             "--format", "jsonl"]
     rounds = []
@@ -204,7 +204,7 @@ def video_section(args, work: Path) -> list[str]:
     video = make_video(work / "pan.mp4", photos, args.frames)
     model = int8_ssdlite(work, photos)
     predictor = load_predictor(model, threads=args.threads, spin=False)
-    batch = torch.cat([predictor.prepare(np.zeros((720, 1280, 3), np.uint8))[0] for _ in range(16)])
+    batch = np.concatenate([predictor.prepare(np.zeros((720, 1280, 3), np.uint8))[0] for _ in range(16)])
     argv = [str(model), str(video), "--out", str(work / "vout"), "--threads", str(args.threads), "--format", "table"]
     raw = raw_rate(predictor, batch)
     plain = predict_rate(argv, args.frames)

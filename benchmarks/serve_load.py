@@ -62,7 +62,7 @@ def payload() -> bytes:
 
 def raw_throughput(predictor, image: torch.Tensor, batch: int = MAX_BATCH, seconds: float = 5.0) -> float:
     """Images per second of the backend alone: batches of ``batch`` copies of a normalised input, in this process."""
-    inputs = torch.stack([image] * batch)
+    inputs = np.stack([image] * batch)
     predictor.logits(inputs)
     done, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:

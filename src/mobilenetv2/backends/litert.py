@@ -33,7 +33,7 @@ BOX_EXP_CLIP = float(np.log(1000.0 / 16))  # the SSD box coder's limit on log si
 
 def open_interpreter(path: Path, threads: int | None = None) -> Any:
     """An allocated LiteRT interpreter for ``path`` (XNNPACK delegate, ``threads`` threads); one line if it fails."""
-    require("ai_edge_litert", "interop")
+    require("ai_edge_litert", "litert")
     from ai_edge_litert.interpreter import Interpreter
 
     if not Path(path).is_file():

@@ -23,31 +23,25 @@ import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from mobilenetv2.backends.litert import open_interpreter, output_kind
 from mobilenetv2.errors import UserError, first_line
 from mobilenetv2.extras import require
 from mobilenetv2.formats.base import Format, QuantizeOptions, meta_from_entries, metadata_entries
-from mobilenetv2.formats.tflite_app import (
-    META_BACKGROUND,
-    OWN_METADATA,
-    AppInput,
-    app_graph,
-    float_probabilities,
-    with_metadata,
-)
+from mobilenetv2.formats.tflite_metadata import META_BACKGROUND, OWN_METADATA
 from mobilenetv2.io import atomic_write_text
-from mobilenetv2.models.fuse import fuse_bn
 from mobilenetv2.spec import Preprocessing
 from mobilenetv2.tasks import get_task
 from mobilenetv2.weights import CheckpointMeta
-from mobilenetv2.weights.tflite import input_preprocessing, metadata_labels
-from mobilenetv2.weights.tflite_metadata import TFLiteMetadata, read_metadata
+from mobilenetv2.weights.tflite_metadata import TFLiteMetadata, input_preprocessing, metadata_labels, read_metadata
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from mobilenetv2.formats.tflite_app import AppInput
 
 IO_TYPES = ("uint8", "int8", "float")
 DEFAULT_IO = "uint8"  # what Google's published files, the Edge TPU and microcontroller kernels take
@@ -81,6 +75,10 @@ def _litert_torch() -> Any:
 def convert_nhwc(model: nn.Module, meta: CheckpointMeta) -> bytes:
     """The BN-folded ``model`` as a LiteRT flatbuffer with an NHWC input of ``meta``'s size (batch 1); a 4-D output
     (segmentation scores) is NHWC too. One line naming the cause when the converter refuses the model."""
+    import torch
+
+    from mobilenetv2.models.fuse import fuse_bn
+
     size = meta.preprocessing.input_size
     with quiet_native():
         litert_torch = _litert_torch()
@@ -207,6 +205,8 @@ class TFLiteFormat(Format):
     def export(self, model: nn.Module, path: Path, meta: CheckpointMeta, *, opset: int | None = None) -> None:
         if opset is not None:
             raise UserError("--opset applies to ONNX only")
+        from mobilenetv2.formats.tflite_app import app_graph, with_metadata
+
         graph, app_input = app_graph(model, meta)
         Path(path).write_bytes(with_metadata(convert_nhwc(graph, meta), model, meta, app_input, "fp32"))
 
@@ -223,6 +223,8 @@ class TFLiteFormat(Format):
 
     def quantize(self, model: nn.Module, path: Path, meta: CheckpointMeta, calibration: Iterable[np.ndarray],
                  options: QuantizeOptions, *, fp32_path: Path | None = None) -> None:
+        from mobilenetv2.formats.tflite_app import AppInput, float_probabilities, with_metadata
+
         self.quantize_method(options)
         app_input = AppInput.of(meta.preprocessing, model.in_chans)
         with tempfile.TemporaryDirectory(prefix="mobilenetv2-tflite-") as tmp:

@@ -24,12 +24,11 @@ from mobilenetv2.errors import UserError
 from mobilenetv2.formats import tflite_metadata as md
 from mobilenetv2.formats.base import META_CLASS_NAMES, metadata_entries
 from mobilenetv2.formats.input_scaling import InputScaling, fold_first_conv
+from mobilenetv2.formats.tflite_metadata import META_BACKGROUND, OWN_METADATA
 from mobilenetv2.models.fuse import fuse_bn
 from mobilenetv2.spec import Preprocessing
 from mobilenetv2.weights import CheckpointMeta
 
-OWN_METADATA = "mobilenetv2"  # custom metadata: our task, architecture, resize settings and precision (JSON)
-META_BACKGROUND = "mobilenetv2.background"  # a detector's class 0, which its label file leaves out
 DETECTOR_METADATA = "DETECTOR_METADATA"
 SEGMENTER_METADATA = "SEGMENTER_METADATA"
 BOX_SCALES = (10.0, 10.0, 5.0, 5.0)  # the SSD box coder's (y, x, h, w) divisors, models/detection.BOX_CODER_WEIGHTS

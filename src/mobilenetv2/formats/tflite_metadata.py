@@ -21,6 +21,9 @@ import numpy as np
 
 from mobilenetv2.weights.tflite_metadata import METADATA_NAME
 
+OWN_METADATA = "mobilenetv2"  # custom metadata: our task, architecture, resize settings and precision (JSON)
+META_BACKGROUND = "mobilenetv2.background"  # a detector's class 0, which its label file leaves out
+
 MIN_PARSER_VERSION = "1.5.0"  # custom metadata in a subgraph (DETECTOR_METADATA, ours) came with schema 1.5.0
 METADATA_IDENTIFIER = b"M001"
 DETECTOR_IDENTIFIER = b"V001"

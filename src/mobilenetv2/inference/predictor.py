@@ -16,19 +16,19 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
+import numpy as np
 
-from mobilenetv2.data.preprocessing import normalize_transform, pixel_transform
+from mobilenetv2.data.preprocessing import Normalize, pil_pixels
 from mobilenetv2.errors import UserError
 from mobilenetv2.formats import open_runtime
 from mobilenetv2.inference.batching import forward_parts
-from mobilenetv2.inference.images import ImageInput, is_single, source_of, to_transformable
+from mobilenetv2.inference.images import ImageInput, is_single, is_tensor, source_of, to_transformable
 from mobilenetv2.spec import Preprocessing
 from mobilenetv2.tasks import get_task
 
 if TYPE_CHECKING:
     from mobilenetv2.backends.base import Runtime
-    from mobilenetv2.tasks import Presenter
+    from mobilenetv2.tasks import Presenter, Task
     from mobilenetv2.weights import Checkpoint
 
 # Task -> its predictor, "module:Class", imported on first use.
@@ -54,13 +54,12 @@ def load_predictor(source: str | os.PathLike[str] | Checkpoint, device: Any = No
 
 def with_labels(runtime: Runtime, labels: str | os.PathLike[str]) -> Runtime:
     """``runtime`` with the class names of a labels file (``spec.read_labels``: one per class)."""
-    import numpy as np
-
     from mobilenetv2.spec import read_labels
 
     size, channels = runtime.preprocessing.input_size, runtime.input_channels
-    scores, _ = get_task(runtime.task).class_scores(runtime(np.zeros((1, channels, size, size), np.float32)))
-    runtime.meta = runtime.meta.replace(class_names=read_labels(labels, scores.shape[1]))
+    outputs = runtime(np.zeros((1, channels, size, size), np.float32))
+    count = predictor_class(runtime.task).output_classes(np.asarray(outputs))
+    runtime.meta = runtime.meta.replace(class_names=read_labels(labels, count))
     return runtime
 
 
@@ -85,7 +84,7 @@ class Predictor(ABC):
         if runtime.task != self.task_name:
             raise UserError(f"{runtime.path or 'the model'} is a {runtime.task} model, not a {self.task_name} one "
                             f"(load it with mobilenetv2.inference.load_predictor)")
-        self.runtime, self.task = runtime, get_task(self.task_name)
+        self.runtime = runtime
         self.set_preprocessing(self.input_preprocessing(runtime.preprocessing))
         self.settings = dict(self.options)
         self.configure(**options)
@@ -100,6 +99,16 @@ class Predictor(ABC):
         if labels is not None:
             runtime = with_labels(runtime, labels)
         return (predictor_class(runtime.task) if cls is Predictor else cls)(runtime, **options)
+
+    @property
+    def task(self) -> Task:
+        """The task (``tasks.get_task``): its data, metrics and reports, for evaluation; loads torch, so only on use."""
+        return get_task(self.task_name)
+
+    @staticmethod
+    def output_classes(outputs: np.ndarray) -> int:
+        """How many classes the model's raw outputs score (classes on axis 1: [N, C] or [N, C, H, W])."""
+        return int(outputs.shape[1])
 
     # -- options ------------------------------------------------------------------------------------------------------
     def configure(self, **options: Any) -> None:
@@ -126,9 +135,19 @@ class Predictor(ABC):
 
     def set_preprocessing(self, preprocessing: Preprocessing) -> None:
         self.preprocessing = preprocessing
-        # a grayscale model's images (photos are decoded as RGB) become "L" before resizing
-        self.to_pixels = pixel_transform(preprocessing, self.input_channels)
-        self.normalize = normalize_transform(gray_normalization(preprocessing) if self.input_channels == 1 else preprocessing)
+        self.tensor_pixels: Any = None  # torchvision's transform, built when a tensor image first comes
+        self.normalize = Normalize(gray_normalization(preprocessing) if self.input_channels == 1 else preprocessing)
+
+    def to_pixels(self, image: Any) -> np.ndarray:
+        """A PIL image (or a CHW tensor) -> a CHW array of the model's input size, not yet normalised; a grayscale
+        model's images (photos are decoded as RGB) become "L" before resizing."""
+        if not is_tensor(image):
+            return pil_pixels(image, self.preprocessing, self.input_channels)
+        if self.tensor_pixels is None:
+            from mobilenetv2.data.preprocessing import pixel_transform
+
+            self.tensor_pixels = pixel_transform(self.preprocessing, self.input_channels)
+        return self.tensor_pixels(image).numpy(force=True)
 
     @property
     def backend(self) -> str:
@@ -155,20 +174,20 @@ class Predictor(ABC):
         return self.runtime.class_names is not None
 
     # -- images -> inputs -> outputs ----------------------------------------------------------------------------------
-    def pixels(self, image: ImageInput) -> torch.Tensor:
-        """One image of any accepted kind -> a CHW tensor of the model's input size, not yet normalised (uint8 from
-        PIL images, arrays and paths)."""
-        return self.to_pixels(to_transformable(image)).as_subclass(torch.Tensor)
+    def pixels(self, image: ImageInput) -> np.ndarray:
+        """One image of any accepted kind -> a CHW array of the model's input size, not yet normalised (uint8 from
+        PIL images, arrays and paths; float from float tensors)."""
+        return self.to_pixels(to_transformable(image))
 
-    def preprocess(self, image: ImageInput) -> torch.Tensor:
-        """One image of any accepted kind -> a normalised CHW tensor of the model's input size."""
+    def preprocess(self, image: ImageInput) -> np.ndarray:
+        """One image of any accepted kind -> a normalised CHW float32 array of the model's input size."""
         return self.normalize(self.pixels(image))
 
-    def logits(self, batch: torch.Tensor) -> torch.Tensor:
-        """Normalised NCHW float batch -> the model's outputs (float32, CPU)."""
-        return torch.from_numpy(self.runtime(batch))
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """Normalised NCHW float32 batch -> the model's outputs (float32)."""
+        return np.asarray(self.runtime(batch), dtype=np.float32)
 
-    def logits_of_pixels(self, batch: torch.Tensor) -> torch.Tensor:
+    def logits_of_pixels(self, batch: np.ndarray) -> np.ndarray:
         """``logits`` of a batch of ``prepare`` inputs (resized, not yet normalised): normalised here, in one op."""
         return self.logits(self.normalize(batch))
 
@@ -180,14 +199,15 @@ class Predictor(ABC):
 
     @abstractmethod
     def prepare(self, image: ImageInput, *, original_size: tuple[int, int] | None = None,
-                **overrides: Any) -> tuple[torch.Tensor, Any]:
-        """One image -> its model inputs [k, C, S, S] (resized, not normalised) and what ``finish`` needs; a server
+                **overrides: Any) -> tuple[np.ndarray, Any]:
+        """One image -> its model inputs, an array [k, C, S, S] (resized, not normalised: uint8, or float32 from float
+        tensors) and what ``finish`` needs; a server
         batches the inputs of many requests through ``logits_of_pixels`` and gives each its share of the outputs.
         ``original_size`` (width, height): the image's own size when it comes decoded smaller (see ``decode_size``)."""
 
     @abstractmethod
-    def finish(self, outputs: torch.Tensor, state: Any, **overrides: Any) -> Any:
-        """The prediction of one image from the outputs of its ``prepare`` inputs."""
+    def finish(self, outputs: np.ndarray, state: Any, **overrides: Any) -> Any:
+        """The prediction of one image from the outputs (an array) of its ``prepare`` inputs."""
 
     def tracker(self, source: str, frame_rate: float | None) -> Any:
         """What follows objects across the frames of a video (``update(prediction, time) -> extra fields``), or None

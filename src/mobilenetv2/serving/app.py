@@ -8,7 +8,7 @@ import gc
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 from fastapi import FastAPI
 
 from mobilenetv2.serving.batcher import Batcher
@@ -57,4 +57,4 @@ async def warm_up(predictor: Predictor, batcher: Batcher) -> None:
     """One forward pass before /readyz says ready (the first pass allocates and picks kernels): a black image of the
     model's input size and channels."""
     size = predictor.preprocessing.input_size
-    await batcher.submit(torch.zeros(1, predictor.input_channels, size, size, dtype=torch.uint8), timeout=600)
+    await batcher.submit(np.zeros((1, predictor.input_channels, size, size), np.uint8), timeout=600)

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-import torch
 
 from mobilenetv2.serving.batcher import Batcher
 from mobilenetv2.serving.metrics import Metrics
@@ -42,7 +41,8 @@ def torch_work_on_model_thread() -> bool:
     threads. Torch ops from two Python threads at once make two OpenMP teams that fight for the cores: when torch itself
     has several threads (the torch backend), its work takes turns with the forward passes on the model's thread; with
     one thread (beside onnxruntime) it runs beside the decoding."""
-    return torch.get_num_threads() > 1
+    torch = sys.modules.get("torch")  # never loaded when an exported file runs on another engine
+    return torch is not None and torch.get_num_threads() > 1
 
 
 @dataclass

@@ -7,14 +7,17 @@ from __future__ import annotations
 import io
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from mobilenetv2.data.images import DECODE_ERRORS, BadImageError, open_image, to_rgb, upright
 
 ORIENTATION = 0x0112          # the EXIF tag; 5 to 8 turn the image by 90 degrees
 TURNED = (5, 6, 7, 8)
+if TYPE_CHECKING:
+    import torch
+
 SizeRule = Callable[[int, int], tuple[int, int]]
 
 
@@ -47,4 +50,6 @@ def upright_size(img) -> tuple[int, int]:  # noqa: ANN001 - a PIL image
 
 def as_tensor(array: np.ndarray) -> torch.Tensor:
     """An HWC uint8 array as a CHW tensor view (channels last in memory: the layout torchvision resizes fastest)."""
+    import torch
+
     return torch.from_numpy(array).permute(2, 0, 1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -17,12 +18,11 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 
 from mobilenetv2.data.images import BadImageError
 from mobilenetv2.errors import UserError
 from mobilenetv2.inference.batching import forward_parts
-from mobilenetv2.inference.stream.decode import as_tensor
 from mobilenetv2.inference.stream.frames import Failure, Frame, Result, SourceEnd
 from mobilenetv2.inference.stream.sources import Context, Source, open_sources
 from mobilenetv2.inference.stream.stats import SourceStats
@@ -76,7 +76,7 @@ class Pipeline:
         # torch ops in the decoding threads and around the model run on one thread each: OpenMP teams beside the
         # engine's own threads spin against them (a softmax took 30x longer on 2 busy cores)
         self.pool = ThreadPoolExecutor(self.options.workers or default_workers(), thread_name_prefix="mobilenetv2-decode",
-                                       initializer=torch.set_num_threads, initargs=(1,))
+                                       initializer=set_torch_threads, initargs=(1,))
         self.pending: queue.Queue = queue.Queue(maxsize=2 * self.batch_size)
         self.out: queue.Queue = queue.Queue(maxsize=2)
         self.live_slots = threading.Semaphore(LIVE_IN_FLIGHT)
@@ -86,7 +86,7 @@ class Pipeline:
         self.stats: dict[str, SourceStats] = {}
         self.begun: dict[int, float] = {}  # id(source) -> when its first frame was asked for (its frames/s start there)
         # the model thread: the caller's torch threads when torch runs the model, else one
-        self.torch_threads = torch.get_num_threads() if predictor.backend == "torch" else 1
+        self.torch_threads = torch_threads() if predictor.backend == "torch" else 1
 
     # -- the caller's side ----------------------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Result | Failure | SourceEnd]:
@@ -190,7 +190,7 @@ class Pipeline:
                 pass
         return _END
 
-    def prepare(self, frame: Frame, source: Source) -> tuple[Frame, Source, torch.Tensor, Any] | Failure:
+    def prepare(self, frame: Frame, source: Source) -> tuple[Frame, Source, np.ndarray, Any] | Failure:
         """In a decoding thread: decode a file, resize to the model's input (uint8), keep a picture if asked."""
         if frame.read is not None:
             try:
@@ -200,14 +200,14 @@ class Pipeline:
             frame.image, frame.original_size = array, (full if full != (array.shape[1], array.shape[0]) else None)
             if self.options.pictures:
                 frame.picture = array
-        pixels, state = self.predictor.prepare(as_tensor(frame.image), original_size=frame.original_size,
+        pixels, state = self.predictor.prepare(frame.image, original_size=frame.original_size,
                                                **self.options.overrides)
         frame.image = None  # the model's input is all that travels on
         return frame, source, pixels, state
 
     # -- the model thread: batches -> predictions -----------------------------------------------------------------------
     def run_model(self) -> None:
-        torch.set_num_threads(self.torch_threads)
+        set_torch_threads(self.torch_threads)
         batch: list[Any] = []  # prepared frames, failures and ends, in input order
         inputs = 0
         while not self.stopping.is_set():
@@ -276,3 +276,16 @@ def predict_stream(predictor: Predictor, inputs: str | Sequence[str] | Sequence[
     sources = [s for s in items if isinstance(s, Source)] + open_sources([s for s in items if not isinstance(s, Source)])
     options = StreamOptions(batch_size, workers, pictures, vid_stride, max_frames, overrides)
     return iter(Pipeline(predictor, sources, options, skip))
+
+
+def set_torch_threads(count: int) -> None:
+    """torch's intra-op threads in this thread, when torch is loaded (a file run by another engine never loads it)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(count)
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
