@@ -159,3 +159,18 @@ def test_width_specific_pretrained(tmp_path, measured):
     (tmp_path / "bad.yaml").write_text("0.5: nowhere.safetensors\n")
     with pytest.raises(UserError, match="no such checkpoint 'nowhere.safetensors'"):
         search(tmp_path, fit, pretrained_map=str(tmp_path / "bad.yaml"))
+
+
+def test_pick_is_the_most_accurate_and_the_smaller_on_a_tie():
+    from types import SimpleNamespace
+
+    from mobilenetv2.tuning.front import pick
+
+    def trial(number, state, accuracy, macs):
+        return SimpleNamespace(number=number, state=SimpleNamespace(name=state),
+                               user_attrs={"accuracy": accuracy, "macs_m": macs})
+
+    trials = [trial(0, "COMPLETE", 0.9, 5.0), trial(1, "COMPLETE", 0.9, 2.0), trial(2, "PRUNED", None, 1.0),
+              trial(3, "COMPLETE", 0.8, 1.0)]
+    assert pick(trials).number == 1
+    assert pick([trials[2]]) is None
