@@ -174,3 +174,22 @@ def test_pick_is_the_most_accurate_and_the_smaller_on_a_tie():
               trial(3, "COMPLETE", 0.8, 1.0)]
     assert pick(trials).number == 1
     assert pick([trials[2]]) is None
+
+
+def test_missing_extra_of_a_target_is_the_usual_line(monkeypatch):
+    import mobilenetv2.extras as extras
+
+    real = extras.available
+    monkeypatch.setattr(extras, "available", lambda module: module != "tflite_micro" and real(module))
+    with pytest.raises(UserError, match=r"tflite_micro is not installed.*pip install 'mobilenetv2\[mobile\]'"):
+        get_target("tflm").require()
+
+
+def test_cli_bad_budget_is_one_line(tmp_path, capsys):
+    from mobilenetv2.cli import main
+
+    argv = ["tune", "--widths", "0.35", "0.5", "--resolutions", "32", "--target", "litert-int8", "--max-arena-kib", "64",
+            "--out", str(tmp_path / "t")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("--max-arena-kib needs --target tflm (the arena and flash are TensorFlow Lite Micro's)")
