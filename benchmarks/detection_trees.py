@@ -14,7 +14,7 @@ split (DIR/train.csv, DIR/val.csv and the two YELL parts) for `mobilenetv2 train
 (OSBS_029 or SOAP_061, never seen in training) validates.
 
     python benchmarks/detection_trees.py [--epochs 40] [--starts person imagenet scratch torchvision]
-        [--holdout OSBS_029] [--person PEOPLE.safetensors] [--out runs/detection-trees]
+        [--holdout OSBS_029] [--person PEOPLE.safetensors] [--threads 2] [--out runs/detection-trees]
 """
 
 from __future__ import annotations

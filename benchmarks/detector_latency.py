@@ -105,7 +105,8 @@ def tf_missing(python: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"TensorFlow is missing: {python} does not run ({error})"
     if found.returncode:
-        return f"TensorFlow is missing: {python} cannot import tensorflow ({found.stderr.strip().splitlines()[-1:]})"
+        last = (found.stderr.strip().splitlines() or ["no error text"])[-1]
+        return f"TensorFlow is missing: {python} cannot import tensorflow ({last})"
     return None
 
 

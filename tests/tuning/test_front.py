@@ -159,3 +159,37 @@ def test_width_specific_pretrained(tmp_path, measured):
     (tmp_path / "bad.yaml").write_text("0.5: nowhere.safetensors\n")
     with pytest.raises(UserError, match="no such checkpoint 'nowhere.safetensors'"):
         search(tmp_path, fit, pretrained_map=str(tmp_path / "bad.yaml"))
+
+
+def test_pick_is_the_most_accurate_and_the_smaller_on_a_tie():
+    from types import SimpleNamespace
+
+    from mobilenetv2.tuning.front import pick
+
+    def trial(number, state, accuracy, macs):
+        return SimpleNamespace(number=number, state=SimpleNamespace(name=state),
+                               user_attrs={"accuracy": accuracy, "macs_m": macs})
+
+    trials = [trial(0, "COMPLETE", 0.9, 5.0), trial(1, "COMPLETE", 0.9, 2.0), trial(2, "PRUNED", None, 1.0),
+              trial(3, "COMPLETE", 0.8, 1.0)]
+    assert pick(trials).number == 1
+    assert pick([trials[2]]) is None
+
+
+def test_missing_extra_of_a_target_is_the_usual_line(monkeypatch):
+    import mobilenetv2.extras as extras
+
+    real = extras.available
+    monkeypatch.setattr(extras, "available", lambda module: module != "tflite_micro" and real(module))
+    with pytest.raises(UserError, match=r"tflite_micro is not installed.*pip install 'mobilenetv2\[mobile\]'"):
+        get_target("tflm").require()
+
+
+def test_cli_bad_budget_is_one_line(tmp_path, capsys):
+    from mobilenetv2.cli import main
+
+    argv = ["tune", "--widths", "0.35", "0.5", "--resolutions", "32", "--target", "litert-int8", "--max-arena-kib", "64",
+            "--out", str(tmp_path / "t")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("--max-arena-kib needs --target tflm (the arena and flash are TensorFlow Lite Micro's)")

@@ -61,4 +61,4 @@ def test_litert_int8_accuracy_is_the_deployed_files(tmp_path):
     (trial,) = result.study.trials
     assert trial.user_attrs["deployed"].endswith("model.int8.tflite")
     assert 0 <= trial.user_attrs["int8_accuracy"] <= 1 and trial.values[0] == trial.user_attrs["int8_accuracy"]
-    assert trial.values[1] == trial.user_attrs["latency_ms"]
+    assert trial.values[1] == pytest.approx(trial.user_attrs["latency_ms"], abs=1e-4)  # the table rounds it

@@ -174,6 +174,7 @@ def plot_front(rows: list[dict], axis: str, budgets: Budgets, path: Path, title:
 
 
 def pick(trials: list) -> Any:
-    """The most accurate trained trial (every trained trial is within the budgets), or None."""
+    """The most accurate trained trial (every trained trial is within the budgets), the smaller model on a tie
+    (fewer multiply-adds, so the pick is on the front), or None."""
     done = [t for t in trials if t.state.name == "COMPLETE" and t.user_attrs.get("accuracy") is not None]
-    return max(done, key=lambda t: (t.user_attrs["accuracy"], -t.number), default=None)
+    return max(done, key=lambda t: (t.user_attrs["accuracy"], -t.user_attrs.get("macs_m", 0), -t.number), default=None)

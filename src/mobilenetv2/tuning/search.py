@@ -41,7 +41,7 @@ class TuneConfig:
 
     space: str | Path | SearchSpace | None = "space.yaml"  # None: only --widths/--resolutions
     trials: int | None = None        # finished trials the study should reach (default: 20, or the whole grid)
-    sampler: str | None = "tpe"      # grid | random | tpe | nsga2 (None: tpe, or nsga2 with several objectives)
+    sampler: str | None = None       # grid | random | tpe | nsga2 (None: tpe, or nsga2 with several objectives)
     pruner: str = "median"           # median | halving | none
     timeout: float | None = None     # seconds after which no new trial starts
     objective: str = "accuracy"      # accuracy (maximise best val_acc) | loss (minimise val_loss)
