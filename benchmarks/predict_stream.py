@@ -39,7 +39,7 @@ from mobilenetv2.export.exporter import export_model
 from mobilenetv2.formats.onnx import quantize_onnx
 from mobilenetv2.hardware import describe
 from mobilenetv2.inference import load_predictor
-from mobilenetv2.inference.stream.decode import as_tensor, read_image
+from mobilenetv2.inference.stream.decode import read_image
 from mobilenetv2.models import create_model
 from mobilenetv2.weights import load_checkpoint
 from mobilenetv2.weights.checkpoint import CheckpointMeta
@@ -119,7 +119,7 @@ def _open(path: str) -> None:
 
 def _prepare(path: str) -> torch.Tensor:
     array, full = read_image(path, path, _worker.decode_size)
-    return _worker.prepare(as_tensor(array), original_size=full)[0]
+    return _worker.prepare(array, original_size=full)[0]
 
 
 def decode_rates(model: Path, photos: list[Path], workers: int = 2) -> dict[str, float]:

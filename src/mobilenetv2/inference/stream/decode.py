@@ -1,13 +1,12 @@
 """Decoding beside the model: a file (or bytes) becomes an HWC uint8 array, JPEGs in draft mode at the smallest
 scale that still covers what the model's preprocessing resizes to (``Predictor.decode_size``); resizing then runs on
-uint8 tensors (torchvision's vectorised path) inside ``Predictor.prepare``."""
+the HWC array with Pillow inside ``Predictor.prepare`` (numpy, no torch)."""
 
 from __future__ import annotations
 
 import io
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,9 +14,6 @@ from mobilenetv2.data.images import DECODE_ERRORS, BadImageError, open_image, to
 
 ORIENTATION = 0x0112          # the EXIF tag; 5 to 8 turn the image by 90 degrees
 TURNED = (5, 6, 7, 8)
-if TYPE_CHECKING:
-    import torch
-
 SizeRule = Callable[[int, int], tuple[int, int]]
 
 
@@ -46,10 +42,3 @@ def upright_size(img) -> tuple[int, int]:  # noqa: ANN001 - a PIL image
     except DECODE_ERRORS:
         turned = False
     return (img.height, img.width) if turned else img.size
-
-
-def as_tensor(array: np.ndarray) -> torch.Tensor:
-    """An HWC uint8 array as a CHW tensor view (channels last in memory: the layout torchvision resizes fastest)."""
-    import torch
-
-    return torch.from_numpy(array).permute(2, 0, 1)

@@ -83,7 +83,7 @@ class BatchPredictor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from mobilenetv2.inference.batching import forward_parts
-        from mobilenetv2.inference.stream.decode import as_tensor, read_image
+        from mobilenetv2.inference.stream.decode import read_image
 
         p, prepared, errors = self.predictor, [], {}
         for i, (path, data) in enumerate(zip(batch["path"], batch["bytes"])):
@@ -93,7 +93,7 @@ class BatchPredictor:
                 errors[i] = str(exc)
                 continue
             original = full if full != (array.shape[1], array.shape[0]) else None
-            prepared.append((i, *p.prepare(as_tensor(array), original_size=original)))
+            prepared.append((i, *p.prepare(array, original_size=original)))
         outputs = forward_parts(p.logits_of_pixels, [x for _, x, _ in prepared])
         records, rows, summaries, files = ([""] * len(batch["path"]) for _ in range(4))
         for (i, _, state), own in zip(prepared, outputs):
