@@ -8,7 +8,7 @@ import gc
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 from fastapi import FastAPI
 
 from mobilenetv2.serving.batcher import Batcher
@@ -55,6 +55,6 @@ async def lifespan(app: FastAPI):
 
 async def warm_up(predictor: Predictor, batcher: Batcher) -> None:
     """One forward pass before /readyz says ready (the first pass allocates and picks kernels): a black image of the
-    model's input size and channels."""
+    model's input size and channels, normalised."""
     size = predictor.preprocessing.input_size
-    await batcher.submit(torch.zeros(1, predictor.input_channels, size, size, dtype=torch.uint8), timeout=600)
+    await batcher.submit(predictor.normalize(np.zeros((1, predictor.input_channels, size, size), np.uint8)), timeout=600)

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import torch
+import numpy as np
 
 from mobilenetv2.inference.batching import forward_parts
 
@@ -23,7 +23,7 @@ class QueueFull(Exception):
 
 @dataclass
 class Pending:
-    inputs: torch.Tensor  # [k, C, H, W]: one request's inputs (an image, or its tiles)
+    inputs: np.ndarray  # [k, C, H, W]: one request's inputs (an image, or its tiles)
     future: asyncio.Future
     queued: float = field(default_factory=time.perf_counter)
 
@@ -31,7 +31,7 @@ class Pending:
 class Batcher:
     """Groups the inputs of concurrent requests; ``run(batch) -> outputs`` is the model (called in one thread)."""
 
-    def __init__(self, run: Callable[[torch.Tensor], torch.Tensor], max_batch: int = 16, max_wait_ms: float = 5.0,
+    def __init__(self, run: Callable[[np.ndarray], np.ndarray], max_batch: int = 16, max_wait_ms: float = 5.0,
                  max_queue: int = 256, on_batch: Callable[[int, float], None] | None = None) -> None:
         self.run, self.max_batch, self.max_wait = run, max_batch, max_wait_ms / 1000
         self.max_queue, self.on_batch = max_queue, on_batch
@@ -51,10 +51,10 @@ class Batcher:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` on the model's thread, between forward passes (torch work that must not run beside them)."""
+        """``fn(*args)`` on the model's thread, between forward passes."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
-    async def submit(self, inputs: torch.Tensor, timeout: float) -> torch.Tensor:
+    async def submit(self, inputs: np.ndarray, timeout: float) -> np.ndarray:
         """The outputs for ``inputs``; ``QueueFull`` when the queue is full, ``TimeoutError`` after ``timeout`` s."""
         if self.queue is None:
             raise RuntimeError("the batcher is not started")
@@ -82,7 +82,7 @@ class Batcher:
             self.waiting -= count
             await self.run_group(group)
 
-    def forward(self, parts: list[torch.Tensor]) -> list[torch.Tensor]:
+    def forward(self, parts: list[np.ndarray]) -> list[np.ndarray]:
         # in the model thread: concatenating a batch is real work, the event loop must not wait for it
         return forward_parts(self.run, parts)
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-import torch
 
 if TYPE_CHECKING:
     from mobilenetv2.inference.predictor import Predictor
@@ -19,22 +18,20 @@ def load_served(path: str, backend: str | None = None, threads: int | None = Non
 
     # idle onnxruntime threads must not busy-wait: decoding and request handling need the same cores
     predictor = load_predictor(path, device="cpu", threads=threads, spin=False, backend=backend, labels=labels)
-    if predictor.runtime.backend != "torch":
-        # torch only resizes and normalises here, from several threads at once: intra-op threads would fight the
-        # backend's for the cores (and each other's), so torch gets one
-        torch.set_num_threads(1)
     return predictor, model_card(predictor, path)
 
 
 def model_card(predictor: Predictor, path: str) -> dict[str, Any]:
-    """Task, classes, preprocessing, size and cost of the served model, and how it runs."""
+    """Task, classes, preprocessing, size and cost of the served model, and how it runs. Parameters and multiply-adds
+    are counted on the architecture's torch model when torch is loaded already (a checkpoint, an export from one):
+    serving an exported file never imports torch."""
     runtime = predictor.runtime
     card: dict[str, Any] = {"model": Path(path).name, "task": predictor.task.name, "backend": runtime.backend,
                             "format": runtime.format, "precision": runtime.precision,
                             "backend_selection": runtime.selection,
                             "architecture": runtime.architecture, "class_names": predictor.class_names,
                             "preprocessing": predictor.preprocessing.to_dict(), "parameters": None, "multiply_adds": None}
-    if runtime.architecture:
+    if runtime.architecture and "torch" in sys.modules:
         from mobilenetv2.analysis.profile import count_macs
         from mobilenetv2.models import model_from_arch
 
