@@ -82,7 +82,8 @@ def decode_throughput(predictor, bodies: list[bytes], threads: int = RAW_THREADS
 
 async def one_user(host: str, port: int, bodies: list[bytes], first: int, count: int, latencies: list, errors: list,
                    deadline: float) -> None:
-    """One keep-alive connection posting ``count`` requests, the bodies in turn from ``first``."""
+    """One keep-alive connection posting ``count`` requests, the bodies in turn from ``first``; a connection the server
+    closes (an error answered with ``Connection: close``) counts as an error and is opened again."""
     reader, writer = await asyncio.open_connection(host, port)
     try:
         for i in range(count):
@@ -92,20 +93,32 @@ async def one_user(host: str, port: int, bodies: list[bytes], first: int, count:
             head = (f"POST /v1/predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: image/jpeg\r\n"
                     f"Content-Length: {len(body)}\r\n\r\n").encode()
             start = time.perf_counter()
-            writer.write(head + body)
-            await writer.drain()
-            status_line = await reader.readline()
-            length = 0
-            while (line := await reader.readline()) not in (b"\r\n", b""):
-                if line.lower().startswith(b"content-length:"):
-                    length = int(line.split(b":")[1])
-            await reader.readexactly(length)
+            try:
+                status_line = await exchange(reader, writer, head + body)
+            except (ConnectionError, asyncio.IncompleteReadError) as exc:
+                errors.append(type(exc).__name__)
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
+                continue
             if b" 200 " in status_line:
                 latencies.append(time.perf_counter() - start)
             else:
                 errors.append(status_line.decode().strip())
     finally:
         writer.close()
+
+
+async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> bytes:
+    """Send one request, read its whole answer; its status line."""
+    writer.write(request)
+    await writer.drain()
+    status_line = await reader.readline()
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    await reader.readexactly(length)
+    return status_line
 
 
 def cpu_seconds(pid: int) -> float:
@@ -138,11 +151,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(model: Path, max_batch: int, backend: str) -> tuple[subprocess.Popen, int]:
+def serve(model: Path, max_batch: int, backend: str, uploads: int) -> tuple[subprocess.Popen, int]:
+    """The server in a new process; ``uploads``: bodies streaming in at once (every user's: real photos come in several
+    messages, and the default cap of 8 answers the 9th with 503)."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mobilenetv2", "serve", str(model), "--port", str(port),
                              "--max-batch", str(max_batch), "--threads", str(RAW_THREADS), "--max-queue", "1024",
-                             "--backend", backend],
+                             "--backend", backend, "--max-uploads", str(uploads)],
                             env={**os.environ, "OMP_NUM_THREADS": str(RAW_THREADS)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
@@ -169,7 +184,7 @@ def measure(backend: str, model: Path, engine: str, bodies: list[bytes], args) -
           f"{len(bodies)} real JPEGs), bound 1/(1/raw + 1/decode) = {bound:.0f} img/s", flush=True)
     rows = []
     for batching, max_batch in (("on", MAX_BATCH), ("off", 1))[:2 if args.batching_off else 1]:
-        proc, port = serve(model, max_batch, engine)
+        proc, port = serve(model, max_batch, engine, max(args.concurrency))
         try:
             asyncio.run(load(port, bodies, 64, 8, 30, proc.pid))  # warm the server and the client
             for concurrency in args.concurrency:
