@@ -110,7 +110,7 @@ def test_a_softmax_requantized_to_uint8_is_predicted_with_its_own_probabilities(
         assert sum(row["probabilities"]) == pytest.approx(1.0, abs=0.02)  # uint8 steps of 1/256 on each of 5 classes
         pixels, _ = predictor.prepare(photo)
         (inp,), out = it.get_input_details(), it.get_output_details()[0]
-        nhwc = np.ascontiguousarray(predictor.normalize(pixels).numpy().transpose(0, 2, 3, 1))
+        nhwc = np.ascontiguousarray(predictor.normalize(pixels).transpose(0, 2, 3, 1))
         it.set_tensor(inp["index"], quantize(nhwc, inp))
         it.invoke()
         own = dequantize(it.get_tensor(out["index"]), out)[0]

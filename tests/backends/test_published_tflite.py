@@ -37,7 +37,7 @@ def test_googles_classifier_predicts_its_labels_with_its_own_probabilities(tflit
 
     predictor = load_predictor(model, labels=tflite_dir / "imagenet_labels.txt")
     pixels, _ = predictor.prepare(photos[2])
-    raw = runtime.run(quantize(np.ascontiguousarray(predictor.normalize(pixels).numpy().transpose(0, 2, 3, 1)),
+    raw = runtime.run(quantize(np.ascontiguousarray(predictor.normalize(pixels).transpose(0, 2, 3, 1)),
                                runtime.input))
     own = (raw.astype(np.float32) - runtime.output["quantization"][1]) * runtime.output["quantization"][0]
     assert rows[2]["probabilities"][0] == pytest.approx(float(own.max()) / float(own.sum()), abs=1e-3)

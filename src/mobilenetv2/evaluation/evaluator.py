@@ -13,9 +13,11 @@ from mobilenetv2.tasks import Evaluator, Report
 
 def run_evaluator(predictor: Predictor, loader: Iterable, evaluator: Evaluator, progress: bool = False) -> None:
     """Feed every batch of ``loader`` (this process's share under torchrun) through the model into ``evaluator``."""
+    import torch
+
     bar = console.progress(loader, desc="evaluate", unit="batch", enabled=progress and console.progress_enabled())
     for images, targets in bar:
-        evaluator.update(predictor.logits(images), targets, images)
+        evaluator.update(torch.from_numpy(predictor.logits(images.numpy())), targets, images)
 
 
 def evaluate(model: str | os.PathLike[str] | Predictor, data: str, split: str = "val", batch_size: int = 64,

@@ -5,19 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-import torch
+import numpy as np
 
 
-def forward_parts(run: Callable[[torch.Tensor], torch.Tensor], parts: Sequence[torch.Tensor],
-                  batch_size: int | None = None) -> list[torch.Tensor]:
-    """The parts (each input's [k, C, H, W]) concatenated, run through ``run`` in passes of at most ``batch_size``
-    rows (None: one pass), and the outputs split back by the parts' offsets: one [k, ...] view per part, in order."""
+def forward_parts(run: Callable[[np.ndarray], np.ndarray], parts: Sequence[np.ndarray],
+                  batch_size: int | None = None) -> list[np.ndarray]:
+    """The parts (each input's array [k, C, H, W]) concatenated, run through ``run`` in passes of at most
+    ``batch_size`` rows (None: one pass), and the outputs split back by the parts' offsets: one [k, ...] view per part,
+    in order."""
     if not parts:
         return []
-    inputs = torch.cat(list(parts)).contiguous()
+    inputs = np.ascontiguousarray(parts[0]) if len(parts) == 1 else np.concatenate(list(parts))
     step = batch_size or len(inputs)
     if step >= len(inputs):
         outputs = run(inputs)
     else:
-        outputs = torch.cat([run(inputs[i:i + step]) for i in range(0, len(inputs), step)])
-    return list(outputs.split([len(part) for part in parts]))
+        outputs = np.concatenate([run(inputs[i:i + step]) for i in range(0, len(inputs), step)])
+    return np.split(outputs, np.cumsum([len(part) for part in parts])[:-1])

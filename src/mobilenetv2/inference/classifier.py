@@ -6,13 +6,14 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import torch
+import numpy as np
 
 from mobilenetv2.errors import UserError
 from mobilenetv2.inference.images import ImageInput
 from mobilenetv2.inference.predictor import Predictor
+from mobilenetv2.tasks.classification.prediction import Prediction, top_k_predictions
 from mobilenetv2.tasks.classification.present import ClassificationPresenter
-from mobilenetv2.tasks.classification.task import Prediction, top_k_predictions
+from mobilenetv2.tasks.scores import softmax
 
 
 class Classifier(Predictor):
@@ -33,11 +34,11 @@ class Classifier(Predictor):
             raise UserError(f"top_k must be >= 1, got {value}")
         return int(value) if name == "top_k" else bool(value)
 
-    def probabilities(self, batch: torch.Tensor, tta: bool = False) -> torch.Tensor:
+    def probabilities(self, batch: np.ndarray, tta: bool = False) -> np.ndarray:
         """Softmax probabilities of a normalised batch; with ``tta`` the average over it and its horizontal flip."""
-        probs = self.logits(batch).softmax(dim=1)
+        probs = softmax(self.logits(batch), axis=1)
         if tta:
-            probs = (probs + self.logits(batch.flip(-1)).softmax(dim=1)) / 2
+            probs = (probs + softmax(self.logits(np.ascontiguousarray(batch[..., ::-1])), axis=1)) / 2
         return probs
 
     def decode_size(self, width: int, height: int) -> tuple[int, int]:
@@ -49,16 +50,16 @@ class Classifier(Predictor):
         return math.ceil(width * scale), math.ceil(height * scale)
 
     def prepare(self, image: ImageInput, *, original_size: tuple[int, int] | None = None,
-                **overrides: Any) -> tuple[torch.Tensor, bool]:
+                **overrides: Any) -> tuple[np.ndarray, bool]:
         """The image's input (and its mirror image with ``tta``), resized; the state says whether TTA is on."""
         tta = self.resolve(overrides)["tta"]
         pixels = self.pixels(image)[None]
-        return (torch.cat([pixels, pixels.flip(-1)]) if tta else pixels), tta
+        return (np.concatenate([pixels, pixels[..., ::-1]]) if tta else pixels), tta
 
-    def finish(self, outputs: torch.Tensor, state: bool, **overrides: Any) -> Prediction:
+    def finish(self, outputs: np.ndarray, state: bool, **overrides: Any) -> Prediction:
         """The top-k of one image: from its logits, or the average of its and its mirror's probabilities."""
         top_k = self.resolve(overrides)["top_k"]
-        scores = outputs[:1] if not state else outputs.float().softmax(dim=1).mean(dim=0, keepdim=True).log()
+        scores = outputs[:1] if not state else np.log(softmax(outputs, axis=1).mean(axis=0, keepdims=True))
         return top_k_predictions(scores, self.class_names, top_k)[0]
 
     def predict(self, images: ImageInput | Sequence[ImageInput], top_k: int | None = None, batch_size: int = 32,

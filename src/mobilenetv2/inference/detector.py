@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-import torch
+import numpy as np
 
 from mobilenetv2.data.detection.tiles import tile_windows
 from mobilenetv2.errors import UserError
@@ -33,7 +33,7 @@ class Detector(Predictor):
     batch_size = 16
 
     def __init__(self, runtime: Runtime, **options: Any) -> None:
-        from mobilenetv2.tasks.detection.boxes import MAX_DETECTIONS
+        from mobilenetv2.tasks.detection.decoding import MAX_DETECTIONS
 
         pre = runtime.preprocessing
         self.options = {"score_threshold": DEFAULT_SCORE_THRESHOLD, "max_detections": MAX_DETECTIONS,
@@ -83,30 +83,30 @@ class Detector(Predictor):
         return min(width, size), min(height, size)
 
     def prepare(self, image: ImageInput, *, original_size: tuple[int, int] | None = None,
-                **overrides: Any) -> tuple[torch.Tensor, tuple[list, tuple[int, int]]]:
+                **overrides: Any) -> tuple[np.ndarray, tuple[list, tuple[int, int]]]:
         """The image's inputs: its tiles (or the whole image), each resized to the model's input."""
         options = self.resolve(overrides)
         image = to_transformable(image)
         height, width = size_of(image)
         width, height = original_size or (width, height)
         windows = tile_windows(width, height, options["tile"] or None, options["tile_overlap"])
-        if len(windows) == 1:  # the whole image, as it came (a uint8 tensor is resized in uint8, without PIL)
-            return self.to_pixels(image).as_subclass(torch.Tensor)[None], (windows, (width, height))
+        if len(windows) == 1:  # the whole image, as it came
+            return self.to_pixels(image)[None], (windows, (width, height))
         if size_of(image) != (height, width):
             raise UserError(f"an image cut into tiles must come at its own size {width}x{height}, not "
                             f"{size_of(image)[1]}x{size_of(image)[0]} (see Detector.decode_size)")
         image = to_pil(image)
-        pixels = [self.to_pixels(image.crop(w)).as_subclass(torch.Tensor) for w in windows]
-        return torch.stack(pixels), (windows, (width, height))
+        pixels = [self.to_pixels(image.crop(w)) for w in windows]
+        return np.stack(pixels), (windows, (width, height))
 
-    def finish(self, outputs: torch.Tensor, state: tuple[list, tuple[int, int]], **overrides: Any):
+    def finish(self, outputs: np.ndarray, state: tuple[list, tuple[int, int]], **overrides: Any):
         """The image's detections in its pixels: each tile's, moved into place, merged by NMS."""
-        from mobilenetv2.tasks.detection.boxes import decode, merge, to_image
-        from mobilenetv2.tasks.detection.task import DetectionPrediction
+        from mobilenetv2.tasks.detection.decoding import decode, merge, to_image
+        from mobilenetv2.tasks.detection.prediction import DetectionPrediction
 
         options = self.resolve(overrides)
         windows, (width, height) = state
-        parts = [to_image(det, torch.tensor(window, dtype=torch.float32), (height, width))
+        parts = [to_image(det, window, (height, width))
                  for det, window in zip(decode(outputs, options["score_threshold"], score_converter=self.score_converter),
                                         windows)]
         det = merge(parts, max_detections=options["max_detections"])

@@ -4,23 +4,32 @@ float, or uint8), before resizing and normalisation."""
 from __future__ import annotations
 
 import os
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
-import torch
 from PIL import Image
 
 from mobilenetv2.data.images import load_image, to_rgb, upright
 from mobilenetv2.errors import UserError
 
-ImageInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor
+if TYPE_CHECKING:
+    import torch
+
+ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray, "torch.Tensor"]
+
+
+def is_tensor(image: Any) -> bool:
+    """A torch tensor (torch is never imported to tell: without it loaded, nothing is one)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(image, torch.Tensor)
 
 
 def is_single(images: Any) -> bool:
     """One image (not a list of them)."""
     if isinstance(images, (str, os.PathLike, Image.Image)):
         return True
-    return isinstance(images, (np.ndarray, torch.Tensor)) and images.ndim == 3
+    return (isinstance(images, np.ndarray) or is_tensor(images)) and images.ndim == 3
 
 
 def source_of(image: ImageInput) -> str | None:
@@ -53,7 +62,7 @@ def to_transformable(image: ImageInput) -> Image.Image | torch.Tensor:
         return to_rgb(upright(image))
     if isinstance(image, np.ndarray):
         return array_to_pil(image)
-    if isinstance(image, torch.Tensor):
+    if is_tensor(image):
         return check_tensor(image)
     raise UserError(f"cannot predict on a {type(image).__name__}; give paths, PIL images, HWC uint8 arrays or CHW tensors")
 
@@ -61,7 +70,7 @@ def to_transformable(image: ImageInput) -> Image.Image | torch.Tensor:
 def to_pil(image: ImageInput) -> Image.Image:
     """The image as an RGB PIL image (tensors in [0, 1] or uint8 are converted)."""
     image = to_transformable(image)
-    if isinstance(image, torch.Tensor):
+    if is_tensor(image):
         from torchvision.transforms.v2.functional import to_pil_image
 
         return to_pil_image(image)

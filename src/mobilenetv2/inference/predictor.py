@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import torch
+import numpy as np
 
-from mobilenetv2.data.preprocessing import normalize_transform, pixel_transform
+from mobilenetv2.data.preprocessing import Normalize, pil_pixels
 from mobilenetv2.errors import UserError
 from mobilenetv2.formats import open_runtime
 from mobilenetv2.inference.batching import forward_parts
-from mobilenetv2.inference.images import ImageInput, is_single, source_of, to_transformable
+from mobilenetv2.inference.images import ImageInput, is_single, is_tensor, source_of, to_transformable
 from mobilenetv2.spec import Preprocessing
 from mobilenetv2.tasks import get_task
 
@@ -126,9 +126,19 @@ class Predictor(ABC):
 
     def set_preprocessing(self, preprocessing: Preprocessing) -> None:
         self.preprocessing = preprocessing
-        # a grayscale model's images (photos are decoded as RGB) become "L" before resizing
-        self.to_pixels = pixel_transform(preprocessing, self.input_channels)
-        self.normalize = normalize_transform(gray_normalization(preprocessing) if self.input_channels == 1 else preprocessing)
+        self.tensor_pixels: Any = None  # torchvision's transform, built when a tensor image first comes
+        self.normalize = Normalize(gray_normalization(preprocessing) if self.input_channels == 1 else preprocessing)
+
+    def to_pixels(self, image: Any) -> np.ndarray:
+        """A PIL image (or a CHW tensor) -> a CHW array of the model's input size, not yet normalised; a grayscale
+        model's images (photos are decoded as RGB) become "L" before resizing."""
+        if not is_tensor(image):
+            return pil_pixels(image, self.preprocessing, self.input_channels)
+        if self.tensor_pixels is None:
+            from mobilenetv2.data.preprocessing import pixel_transform
+
+            self.tensor_pixels = pixel_transform(self.preprocessing, self.input_channels)
+        return self.tensor_pixels(image).numpy(force=True)
 
     @property
     def backend(self) -> str:
@@ -155,20 +165,20 @@ class Predictor(ABC):
         return self.runtime.class_names is not None
 
     # -- images -> inputs -> outputs ----------------------------------------------------------------------------------
-    def pixels(self, image: ImageInput) -> torch.Tensor:
-        """One image of any accepted kind -> a CHW tensor of the model's input size, not yet normalised (uint8 from
-        PIL images, arrays and paths)."""
-        return self.to_pixels(to_transformable(image)).as_subclass(torch.Tensor)
+    def pixels(self, image: ImageInput) -> np.ndarray:
+        """One image of any accepted kind -> a CHW array of the model's input size, not yet normalised (uint8 from
+        PIL images, arrays and paths; float from float tensors)."""
+        return self.to_pixels(to_transformable(image))
 
-    def preprocess(self, image: ImageInput) -> torch.Tensor:
-        """One image of any accepted kind -> a normalised CHW tensor of the model's input size."""
+    def preprocess(self, image: ImageInput) -> np.ndarray:
+        """One image of any accepted kind -> a normalised CHW float32 array of the model's input size."""
         return self.normalize(self.pixels(image))
 
-    def logits(self, batch: torch.Tensor) -> torch.Tensor:
-        """Normalised NCHW float batch -> the model's outputs (float32, CPU)."""
-        return torch.from_numpy(self.runtime(batch))
+    def logits(self, batch: np.ndarray) -> np.ndarray:
+        """Normalised NCHW float32 batch -> the model's outputs (float32)."""
+        return np.asarray(self.runtime(batch), dtype=np.float32)
 
-    def logits_of_pixels(self, batch: torch.Tensor) -> torch.Tensor:
+    def logits_of_pixels(self, batch: np.ndarray) -> np.ndarray:
         """``logits`` of a batch of ``prepare`` inputs (resized, not yet normalised): normalised here, in one op."""
         return self.logits(self.normalize(batch))
 
@@ -180,14 +190,15 @@ class Predictor(ABC):
 
     @abstractmethod
     def prepare(self, image: ImageInput, *, original_size: tuple[int, int] | None = None,
-                **overrides: Any) -> tuple[torch.Tensor, Any]:
-        """One image -> its model inputs [k, C, S, S] (resized, not normalised) and what ``finish`` needs; a server
+                **overrides: Any) -> tuple[np.ndarray, Any]:
+        """One image -> its model inputs, an array [k, C, S, S] (resized, not normalised: uint8, or float32 from float
+        tensors) and what ``finish`` needs; a server
         batches the inputs of many requests through ``logits_of_pixels`` and gives each its share of the outputs.
         ``original_size`` (width, height): the image's own size when it comes decoded smaller (see ``decode_size``)."""
 
     @abstractmethod
-    def finish(self, outputs: torch.Tensor, state: Any, **overrides: Any) -> Any:
-        """The prediction of one image from the outputs of its ``prepare`` inputs."""
+    def finish(self, outputs: np.ndarray, state: Any, **overrides: Any) -> Any:
+        """The prediction of one image from the outputs (an array) of its ``prepare`` inputs."""
 
     def tracker(self, source: str, frame_rate: float | None) -> Any:
         """What follows objects across the frames of a video (``update(prediction, time) -> extra fields``), or None

@@ -6,15 +6,15 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-import torch
-import torch.nn.functional as F
+import numpy as np
 
 from mobilenetv2.errors import UserError
 from mobilenetv2.inference.images import ImageInput, size_of, to_transformable
 from mobilenetv2.inference.predictor import Predictor
 from mobilenetv2.spec import Preprocessing
+from mobilenetv2.tasks.scores import softmax
+from mobilenetv2.tasks.segmentation.prediction import SegmentationPrediction, mask_predictions, resize_bilinear
 from mobilenetv2.tasks.segmentation.present import SegmentationPresenter
-from mobilenetv2.tasks.segmentation.task import SegmentationPrediction, mask_predictions
 
 
 class Segmenter(Predictor):
@@ -43,22 +43,21 @@ class Segmenter(Predictor):
         return min(width, size), min(height, size)
 
     def prepare(self, image: ImageInput, *, original_size: tuple[int, int] | None = None,
-                **overrides: Any) -> tuple[torch.Tensor, tuple[tuple[int, int], bool]]:
+                **overrides: Any) -> tuple[np.ndarray, tuple[tuple[int, int], bool]]:
         tta = self.resolve(overrides)["tta"]
         image = to_transformable(image)
-        pixels = self.to_pixels(image).as_subclass(torch.Tensor)[None]
+        pixels = self.to_pixels(image)[None]
         size = size_of(image) if original_size is None else (original_size[1], original_size[0])
-        return (torch.cat([pixels, pixels.flip(-1)]) if tta else pixels), (size, tta)
+        return (np.concatenate([pixels, pixels[..., ::-1]]) if tta else pixels), (size, tta)
 
-    def finish(self, outputs: torch.Tensor, state: tuple[tuple[int, int], bool], **overrides: Any) -> SegmentationPrediction:
+    def finish(self, outputs: np.ndarray, state: tuple[tuple[int, int], bool], **overrides: Any) -> SegmentationPrediction:
         """The mask at the image's size and the class fractions, from the logits of its input (and of its mirror)."""
         top_k = self.resolve(overrides)["top_k"]
         size, tta = state
-        probs = outputs.float().softmax(dim=1)
+        probs = softmax(outputs, axis=1)
         if tta:
-            probs = (probs[:1] + probs[1:2].flip(-1)) / 2
-        probs = F.interpolate(probs[:1], size=size, mode="bilinear", align_corners=False)
-        return mask_predictions(probs.log(), self.class_names, top_k)[0]
+            probs = (probs[:1] + probs[1:2, ..., ::-1]) / 2
+        return mask_predictions(resize_bilinear(probs[:1], size), self.class_names, top_k)[0]
 
     def predict(self, images: ImageInput | Sequence[ImageInput], top_k: int | None = None, batch_size: int = 8,
                 tta: bool | None = None) -> list:

@@ -6,7 +6,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
-from mobilenetv2.tasks.classification.task import Prediction
+from mobilenetv2.tasks.classification.prediction import Prediction
 from mobilenetv2.tasks.present import Presenter
 
 

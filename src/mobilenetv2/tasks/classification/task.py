@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -14,33 +13,11 @@ from mobilenetv2.data import Data, DataConfig, Preprocessing, build_data, build_
 from mobilenetv2.errors import UserError
 from mobilenetv2.models import create_model
 from mobilenetv2.tasks.base import Task
+from mobilenetv2.tasks.classification.prediction import Prediction, top_k_predictions
 from mobilenetv2.tasks.classification.report import EvalReport, evaluate_predictions
 
-
-@dataclass
-class Prediction:
-    """The ``top_k`` classes of one image, most probable first."""
-
-    labels: list[str]
-    indices: list[int]
-    probabilities: list[float]
-    source: str | None = None  # the file, when the image was given as a path
-
-    @property
-    def label(self) -> str:
-        return self.labels[0]
-
-    @property
-    def probability(self) -> float:
-        return self.probabilities[0]
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def to_json(self) -> dict[str, Any]:
-        """The record that ``predict --format jsonl`` prints."""
-        return {"image": self.source, "labels": self.labels, "indices": self.indices,
-                "probabilities": [round(x, 6) for x in self.probabilities]}
+__all__ = ["AccuracyMeter", "ClassificationTask", "LogitsCollector", "Prediction", "check_class_names",
+           "top_k_predictions"]
 
 
 class AccuracyMeter:
@@ -121,12 +98,6 @@ class ClassificationTask(Task):
     def compare_outputs(self, reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
         return {"top1_agreement": float((reference.argmax(1) == other.argmax(1)).mean()),
                 "max_abs_diff": float(np.abs(reference - other).max())}
-
-
-def top_k_predictions(outputs: torch.Tensor, class_names: list[str], top_k: int) -> list[Prediction]:
-    """Logits (or log-probabilities) [N, C] -> each image's ``top_k`` classes, most probable first."""
-    probs, idx = outputs.float().softmax(dim=1).topk(min(top_k, outputs.shape[1]), dim=1)
-    return [Prediction([class_names[j] for j in i], i, p) for p, i in zip(probs.tolist(), idx.tolist())]
 
 
 def check_class_names(model_names: list[str], data_names: list[str]) -> None:

@@ -1,4 +1,5 @@
-"""From the model's outputs to detections: scores, per-class NMS, boxes in image pixels, tiles merged."""
+"""From the model's outputs to detections on torch tensors (training's evaluation, mAP): scores, per-class NMS
+(torchvision's), boxes in image pixels, tiles merged. ``decoding`` is the same in numpy, for predict and serve."""
 
 from __future__ import annotations
 
@@ -7,11 +8,10 @@ from dataclasses import dataclass
 import torch
 from torchvision.ops import batched_nms, box_area, clip_boxes_to_image
 
-SCORE_THRESHOLD = 0.01  # keep low-scoring boxes for mAP (COCO ranks them); `predict` uses a higher threshold
-NMS_IOU = 0.6  # TF's ssdlite config
-CANDIDATES_PER_CLASS = 300
-PER_INPUT = 100  # TF's max detections per input (an image or a tile)
-MAX_DETECTIONS = 300  # per image once tiles are merged (dense scenes: hundreds of tree crowns)
+from mobilenetv2.tasks.detection.decoding import CANDIDATES_PER_CLASS, MAX_DETECTIONS, NMS_IOU, PER_INPUT, SCORE_THRESHOLD
+
+__all__ = ["CANDIDATES_PER_CLASS", "MAX_DETECTIONS", "NMS_IOU", "PER_INPUT", "SCORE_THRESHOLD", "Detections", "decode",
+           "merge", "nms", "to_image"]
 
 
 @dataclass

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from PIL import Image
 
-from mobilenetv2.tasks.detection.boxes import Detections
-from mobilenetv2.tasks.detection.draw import draw_detections
-from mobilenetv2.tasks.detection.task import DetectionPrediction
+from mobilenetv2.tasks.detection.prediction import DetectionPrediction
 from mobilenetv2.tasks.present import Presenter
 
 
 class DetectionPresenter(Presenter):
     def draw(self, image: Image.Image, prediction: DetectionPrediction) -> Image.Image:
+        import torch
+
+        from mobilenetv2.tasks.detection.boxes import Detections
+        from mobilenetv2.tasks.detection.draw import draw_detections
+
         det = Detections(torch.from_numpy(prediction.boxes), torch.from_numpy(prediction.scores),
                          torch.from_numpy(prediction.labels))
         return draw_detections(image, det, prediction.class_names, labels=len(det) <= 60)

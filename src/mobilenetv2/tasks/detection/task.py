@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -14,54 +14,16 @@ from mobilenetv2.errors import UserError
 from mobilenetv2.models import create_model
 from mobilenetv2.tasks.base import Task
 from mobilenetv2.tasks.classification.task import check_class_names
-from mobilenetv2.tasks.detection.boxes import Detections
 from mobilenetv2.tasks.detection.evaluator import DetectionEvaluator
 from mobilenetv2.tasks.detection.loss import SSDLoss
 from mobilenetv2.tasks.detection.metrics import DetectionMeter
+from mobilenetv2.tasks.detection.prediction import DetectionPrediction
+
+__all__ = ["DetectionPrediction", "DetectionTask", "detection_preprocessing", "score_converter_of"]
 
 # The built-in digit canvases are 128 px; photos train at 320 (SSDLite's 300 rounded to a multiple of 32).
 DIGITS_DEFAULTS = {"input_size": 128, "augment": "light", "crop_pct": 1.0, "batch_size": 16, "warmup_epochs": 0.5}
 PHOTO_DEFAULTS = {"input_size": 320, "augment": "paper", "crop_pct": 1.0, "batch_size": 16, "warmup_epochs": 1.0}
-
-
-@dataclass
-class DetectionPrediction:
-    """One image's detections: boxes [k, 4] (xyxy, the image's pixels), scores and class indices (1..K)."""
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    labels: np.ndarray
-    class_names: list[str]
-    width: int
-    height: int
-    source: str | None = None
-    tiles: int = 1
-    counts: dict[str, int] = field(default_factory=dict)
-
-    @classmethod
-    def from_detections(cls, det: Detections, class_names: list[str], width: int, height: int,
-                        source: str | None = None, tiles: int = 1) -> DetectionPrediction:
-        labels = det.labels.numpy().astype(np.int64)
-        counts: dict[str, int] = {}
-        for index in labels:
-            counts[class_names[index]] = counts.get(class_names[index], 0) + 1
-        return cls(det.boxes.numpy().astype(np.float32), det.scores.numpy().astype(np.float32), labels, list(class_names),
-                   width, height, source, tiles, dict(sorted(counts.items(), key=lambda kv: -kv[1])))
-
-    @property
-    def label(self) -> str:
-        """The most frequent class detected, or "nothing"."""
-        return next(iter(self.counts), "nothing")
-
-    def detections(self) -> list[dict[str, Any]]:
-        return [{"label": self.class_names[int(c)], "class_index": int(c), "score": round(float(s), 4),
-                 "box": [round(float(v), 1) for v in b]} for b, s, c in zip(self.boxes, self.scores, self.labels)]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"image": self.source, "width": self.width, "height": self.height, "tiles": self.tiles,
-                "counts": self.counts, "detections": self.detections()}
-
-    to_json = to_dict
 
 
 class DetectionTask(Task):

@@ -9,7 +9,7 @@ from PIL import Image
 
 from mobilenetv2.tasks.present import Presenter
 from mobilenetv2.tasks.segmentation.palette import colorize, overlay
-from mobilenetv2.tasks.segmentation.task import SegmentationPrediction
+from mobilenetv2.tasks.segmentation.prediction import SegmentationPrediction
 
 
 class SegmentationPresenter(Presenter):

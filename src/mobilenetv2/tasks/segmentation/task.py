@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,9 @@ from mobilenetv2.tasks.base import Task
 from mobilenetv2.tasks.classification.task import check_class_names
 from mobilenetv2.tasks.segmentation.evaluator import SegmentationEvaluator
 from mobilenetv2.tasks.segmentation.metrics import SegmentationMeter
+from mobilenetv2.tasks.segmentation.prediction import SegmentationPrediction, mask_predictions
+
+__all__ = ["SegmentationPrediction", "SegmentationTask", "mask_predictions", "resize_logits", "segmentation_preprocessing"]
 
 IGNORE_INDEX = 255
 AUX_WEIGHT = 0.4  # the auxiliary head's share of the loss (PSPNet's 0.4; torchvision's references use 0.5)
@@ -27,28 +30,6 @@ AUX_WEIGHT = 0.4  # the auxiliary head's share of the loss (PSPNet's 0.4; torchv
 DIGITS_DEFAULTS = {"input_size": 96, "augment": "light", "crop_pct": 1.0, "batch_size": 16, "warmup_epochs": 0.3}
 PHOTO_DEFAULTS = {"input_size": 321, "augment": "paper", "crop_pct": 1.0, "batch_size": 8, "warmup_epochs": 1.0}
 SMALL_SIDE = 160
-
-
-@dataclass
-class SegmentationPrediction:
-    """One image's class-index mask (at the image's size) and the share of its pixels in each class."""
-
-    mask: np.ndarray
-    class_names: list[str]
-    fractions: dict[str, float] = field(default_factory=dict)  # class -> share of pixels, largest first
-    source: str | None = None
-
-    @property
-    def label(self) -> str:
-        """The largest class other than the first ("background"), or the first when nothing else is there."""
-        others = [name for name in self.fractions if name != self.class_names[0]]
-        return others[0] if others else self.class_names[0]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"image": self.source, "height": int(self.mask.shape[0]), "width": int(self.mask.shape[1]),
-                "fractions": {k: round(v, 6) for k, v in self.fractions.items()}}
-
-    to_json = to_dict
 
 
 class SegmentationLoss(nn.Module):
@@ -157,16 +138,6 @@ class SegmentationTask(Task):
         same = reference.argmax(1) == other.argmax(1)
         return {"top1_agreement": float(same[clear].mean()) if clear.any() else 1.0,
                 "pixel_agreement": float(same.mean()), "max_abs_diff": float(np.abs(reference - other).max())}
-
-
-def mask_predictions(outputs: torch.Tensor, class_names: list[str], top_k: int) -> list[SegmentationPrediction]:
-    """Logits (or log-probabilities) [N, C, H, W] -> masks and the ``top_k`` largest class fractions."""
-    predictions = []
-    for mask in outputs.argmax(dim=1).to(torch.uint8).cpu().numpy():
-        counts = np.bincount(mask.ravel(), minlength=len(class_names)) / mask.size
-        order = [int(i) for i in np.argsort(-counts, kind="stable")[:top_k] if counts[i] > 0]
-        predictions.append(SegmentationPrediction(mask, list(class_names), {class_names[i]: float(counts[i]) for i in order}))
-    return predictions
 
 
 def segmentation_preprocessing(pre: Preprocessing) -> Preprocessing:
