@@ -12,6 +12,7 @@ from mobilenetv2.errors import UserError
 
 # Extra -> what it brings (see pyproject.toml's optional-dependencies).
 EXTRAS = {
+    "torch": "PyTorch and torchvision: train, export, quantize, checkpoints, evaluate on datasets",
     "deploy": "ONNX export, onnxruntime inference and int8 quantization",
     "tune": "hyperparameter search with Optuna, PostgreSQL storage",
     "plots": "PNG plots (confusion matrix, curves, Pareto front)",
@@ -23,6 +24,9 @@ EXTRAS = {
     "stream": "videos, cameras and network streams (PyAV), tracks (trackers, supervision), Parquet output (pyarrow)",
     "ray": "predict on a Ray cluster (Ray Data)",
 }
+
+# The modules of the [torch] extra: a command that imports one where it is missing says so in one line (cli.main).
+TORCH_MODULES = ("torch", "torchvision", "torchmetrics", "safetensors", "sklearn", "pycocotools")
 
 
 class MissingExtraError(UserError):

@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import statistics
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
-
-import torch
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -69,7 +68,13 @@ def time_interleaved(
 
 @contextlib.contextmanager
 def torch_threads(threads: int | None) -> Iterator[None]:
-    """Run the block with ``threads`` intra-op threads (None: unchanged), then restore the previous count."""
+    """Run the block with ``threads`` intra-op threads (None: unchanged), then restore the previous count (None with
+    torch not loaded: nothing to restore, and torch stays unloaded)."""
+    if threads is None and "torch" not in sys.modules:
+        yield
+        return
+    import torch
+
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)

@@ -55,11 +55,11 @@ def test_a_file_that_breaks_after_the_scan_is_dropped_not_fatal(tmp_path, imgs, 
 
 
 def test_large_datasets_check_headers_only_and_drop_truncated_files_later(tmp_path, imgs, monkeypatch, caplog):
-    from mobilenetv2.data import datasets
+    from mobilenetv2.data import folders
 
     imgs.make_class_folder(tmp_path, {"a": 4, "b": 4})
     imgs.truncated_jpeg(tmp_path / "a" / "cut.jpg")
-    monkeypatch.setattr(datasets, "FULL_CHECK_LIMIT", 0)
+    monkeypatch.setattr(folders, "FULL_CHECK_LIMIT", 0)
     d = build_data(DataConfig(data=str(tmp_path), input_size=32, batch_size=16, workers=0, val_split=0.1))
     assert d.skipped == [] and str(tmp_path / "a" / "cut.jpg") in d.train_loader.dataset.items
     with caplog.at_level(logging.WARNING, "mobilenetv2.data"):

@@ -94,12 +94,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _error(args.command, str(exc), exc, verbosity)
     except FileNotFoundError as exc:
         return _error(args.command, f"file not found: {exc.filename or exc}", exc, verbosity)
+    except ModuleNotFoundError as exc:
+        extra = torch_extra_message(exc)
+        if extra is None:
+            raise
+        return _error(args.command, extra, exc, verbosity)
     except KeyboardInterrupt:
         print(f"mobilenetv2 {args.command}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+
+
+def torch_extra_message(exc: ModuleNotFoundError) -> str | None:
+    """One line naming the [torch] extra when ``exc`` is a missing module of it (a runtime install has none), else None."""
+    from mobilenetv2.extras import EXTRAS, TORCH_MODULES
+
+    top = (exc.name or "").split(".")[0]
+    if top not in TORCH_MODULES:
+        return None
+    return f"this needs {top}, which is not installed; it comes with the [torch] extra ({EXTRAS['torch']}): " \
+           "pip install 'mobilenetv2[torch]'"
 
 
 def _error(command: str, message: str, exc: BaseException, verbosity: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from mobilenetv2.cli.common import add_backend_args, add_labels_arg
 
@@ -45,23 +46,23 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-
-    import torch
-    import torch.distributed as dist
-
-    from mobilenetv2.cli.common import print_json
-    from mobilenetv2.distributed import init_distributed, local_device
     from mobilenetv2.errors import UserError
-    from mobilenetv2.evaluation.evaluator import evaluate
-    from mobilenetv2.inference import load_predictor
+    from mobilenetv2.extras import available
     from mobilenetv2.io import check_writable
 
-    log = logging.getLogger("mobilenetv2.evaluate")
     if args.batch_size < 1:
         raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.out:
         check_writable(args.out, folder=True)
+    if not available("torch"):
+        return run_without_torch(args)
+    import torch
+    import torch.distributed as dist
+
+    from mobilenetv2.distributed import init_distributed, local_device
+    from mobilenetv2.evaluation.evaluator import evaluate
+    from mobilenetv2.inference import load_predictor
+
     device = local_device(args.device)
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -74,6 +75,27 @@ def run(args: argparse.Namespace) -> int:
                       val_split=args.val_split, seed=args.seed, data_root=args.data_root, progress=True)
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return 0
+    return show(args, report, split)
+
+
+def run_without_torch(args: argparse.Namespace) -> int:
+    """An exported classifier on a labelled image folder, where torch is not installed (``evaluate_folder``)."""
+    from mobilenetv2.evaluation.evaluator import evaluate_folder
+    from mobilenetv2.inference import load_predictor
+
+    predictor = load_predictor(args.checkpoint, threads=args.threads, backend=args.backend, labels=args.labels)
+    report = evaluate_folder(predictor, args.data, args.split, batch_size=args.batch_size, val_split=args.val_split,
+                             seed=args.seed, progress=True)
+    return show(args, report, report.info["split"])
+
+
+def show(args: argparse.Namespace, report: Any, split: str) -> int:
+    """Print (and with --out, write) the report."""
+    import logging
+
+    from mobilenetv2.cli.common import print_json
+
+    log = logging.getLogger("mobilenetv2.evaluate")
     report.info["model"] = args.checkpoint
     if args.split is None:
         log.info("evaluated the %s split of %s (%s; --split val|train|all to choose)", split, args.data,

@@ -50,14 +50,14 @@ def tflite_info(path: str, as_json: bool) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.tflite:  # a file under TFLM: no torch
+        return tflite_info(args.tflite, args.json)
     from mobilenetv2.analysis import profile
     from mobilenetv2.models import create_model, list_models
 
     if args.list:
         print("\n".join(list_models()))
         return 0
-    if args.tflite:
-        return tflite_info(args.tflite, args.json)
     if args.checkpoint:
         from mobilenetv2.weights import load_checkpoint
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import csv
 import inspect
 import logging
-import os
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from mobilenetv2.data.folders import VAL_FOLDER_NAMES, drop_broken, drop_empty_classes, folder_splits
 from mobilenetv2.data.images import (
     DECODE_ERRORS,
     IMAGE_EXTENSIONS,
@@ -25,11 +24,9 @@ from mobilenetv2.data.images import (
     bomb_error,
     check_pixels,
     is_image_file,
-    list_image_folder,
     load_image,
     to_rgb,
     upright,
-    verify_image,
 )
 from mobilenetv2.data.splits import stratified_split
 from mobilenetv2.data.transforms import sample_seed
@@ -38,10 +35,6 @@ from mobilenetv2.errors import UserError
 log = logging.getLogger("mobilenetv2.data")
 
 DIGITS_SIZE = 32  # the 8x8 digits are upscaled to this many pixels once, then resized by the transforms
-# Above this many files only headers are checked up front (a full check costs ~2-5 ms a photo); a file that then
-# fails to decode is dropped from its batch with a warning.
-FULL_CHECK_LIMIT = 20_000
-VAL_FOLDER_NAMES = ("val", "valid", "validation", "test")
 # torchvision datasets with a `split` argument: (train split, validation split); others use ("train", "test").
 TORCHVISION_SPLITS = {
     "oxfordiiitpet": ("trainval", "test"), "fgvcaircraft": ("trainval", "test"), "places365": ("train-standard", "val"),
@@ -131,59 +124,13 @@ def split_source(everything: LabeledImages, class_names: list[str], val_split: f
     return Source({"train": everything.subset(train), "val": everything.subset(val), "all": everything}, class_names, **kw)
 
 
-def scan_images(paths: Sequence[Path], workers: int | None = None) -> list[tuple[Path, str]]:
-    """Check every file (header + fast decode; header only for very large datasets); (path, reason) of broken ones."""
-    decode = len(paths) <= FULL_CHECK_LIMIT
-    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
-        reasons = list(pool.map(lambda p: verify_image(p, decode), paths))
-    return [(p, r) for p, r in zip(paths, reasons) if r is not None]
-
-
-def drop_broken(samples: list[tuple[Path, int]], skipped: list[str]) -> list[tuple[Path, int]]:
-    broken = {p for p, _ in scan_images([p for p, _ in samples])}
-    skipped += [str(p) for p, _ in samples if p in broken]
-    return [(p, y) for p, y in samples if p not in broken]
-
-
 def files_dataset(samples: list[tuple[Path, int]]) -> LabeledImages:
     return LabeledImages([str(p) for p, _ in samples], [y for _, y in samples], load_image)
 
 
-def drop_empty_classes(splits: dict[str, list[tuple[Path, int]]], class_names: list[str], where: str) -> list[str]:
-    """Remove classes without any training image (renumbering labels in place); returns the kept class names."""
-    counts = np.bincount([y for _, y in splits["train"]], minlength=len(class_names))
-    empty = [name for name, n in zip(class_names, counts) if n == 0]
-    if empty and len(empty) < len(class_names):  # all empty: the caller's one-line error says it
-        log.warning("warning: %s: ignoring %d class(es) with no usable training images: %s", where, len(empty), ", ".join(empty))
-    keep = [c for c, n in enumerate(counts) if n > 0]
-    new_label = {old: new for new, old in enumerate(keep)}
-    for name, samples in splits.items():
-        splits[name] = [(p, new_label[y]) for p, y in samples if y in new_label]
-    return [class_names[c] for c in keep]
-
-
 def folder_source(root: Path, val_split: float, seed: int) -> Source:
     """A folder of class sub-folders, or one with train/ and val/ (or valid/, validation/, test/) sub-folders."""
-    skipped: list[str] = []
-    val_dir = next((root / n for n in VAL_FOLDER_NAMES if (root / n).is_dir()), None)
-    if (root / "train").is_dir() and val_dir is not None:
-        train, class_names = list_image_folder(root / "train")
-        val, val_names = list_image_folder(val_dir)
-        unknown = sorted(set(val_names) - set(class_names))
-        if unknown:
-            raise UserError(f"{val_dir}: class folder(s) not in {root / 'train'}: {', '.join(unknown)}")
-        index = {name: i for i, name in enumerate(class_names)}
-        splits = {"train": drop_broken(train, skipped),
-                  "val": drop_broken([(p, index[val_names[y]]) for p, y in val], skipped)}
-    else:
-        base = root / "train" if (root / "train").is_dir() else root
-        samples, class_names = list_image_folder(base)
-        # split first, so that a broken file does not move others between train and val
-        train, val = stratified_split([y for _, y in samples], val_split, seed)
-        splits = {"train": drop_broken([samples[i] for i in train], skipped),
-                  "val": drop_broken([samples[i] for i in val], skipped)}
-    class_names = drop_empty_classes(splits, class_names, str(root))
-    splits["all"] = sorted(splits["train"] + splits["val"])
+    splits, class_names, skipped = folder_splits(root, val_split, seed)
     return Source({k: files_dataset(v) for k, v in splits.items()}, class_names, skipped)
 
 

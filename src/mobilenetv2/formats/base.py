@@ -17,7 +17,7 @@ from mobilenetv2.errors import UserError, first_line
 from mobilenetv2.formats.registry import FORMATS, FormatEntry
 from mobilenetv2.io import atomic_write_text
 from mobilenetv2.spec import Preprocessing
-from mobilenetv2.weights.checkpoint import TASK_NAMES, CheckpointMeta
+from mobilenetv2.weights.meta import TASK_NAMES, CheckpointMeta
 
 if TYPE_CHECKING:
     import numpy as np

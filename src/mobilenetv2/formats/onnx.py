@@ -10,18 +10,18 @@ import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from mobilenetv2.errors import UserError, first_line
 from mobilenetv2.extras import require
 from mobilenetv2.formats.base import META_PRECISION, Format, QuantizeOptions, meta_from_entries, metadata_entries
-from mobilenetv2.models.fuse import fuse_bn
 from mobilenetv2.tasks import get_task
 from mobilenetv2.weights import CheckpointMeta
+
+if TYPE_CHECKING:
+    from torch import nn
 
 DEFAULT_OPSET = 18
 METHODS = ("minmax", "percentile", "entropy")
@@ -33,6 +33,10 @@ class OnnxFormat(Format):
     name = "onnx"
 
     def export(self, model: nn.Module, path: Path, meta: CheckpointMeta, *, opset: int | None = None) -> None:
+        import torch
+
+        from mobilenetv2.models.fuse import fuse_bn
+
         opset = opset or DEFAULT_OPSET
         if not 13 <= opset <= 23:
             raise UserError(f"--opset must be between 13 and 23, got {opset}")

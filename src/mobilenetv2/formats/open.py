@@ -31,11 +31,10 @@ def open_runtime(source: str | os.PathLike[str] | Checkpoint, backend: str | Non
     """
     from mobilenetv2.backends import AUTO, parse_backend
     from mobilenetv2.backends.base import RuntimeOptions
-    from mobilenetv2.weights import Checkpoint
 
     options = RuntimeOptions(threads, device, spin)
     wanted, precision = parse_backend(backend)
-    if isinstance(source, Checkpoint):
+    if not isinstance(source, (str, os.PathLike)):  # a loaded Checkpoint (weights/ loads torch: never for a path)
         from mobilenetv2.formats.verified_export import open_checkpoint_on
 
         return open_checkpoint_on(source, wanted if wanted not in (None, AUTO) else "torch", options, precision)

@@ -13,11 +13,9 @@ import tempfile
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from mobilenetv2.backends.openvino import read_model
 from mobilenetv2.errors import UserError, first_line
@@ -33,9 +31,11 @@ from mobilenetv2.formats.base import (
     meta_from_entries,
     metadata_entries,
 )
-from mobilenetv2.models.fuse import fuse_bn
 from mobilenetv2.tasks import get_task
 from mobilenetv2.weights import CheckpointMeta
+
+if TYPE_CHECKING:
+    from torch import nn
 
 RT_INFO_SECTION = "mobilenetv2"  # rt_info["mobilenetv2"]["task"] holds the entry "mobilenetv2.task", and so on
 
@@ -72,6 +72,10 @@ class OpenVinoFormat(Format):
 
     def export(self, model: nn.Module, path: Path, meta: CheckpointMeta, *, opset: int | None = None) -> None:
         """Convert the BN-folded model (traced at batch 1, any batch allowed) and save it as IR."""
+        import torch
+
+        from mobilenetv2.models.fuse import fuse_bn
+
         ov = require("openvino", "openvino")
         size, channels = meta.preprocessing.input_size, model.in_chans
         example = torch.randn(1, channels, size, size)

@@ -20,21 +20,20 @@ import tempfile
 import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from mobilenetv2.backends.litert import open_interpreter, output_kind
 from mobilenetv2.errors import UserError, first_line
 from mobilenetv2.extras import require
 from mobilenetv2.formats.base import Format, QuantizeOptions, metadata_entries
 from mobilenetv2.io import atomic_write_text
-from mobilenetv2.models.fuse import fuse_bn
 from mobilenetv2.weights import CheckpointMeta
-from mobilenetv2.weights.tflite import input_preprocessing, metadata_labels
-from mobilenetv2.weights.tflite_metadata import read_metadata
+from mobilenetv2.weights.tflite_metadata import input_preprocessing, metadata_labels, read_metadata
+
+if TYPE_CHECKING:
+    from torch import nn
 
 IO_TYPES = ("uint8", "int8", "float")
 DEFAULT_IO = "uint8"  # what Google's published files, the Edge TPU and microcontroller kernels take
@@ -68,6 +67,10 @@ def _litert_torch() -> Any:
 def convert_nhwc(model: nn.Module, meta: CheckpointMeta) -> bytes:
     """The BN-folded ``model`` as a LiteRT flatbuffer with an NHWC input of ``meta``'s size (batch 1); a 4-D output
     (segmentation scores) is NHWC too. One line naming the cause when the converter refuses the model."""
+    import torch
+
+    from mobilenetv2.models.fuse import fuse_bn
+
     size = meta.preprocessing.input_size
     with quiet_native():
         litert_torch = _litert_torch()

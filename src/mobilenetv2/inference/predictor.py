@@ -28,7 +28,7 @@ from mobilenetv2.tasks import get_task
 
 if TYPE_CHECKING:
     from mobilenetv2.backends.base import Runtime
-    from mobilenetv2.tasks import Presenter
+    from mobilenetv2.tasks import Presenter, Task
     from mobilenetv2.weights import Checkpoint
 
 # Task -> its predictor, "module:Class", imported on first use.
@@ -85,7 +85,7 @@ class Predictor(ABC):
         if runtime.task != self.task_name:
             raise UserError(f"{runtime.path or 'the model'} is a {runtime.task} model, not a {self.task_name} one "
                             f"(load it with mobilenetv2.inference.load_predictor)")
-        self.runtime, self.task = runtime, get_task(self.task_name)
+        self.runtime = runtime
         self.set_preprocessing(self.input_preprocessing(runtime.preprocessing))
         self.settings = dict(self.options)
         self.configure(**options)
@@ -100,6 +100,11 @@ class Predictor(ABC):
         if labels is not None:
             runtime = with_labels(runtime, labels)
         return (predictor_class(runtime.task) if cls is Predictor else cls)(runtime, **options)
+
+    @property
+    def task(self) -> Task:
+        """The task (``tasks.get_task``): its data, metrics and reports, for evaluation; loads torch, so only on use."""
+        return get_task(self.task_name)
 
     # -- options ------------------------------------------------------------------------------------------------------
     def configure(self, **options: Any) -> None:

@@ -26,7 +26,7 @@ def model_card(predictor: Predictor, path: str) -> dict[str, Any]:
     are counted on the architecture's torch model when torch is loaded already (a checkpoint, an export from one):
     serving an exported file never imports torch."""
     runtime = predictor.runtime
-    card: dict[str, Any] = {"model": Path(path).name, "task": predictor.task.name, "backend": runtime.backend,
+    card: dict[str, Any] = {"model": Path(path).name, "task": predictor.task_name, "backend": runtime.backend,
                             "format": runtime.format, "precision": runtime.precision,
                             "backend_selection": runtime.selection,
                             "architecture": runtime.architecture, "class_names": predictor.class_names,

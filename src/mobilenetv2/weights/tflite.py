@@ -23,10 +23,10 @@ from mobilenetv2.extras import require
 from mobilenetv2.models import model_from_arch
 from mobilenetv2.models.layers import make_divisible
 from mobilenetv2.models.mobilenet_v1 import MOBILENET_V1_TABLE
-from mobilenetv2.spec import Preprocessing, read_labels
+from mobilenetv2.spec import read_labels
 from mobilenetv2.weights.checkpoint import Checkpoint, CheckpointMeta
 from mobilenetv2.weights.foreign import CANDIDATE_WIDTHS, infer_arch, load_state_dict_strict
-from mobilenetv2.weights.tflite_metadata import TFLiteMetadata, read_metadata
+from mobilenetv2.weights.tflite_metadata import input_preprocessing, metadata_labels, read_metadata
 
 log = logging.getLogger(__name__)
 
@@ -398,39 +398,3 @@ def _drop_background(path: Path, model: torch.nn.Module, sd: dict[str, torch.Ten
     sd["classifier.1.weight"] = sd["classifier.1.weight"][1:].clone()
     sd["classifier.1.bias"] = sd["classifier.1.bias"][1:].clone()
     model.reset_classifier(1000)
-
-
-def metadata_labels(path: Path, metadata: TFLiteMetadata, count: int) -> list[str] | None:
-    """The labels of the file's TFLite metadata when there is one per class; a warning (and None) when the count differs."""
-    if metadata.labels is None:
-        return None
-    if len(metadata.labels) != count:
-        log.warning("warning: %s: the label file of its metadata (%s) has %d labels but the model has %d classes; "
-                    "ignored (give --labels)", path, metadata.labels_file, len(metadata.labels), count)
-        return None
-    return metadata.labels
-
-
-def input_preprocessing(interpreter: Any, metadata: TFLiteMetadata | None = None) -> Preprocessing:
-    """What the input tensor implies: RGB resized to its size, scaled as its quantization says; a float input as its
-    TFLite metadata's NormalizationOptions say, else x/127.5 - 1."""
-    (inp,) = interpreter.get_input_details()
-    _, height, width, channels = (int(v) for v in inp["shape"])
-    if height != width or channels != 3:
-        raise UserError(f"the model's input is {height}x{width}x{channels}; only square RGB inputs are supported")
-    scales, zero_points = inp["quantization_parameters"]["scales"], inp["quantization_parameters"]["zero_points"]
-    if inp["dtype"] in (np.uint8, np.int8) and len(scales):
-        offset = 128 if inp["dtype"] == np.int8 else 0  # an int8 input holds the pixel minus 128
-        mean, std = (float(zero_points[0]) + offset) / 255, 1 / (255 * float(scales[0]))
-    elif metadata is not None and metadata.mean is not None and len(metadata.mean) in (1, 3) and len(metadata.std) in (1, 3):
-        return Preprocessing(input_size=height, crop_pct=1.0, interpolation="bilinear", resize_mode="squash",
-                             mean=_per_channel(metadata.mean), std=_per_channel(metadata.std))
-    else:
-        mean, std = 0.5, 0.5
-    return Preprocessing(input_size=height, crop_pct=1.0, interpolation="bilinear", mean=(mean,) * 3, std=(std,) * 3,
-                         resize_mode="squash")
-
-
-def _per_channel(values: tuple[float, ...]) -> tuple[float, ...]:
-    """Metadata's 0-255 values (one, or one per channel) as our three 0-1 ones."""
-    return tuple(v / 255 for v in (values * 3 if len(values) == 1 else values))

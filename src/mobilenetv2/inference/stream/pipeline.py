@@ -1,6 +1,6 @@
 """The prediction pipeline: sources -> decoding, resizing and normalising in worker threads (``decode.model_inputs``:
 Pillow and numpy, which release the GIL) -> batches on a model thread (``Predictor.logits``, any backend) -> ``finish``
-(and tracks, in a video) -> the caller, in input order. No torch here: the backend is the only engine.
+(and tracks, in a video) -> the caller, in input order. No torch here unless torch is the backend.
 
 Every stage holds a bounded number of frames, so memory does not grow with the number of inputs. Live sources keep at
 most two frames in flight: the rest are dropped at the source and the latency stays bounded.
@@ -83,6 +83,8 @@ class Pipeline:
         self.tracker: Any = None
         self.stats: dict[str, SourceStats] = {}
         self.begun: dict[int, float] = {}  # id(source) -> when its first frame was asked for (its frames/s start there)
+        # the model thread: the caller's torch threads when torch runs the model (torch runs nowhere else here)
+        self.torch_threads = torch_threads() if predictor.backend == "torch" else None
 
     # -- the caller's side ----------------------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Result | Failure | SourceEnd]:
@@ -203,6 +205,8 @@ class Pipeline:
 
     # -- the model thread: batches -> predictions -----------------------------------------------------------------------
     def run_model(self) -> None:
+        if self.torch_threads is not None:
+            set_torch_threads(self.torch_threads)
         batch: list[Any] = []  # prepared frames, failures and ends, in input order
         inputs = 0
         while not self.stopping.is_set():
@@ -271,3 +275,16 @@ def predict_stream(predictor: Predictor, inputs: str | Sequence[str] | Sequence[
     sources = [s for s in items if isinstance(s, Source)] + open_sources([s for s in items if not isinstance(s, Source)])
     options = StreamOptions(batch_size, workers, pictures, vid_stride, max_frames, overrides)
     return iter(Pipeline(predictor, sources, options, skip))
+
+
+def set_torch_threads(count: int) -> None:
+    """torch's intra-op threads in this thread (only called when torch runs the model)."""
+    import torch
+
+    torch.set_num_threads(count)
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()

@@ -6,16 +6,22 @@ sklearn); F1 is ``2 tp / (2 tp + fp + fn)``. Expected calibration error uses 15 
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from mobilenetv2.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 ECE_BINS = 15
 
 
 def as_numpy(x: np.ndarray | torch.Tensor) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
+    torch = sys.modules.get("torch")  # a tensor means torch is loaded; numpy inputs never load it
+    if torch is not None and isinstance(x, torch.Tensor):
         return x.detach().to("cpu", torch.float64 if x.is_floating_point() else torch.int64).numpy()
     return np.asarray(x)
 

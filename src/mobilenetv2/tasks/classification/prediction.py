@@ -1,4 +1,5 @@
-"""A classification prediction (``Prediction``) and ``top_k_predictions``: logits to labels in numpy, without torch."""
+"""A classification prediction (``Prediction``), ``top_k_predictions`` (logits to labels in numpy) and the check that
+a model's classes are a dataset's: without torch."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from mobilenetv2.errors import UserError
 from mobilenetv2.tasks.scores import softmax
 
 
@@ -43,3 +45,21 @@ def top_k_predictions(outputs: Any, class_names: list[str], top_k: int) -> list[
     order = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]
     return [Prediction([class_names[j] for j in idx], [int(j) for j in idx], [float(p) for p in row[idx]])
             for row, idx in zip(probs, order)]
+
+
+def check_class_names(model_names: list[str], data_names: list[str]) -> None:
+    """The checkpoint's classes must be the dataset's, in the same order; the error names at most a few of each."""
+    if list(model_names) == list(data_names):
+        return
+    if sorted(model_names) == sorted(data_names):
+        raise UserError(f"the checkpoint's classes are in a different order than the dataset's "
+                        f"(checkpoint: {_few(model_names)}; dataset: {_few(data_names)})")
+    only_model = [n for n in model_names if n not in data_names]
+    only_data = [n for n in data_names if n not in model_names]
+    raise UserError(f"the dataset's classes do not match the checkpoint's ({len(model_names)} vs {len(data_names)} "
+                    f"classes; only in the checkpoint: {_few(only_model)}; only in the dataset: {_few(only_data)})")
+
+
+def _few(names: list[str], count: int = 5) -> str:
+    shown = ", ".join(names[:count])
+    return shown + (f", ... ({len(names) - count} more)" if len(names) > count else "") if names else "none"

@@ -8,14 +8,16 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 import mobilenetv2.tasks.classification.metrics as M
 from mobilenetv2.extras import optional
 from mobilenetv2.reporting import format_table, pyplot, staged_dir
+
+if TYPE_CHECKING:
+    import torch
 
 REPORT_FILES = ("report.json", "report.md", "confusion_matrix.csv", "confusion_matrix.png",
                 "confusion_matrix_normalized.png", "reliability.png")

@@ -13,7 +13,7 @@ from mobilenetv2.data import Data, DataConfig, Preprocessing, build_data, build_
 from mobilenetv2.errors import UserError
 from mobilenetv2.models import create_model
 from mobilenetv2.tasks.base import Task
-from mobilenetv2.tasks.classification.prediction import Prediction, top_k_predictions
+from mobilenetv2.tasks.classification.prediction import Prediction, _few, check_class_names, top_k_predictions
 from mobilenetv2.tasks.classification.report import EvalReport, evaluate_predictions
 
 __all__ = ["AccuracyMeter", "ClassificationTask", "LogitsCollector", "Prediction", "check_class_names",
@@ -98,21 +98,3 @@ class ClassificationTask(Task):
     def compare_outputs(self, reference: np.ndarray, other: np.ndarray) -> dict[str, float]:
         return {"top1_agreement": float((reference.argmax(1) == other.argmax(1)).mean()),
                 "max_abs_diff": float(np.abs(reference - other).max())}
-
-
-def check_class_names(model_names: list[str], data_names: list[str]) -> None:
-    """The checkpoint's classes must be the dataset's, in the same order; the error names at most a few of each."""
-    if list(model_names) == list(data_names):
-        return
-    if sorted(model_names) == sorted(data_names):
-        raise UserError(f"the checkpoint's classes are in a different order than the dataset's "
-                        f"(checkpoint: {_few(model_names)}; dataset: {_few(data_names)})")
-    only_model = [n for n in model_names if n not in data_names]
-    only_data = [n for n in data_names if n not in model_names]
-    raise UserError(f"the dataset's classes do not match the checkpoint's ({len(model_names)} vs {len(data_names)} "
-                    f"classes; only in the checkpoint: {_few(only_model)}; only in the dataset: {_few(only_data)})")
-
-
-def _few(names: list[str], count: int = 5) -> str:
-    shown = ", ".join(names[:count])
-    return shown + (f", ... ({len(names) - count} more)" if len(names) > count else "") if names else "none"
