@@ -1,6 +1,6 @@
 """`predict` against its bound on this machine, measured in one run (ratios: the machine's noise hits every part).
 
-    .venv/bin/python benchmarks/predict_stream.py                 # 1,600 photos and a 1280x720 video, 2 threads
+    .venv/bin/python benchmarks/predict_stream.py                 # 2,000 photos and a 1280x720 video, 2 threads
     .venv/bin/python benchmarks/predict_stream.py --photos 800 --rounds 1 --skip-video   # quicker
 
 1. Photos: the int8 ONNX ImageNet classifier (Google's uint8 MobileNetV2 1.0 TFLite from ../shared/data, converted
@@ -108,8 +108,9 @@ def decode_rate(predictor, folder: Path, threads: int) -> float:
 
 
 def predict_command(model: Path, inputs: str, out: Path, threads: int) -> list[str]:
+    """The user's command line, on the engine that raw measures (``--backend auto`` may pick OpenVINO for the file)."""
     return [sys.executable, "-m", "mobilenetv2", "-q", "predict", str(model), inputs, "--out", str(out), "--overwrite",
-            "--threads", str(threads), "--batch-size", str(BATCH), "--format", "jsonl"]
+            "--threads", str(threads), "--batch-size", str(BATCH), "--format", "jsonl", "--backend", "onnxruntime"]
 
 
 def predict_rate(command: list[str], count: int) -> float:
@@ -159,8 +160,7 @@ def profile_section(model: Path, photos: list[Path], folder: Path, work: Path, t
     starts = [1 / predict_rate(predict_command(model, str(photos[0]), work / "one", threads), 1) for _ in range(3)]
     profiler = cProfile.Profile()
     with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
-        profiler.runcall(main, ["-q", "predict", str(model), str(folder), "--out", str(work / "prof"), "--overwrite",
-                                "--threads", str(threads), "--batch-size", str(BATCH), "--format", "jsonl"])
+        profiler.runcall(main, predict_command(model, str(folder), work / "prof", threads)[3:])
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(15)
     return [f"\nstart-up, `predict MODEL ONE_PHOTO` (a new process): median {statistics.median(starts):.2f} s",
@@ -233,7 +233,7 @@ def video_section(args, work: Path) -> list[str]:
 
 def main_() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=int, default=1600, help="links to real JPEGs in the folder (default 1600)")
+    parser.add_argument("--photos", type=int, default=2000, help="links to real JPEGs in the folder (default 2000)")
     parser.add_argument("--model", type=Path, help="an int8 .onnx classifier (default: converted and quantized here)")
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
