@@ -1,4 +1,4 @@
-# `make train` runs the main job on a lean set-up (the core and plots); `make test` (or `make setup`) installs
+# `make train` runs the main job on a lean set-up (the core with [torch] and [plots]); `make test` (or `make setup`) installs
 # everything (every extra: LiteRT, OpenVINO, Ray, ... so that their tests run) and runs the whole test suite;
 # `make check` is the fast lane (ruff + the tests not marked slow); `make docs` builds the documentation site
 # (mkdocs build --strict into site/).
@@ -12,7 +12,7 @@ $(VENV)/.core: pyproject.toml requirements.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt
-	$(PY) -m pip install -q -e '.[plots]'
+	$(PY) -m pip install -q -e '.[torch,plots]'
 	touch $@
 
 $(VENV)/.done: $(VENV)/.core

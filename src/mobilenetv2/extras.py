@@ -13,6 +13,10 @@ from mobilenetv2.errors import UserError
 # Extra -> what it brings (see pyproject.toml's optional-dependencies).
 EXTRAS = {
     "torch": "PyTorch and torchvision: train, export, quantize, checkpoints, evaluate on datasets",
+    "onnxruntime": "running .onnx files (onnxruntime, and onnx to read their metadata), without torch",
+    "litert": "running .tflite files (the LiteRT interpreter), without torch",
+    "tflm": "TensorFlow Lite Micro's interpreter (info --tflite: arena and flash of a .tflite file)",
+    "runtime": "the edge install: onnxruntime, LiteRT and the HTTP server, without torch",
     "deploy": "ONNX export, onnxruntime inference and int8 quantization",
     "tune": "hyperparameter search with Optuna, PostgreSQL storage",
     "plots": "PNG plots (confusion matrix, curves, Pareto front)",

@@ -117,3 +117,23 @@ def test_a_one_channel_model_predicts_colour_photos_as_their_grayscale(tmp_path,
     colour, grayscale = (json.loads(line) for line in capsys.readouterr().out.splitlines())
     assert colour["labels"] == grayscale["labels"]
     np.testing.assert_allclose(colour["probabilities"], grayscale["probabilities"], atol=2e-3)
+
+
+@pytest.mark.parametrize("backend", ["onnxruntime", "auto"])
+def test_predict_on_an_exported_file_never_imports_torch(tiny_onnx, tmp_path, backend):
+    """The whole command in a fresh process (the full install): torch, torchvision and the training stack stay unloaded."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("onnxruntime")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)).save(tmp_path / "photo.jpg")
+    script = ("import sys\nfrom mobilenetv2.cli import main\n"
+              f"code = main(['predict', {str(tiny_onnx)!r}, 'photo.jpg', '--backend', {backend!r}, '--format', 'jsonl'])\n"
+              "print(sorted(m for m in ('torch', 'torchvision', 'torchmetrics', 'mobilenetv2.models') if m in sys.modules))\n"
+              "sys.exit(code)")
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr
+    record, loaded = done.stdout.splitlines()
+    assert json.loads(record)["labels"] and loaded == "[]"

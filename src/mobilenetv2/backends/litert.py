@@ -29,7 +29,7 @@ MIN_PROBABILITY = 1e-8  # log(0) would be -inf: a zero probability becomes a ver
 
 def open_interpreter(path: Path, threads: int | None = None) -> Any:
     """An allocated LiteRT interpreter for ``path`` (XNNPACK delegate, ``threads`` threads); one line if it fails."""
-    require("ai_edge_litert", "interop")
+    require("ai_edge_litert", "litert")
     from ai_edge_litert.interpreter import Interpreter
 
     if not Path(path).is_file():

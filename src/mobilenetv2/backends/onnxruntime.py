@@ -22,7 +22,7 @@ def session_options(threads: int | None = None, spin: bool = True):
     """All graph optimisations, ``threads`` intra-op threads, sequential execution; ``spin=False`` stops idle worker
     threads from busy-waiting, which would steal the CPU from whatever runs next (a server's decoding, the other
     paths of an interleaved benchmark)."""
-    ort = require("onnxruntime", "deploy")
+    ort = require("onnxruntime", "onnxruntime")
 
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -43,7 +43,7 @@ class OnnxRuntime(Runtime):
     def __init__(self, path: Path, meta: CheckpointMeta, options: RuntimeOptions | None = None, *, format: str,  # noqa: A002
                  precision: str = "fp32") -> None:
         super().__init__(meta, path, precision=precision, format=format)
-        ort = require("onnxruntime", "deploy")
+        ort = require("onnxruntime", "onnxruntime")
         options = options or RuntimeOptions()
         try:
             self.session = ort.InferenceSession(str(path), session_options(options.threads, options.spin),

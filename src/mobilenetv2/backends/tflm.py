@@ -43,7 +43,7 @@ def native_stderr(call: Any) -> tuple[Any, str]:
 
 def open_micro(path: Path) -> Any:
     """TFLM's interpreter on ``path`` with a large arena; one line naming the cause when TFLM cannot run the file."""
-    require("tflite_micro", "mobile")
+    require("tflite_micro", "tflm")
     from tflite_micro.python.tflite_micro import runtime
 
     micro, log = native_stderr(lambda: runtime.Interpreter.from_file(str(path), arena_size=MAX_ARENA_BYTES))

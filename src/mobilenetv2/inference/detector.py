@@ -40,6 +40,11 @@ class Detector(Predictor):
                         "tile": pre.tile or 0, "tile_overlap": pre.tile_overlap}
         super().__init__(runtime, **options)
 
+    @staticmethod
+    def output_classes(outputs: np.ndarray) -> int:
+        """Outputs [N, A, 4 + C]: boxes, then the classes' logits."""
+        return int(outputs.shape[-1]) - 4
+
     def input_preprocessing(self, stored: Preprocessing) -> Preprocessing:
         return replace(stored, resize_mode="squash", crop_pct=1.0)
 

@@ -54,13 +54,12 @@ def load_predictor(source: str | os.PathLike[str] | Checkpoint, device: Any = No
 
 def with_labels(runtime: Runtime, labels: str | os.PathLike[str]) -> Runtime:
     """``runtime`` with the class names of a labels file (``spec.read_labels``: one per class)."""
-    import numpy as np
-
     from mobilenetv2.spec import read_labels
 
     size, channels = runtime.preprocessing.input_size, runtime.input_channels
-    scores, _ = get_task(runtime.task).class_scores(runtime(np.zeros((1, channels, size, size), np.float32)))
-    runtime.meta = runtime.meta.replace(class_names=read_labels(labels, scores.shape[1]))
+    outputs = runtime(np.zeros((1, channels, size, size), np.float32))
+    count = predictor_class(runtime.task).output_classes(np.asarray(outputs))
+    runtime.meta = runtime.meta.replace(class_names=read_labels(labels, count))
     return runtime
 
 
@@ -105,6 +104,11 @@ class Predictor(ABC):
     def task(self) -> Task:
         """The task (``tasks.get_task``): its data, metrics and reports, for evaluation; loads torch, so only on use."""
         return get_task(self.task_name)
+
+    @staticmethod
+    def output_classes(outputs: np.ndarray) -> int:
+        """How many classes the model's raw outputs score (classes on axis 1: [N, C] or [N, C, H, W])."""
+        return int(outputs.shape[1])
 
     # -- options ------------------------------------------------------------------------------------------------------
     def configure(self, **options: Any) -> None:
