@@ -31,7 +31,7 @@ def model_card(predictor: Predictor, path: str) -> dict[str, Any]:
                             "backend_selection": runtime.selection,
                             "architecture": runtime.architecture, "class_names": predictor.class_names,
                             "preprocessing": predictor.preprocessing.to_dict(), "parameters": None, "multiply_adds": None}
-    if runtime.architecture and "torch" in sys.modules:
+    if runtime.architecture and sys.modules.get("torch") is not None:
         from mobilenetv2.analysis.profile import count_macs
         from mobilenetv2.models import model_from_arch
 
