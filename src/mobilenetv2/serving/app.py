@@ -55,6 +55,6 @@ async def lifespan(app: FastAPI):
 
 async def warm_up(predictor: Predictor, batcher: Batcher) -> None:
     """One forward pass before /readyz says ready (the first pass allocates and picks kernels): a black image of the
-    model's input size and channels."""
+    model's input size and channels, normalised."""
     size = predictor.preprocessing.input_size
-    await batcher.submit(np.zeros((1, predictor.input_channels, size, size), np.uint8), timeout=600)
+    await batcher.submit(predictor.normalize(np.zeros((1, predictor.input_channels, size, size), np.uint8)), timeout=600)

@@ -51,7 +51,7 @@ class Batcher:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` on the model's thread, between forward passes (torch work that must not run beside them)."""
+        """``fn(*args)`` on the model's thread, between forward passes."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     async def submit(self, inputs: np.ndarray, timeout: float) -> np.ndarray:

@@ -18,24 +18,20 @@ def load_served(path: str, backend: str | None = None, threads: int | None = Non
 
     # idle onnxruntime threads must not busy-wait: decoding and request handling need the same cores
     predictor = load_predictor(path, device="cpu", threads=threads, spin=False, backend=backend, labels=labels)
-    torch = sys.modules.get("torch")  # loaded by a checkpoint; an exported file on another engine never loads it
-    if predictor.runtime.backend != "torch" and torch is not None:
-        # torch only resizes and normalises here, from several threads at once: intra-op threads would fight the
-        # backend's for the cores (and each other's), so torch gets one
-        torch.set_num_threads(1)
     return predictor, model_card(predictor, path)
 
 
 def model_card(predictor: Predictor, path: str) -> dict[str, Any]:
-    """Task, classes, preprocessing, size and cost of the served model, and how it runs; the size and cost are counted
-    on the PyTorch model, so only where torch is loaded already (a checkpoint), never for an exported file alone."""
+    """Task, classes, preprocessing, size and cost of the served model, and how it runs. Parameters and multiply-adds
+    are counted on the architecture's torch model when torch is loaded already (a checkpoint, an export from one):
+    serving an exported file never imports torch."""
     runtime = predictor.runtime
     card: dict[str, Any] = {"model": Path(path).name, "task": predictor.task_name, "backend": runtime.backend,
                             "format": runtime.format, "precision": runtime.precision,
                             "backend_selection": runtime.selection,
                             "architecture": runtime.architecture, "class_names": predictor.class_names,
                             "preprocessing": predictor.preprocessing.to_dict(), "parameters": None, "multiply_adds": None}
-    if runtime.architecture and "torch" in sys.modules:
+    if runtime.architecture and sys.modules.get("torch") is not None:
         from mobilenetv2.analysis.profile import count_macs
         from mobilenetv2.models import model_from_arch
 

@@ -13,10 +13,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from mobilenetv2.data.images import load_image_bytes
 from mobilenetv2.serving.errors import ApiError
 from mobilenetv2.serving.state import ServingState
-from mobilenetv2.serving.upload import read_upload
+from mobilenetv2.serving.upload import prepare_upload, read_upload
 
 if TYPE_CHECKING:
     from mobilenetv2.inference.predictor import Predictor
@@ -72,9 +71,9 @@ async def predict(request: Request, top_k: int = 5) -> JSONResponse:
     check_key(request, state.options.api_key)
     check_top_k(top_k, state.options.max_top_k)
     body = await read_upload(request)
-    inputs, prepared = await prepare(state, body)
+    inputs, prepared = await state.decode(prepare_upload, state.predictor, body)
     outputs = await state.batcher.submit(inputs, state.options.timeout_s)
-    result = await state.torch_work(finish, state.predictor, outputs, prepared, top_k)
+    result = await state.decode(finish, state.predictor, outputs, prepared, top_k)
     return answer(state.card, result, started)
 
 
@@ -89,14 +88,6 @@ def check_key(request: Request, key: str | None) -> None:
 def check_top_k(top_k: int, most: int) -> None:
     if not 1 <= top_k <= most:
         raise ApiError(422, f"top_k must be between 1 and {most}, got {top_k}")
-
-
-async def prepare(state: ServingState, body: bytes) -> tuple[Any, Any]:
-    """The upload decoded and resized beside the event loop: (the model's inputs, what ``finish`` needs). Decoding runs
-    on a decoding thread; resizing joins it there (one hop) unless torch work goes to the model's thread."""
-    if state.torch_on_model_thread:
-        return await state.torch_work(state.predictor.prepare, await state.decode(load_image_bytes, body))
-    return await state.decode(lambda: state.predictor.prepare(load_image_bytes(body)))
 
 
 def finish(predictor: Predictor, outputs: Any, prepared: Any, top_k: int) -> dict[str, Any]:

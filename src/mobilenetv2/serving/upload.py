@@ -1,11 +1,20 @@
 """The image a prediction request uploads: the raw body or the multipart field ``file``, refused above 20 MB or when
-its content type says it is something else (JSON, text)."""
+its content type says it is something else (JSON, text); ``prepare_upload`` turns it into the model's inputs on a
+decoding thread (JPEG draft mode, as ``predict`` decodes)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from fastapi import Request
 
+from mobilenetv2.inference.stream.decode import model_inputs, read_picture
 from mobilenetv2.serving.errors import ApiError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from mobilenetv2.inference.predictor import Predictor
 
 MAX_BODY_BYTES = 20 * 1024 * 1024  # an upload above 20 MB is refused (413) before it is read whole
 FILE_FIELD = "file"
@@ -54,3 +63,10 @@ async def multipart_file(request: Request, body: bytes) -> bytes:
         fields = ", ".join(repr(k) for k in form) or "none"
         raise ApiError(422, f"multipart upload without a file field named {FILE_FIELD!r} (fields: {fields})")
     return await upload.read()
+
+
+def prepare_upload(predictor: Predictor, body: bytes) -> tuple[np.ndarray, Any]:
+    """The uploaded image -> (its normalised model inputs, what ``finish`` needs): decoded in draft mode at the smallest
+    scale that covers the model's resize, then resized and normalised, all off the event loop."""
+    picture, full = read_picture(body, "the upload", predictor.decode_size)
+    return model_inputs(predictor, picture, full)

@@ -18,7 +18,7 @@ from PIL import Image
 from mobilenetv2.cli import main
 from mobilenetv2.inference import load_predictor
 from mobilenetv2.inference.stream import Failure, Result, predict_stream
-from mobilenetv2.inference.stream.decode import read_image
+from mobilenetv2.inference.stream.decode import read_image, read_picture
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +65,18 @@ def test_jpeg_draft_decodes_at_the_smallest_scale_that_covers_the_input(tmp_path
     (result,) = [r for r in predict_stream(clf, str(big)) if isinstance(r, Result)]
     (reference,) = clf.predict(str(big))
     np.testing.assert_allclose(result.prediction.probabilities, reference.probabilities, atol=0.05)
+
+
+def test_a_photo_tagged_sideways_decodes_upright_in_draft_mode(tmp_path):
+    pixels = np.zeros((400, 600, 3), np.uint8)
+    pixels[:, :300] = 255  # stored: white on the left half
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display": the white half comes on top
+    Image.fromarray(pixels).save(tmp_path / "phone.jpg", exif=exif.tobytes(), quality=95)
+    picture, full = read_picture(tmp_path / "phone.jpg", decode_size=lambda w, h: (w // 4, h // 4))
+    assert full == (400, 600) and picture.size == (100, 150) and picture.mode == "RGB"  # 1/4 scale, turned
+    upright = np.asarray(picture)
+    assert upright[:60].mean() > 200 and upright[90:].mean() < 50
 
 
 def test_out_resumes_and_each_image_is_written_once(tiny_checkpoint, photos, tmp_path, capsys, caplog):

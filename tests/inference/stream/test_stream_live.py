@@ -20,14 +20,14 @@ MODEL_MS = 40  # the model takes this long a batch: the stream sends a frame eve
 
 
 def slowed(detector, ms: float = MODEL_MS):
-    """The detector, its forward pass made to take ``ms`` (a model slower than the camera)."""
-    run = detector.logits_of_pixels
+    """The detector, its forward pass (``logits``) made to take ``ms`` (a model slower than the camera)."""
+    run = detector.logits
 
     def slow(batch):
         time.sleep(ms / 1000)
         return run(batch)
 
-    detector.logits_of_pixels = slow
+    detector.logits = slow
     return detector
 
 
@@ -78,7 +78,7 @@ def test_ctrl_c_on_a_stream_still_reports_its_figures(mjpeg_server, square_detec
     from mobilenetv2.inference.stream import StreamOptions
     from mobilenetv2.inference.stream.run import Outputs, run_prediction
 
-    run, calls = square_detector.logits_of_pixels, []
+    run, calls = square_detector.logits, []
 
     def interrupted(batch):  # the user presses Ctrl-C during the 8th batch
         calls.append(1)
@@ -87,7 +87,7 @@ def test_ctrl_c_on_a_stream_still_reports_its_figures(mjpeg_server, square_detec
         time.sleep(MODEL_MS / 1000)
         return run(batch)
 
-    square_detector.logits_of_pixels = interrupted
+    square_detector.logits = interrupted
     out = tmp_path / "out"
     report = run_prediction(square_detector, [LiveStream(mjpeg_server(frames=400, fps=200), reconnects=0)],
                             StreamOptions(batch_size=8), Outputs(fmt=None, out=out, settings={"model": "square"}))

@@ -92,13 +92,13 @@ def test_broken_video_is_one_line(square_detector, tmp_path, capsys):
 
 
 def test_video_figures_frames_per_s_and_frames_in_file(square_video, square_detector):
-    run = square_detector.logits_of_pixels
+    run = square_detector.logits
 
     def slow(batch):  # a model that takes 0.2 s a batch: 40 frames in one batch cannot run at more than 200 frames/s
         time.sleep(0.2)
         return run(batch)
 
-    square_detector.logits_of_pixels = slow
+    square_detector.logits = slow
     (end,) = [i for i in predict_stream(square_detector, str(square_video), batch_size=64) if isinstance(i, SourceEnd)]
     assert end.summary["frames"] == 40 and 0 < end.summary["frames_per_s"] <= 200
     (end,) = [i for i in predict_stream(square_detector, str(square_video), max_frames=10) if isinstance(i, SourceEnd)]

@@ -15,8 +15,8 @@ class Frame:
     key: str                      # what a resumed run recognises: the path, or "VIDEO#FRAME"
     source: str                   # the file or stream it comes from (the "image" of its record)
     ordinal: int                  # its position among the run's inputs (pictures are numbered by it)
-    image: Any = None             # the decoded image (an HWC uint8 array) when the source decoded it
-    read: Callable[[], Any] | None = None  # decodes a file: -> (HWC uint8 array, (width, height) of the image)
+    image: Any = None             # the decoded image (an HWC uint8 array; a PIL image from ``read``)
+    read: Callable[[], Any] | None = None  # decodes a file: -> (RGB PIL image, (width, height) at full size)
     original_size: tuple[int, int] | None = None  # (width, height) when ``image`` was decoded smaller
     frame: int | None = None      # the frame's index in its video or stream
     time: float | None = None     # seconds from the start of the video (its presentation time stamp)

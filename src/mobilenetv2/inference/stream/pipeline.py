@@ -1,5 +1,6 @@
-"""The prediction pipeline: sources -> decoding and resizing in worker threads (``Predictor.prepare``) -> batches on a
-model thread (``logits_of_pixels``, any backend) -> ``finish`` (and tracks, in a video) -> the caller, in input order.
+"""The prediction pipeline: sources -> decoding, resizing and normalising in worker threads (``decode.model_inputs``:
+Pillow and numpy, which release the GIL) -> batches on a model thread (``Predictor.logits``, any backend) -> ``finish``
+(and tracks, in a video) -> the caller, in input order. No torch here unless torch is the backend.
 
 Every stage holds a bounded number of frames, so memory does not grow with the number of inputs. Live sources keep at
 most two frames in flight: the rest are dropped at the source and the latency stays bounded.
@@ -10,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -23,6 +23,7 @@ import numpy as np
 from mobilenetv2.data.images import BadImageError
 from mobilenetv2.errors import UserError
 from mobilenetv2.inference.batching import forward_parts
+from mobilenetv2.inference.stream.decode import model_inputs
 from mobilenetv2.inference.stream.frames import Failure, Frame, Result, SourceEnd
 from mobilenetv2.inference.stream.sources import Context, Source, open_sources
 from mobilenetv2.inference.stream.stats import SourceStats
@@ -57,7 +58,7 @@ class StreamOptions:
 
 
 def default_workers() -> int:
-    """Decoding threads: as many as the cores this process may use, at most 4 (PIL and torch release the GIL)."""
+    """Decoding threads: as many as the cores this process may use, at most 4 (Pillow and numpy release the GIL)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(1, min(4, cores))
 
@@ -73,10 +74,7 @@ class Pipeline:
         predictor.resolve(self.options.overrides)
         self.batch_size = self.options.batch_size or predictor.batch_size
         self.skip = skip or (lambda key: False)
-        # torch ops in the decoding threads and around the model run on one thread each: OpenMP teams beside the
-        # engine's own threads spin against them (a softmax took 30x longer on 2 busy cores)
-        self.pool = ThreadPoolExecutor(self.options.workers or default_workers(), thread_name_prefix="mobilenetv2-decode",
-                                       initializer=set_torch_threads, initargs=(1,))
+        self.pool = ThreadPoolExecutor(self.options.workers or default_workers(), thread_name_prefix="mobilenetv2-decode")
         self.pending: queue.Queue = queue.Queue(maxsize=2 * self.batch_size)
         self.out: queue.Queue = queue.Queue(maxsize=2)
         self.live_slots = threading.Semaphore(LIVE_IN_FLIGHT)
@@ -85,8 +83,8 @@ class Pipeline:
         self.tracker: Any = None
         self.stats: dict[str, SourceStats] = {}
         self.begun: dict[int, float] = {}  # id(source) -> when its first frame was asked for (its frames/s start there)
-        # the model thread: the caller's torch threads when torch runs the model, else one
-        self.torch_threads = torch_threads() if predictor.backend == "torch" else 1
+        # the model thread: the caller's torch threads when torch runs the model (torch runs nowhere else here)
+        self.torch_threads = torch_threads() if predictor.backend == "torch" else None
 
     # -- the caller's side ----------------------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[Result | Failure | SourceEnd]:
@@ -190,24 +188,25 @@ class Pipeline:
                 pass
         return _END
 
-    def prepare(self, frame: Frame, source: Source) -> tuple[Frame, Source, np.ndarray, Any] | Failure:
-        """In a decoding thread: decode a file, resize to the model's input (uint8), keep a picture if asked."""
+    def prepare(self, frame: Frame, source: Source) -> tuple[Frame, Source, Any, Any] | Failure:
+        """In a decoding thread: decode a file (draft mode), resize and normalise to the model's inputs, keep a picture
+        if asked."""
         if frame.read is not None:
             try:
-                array, full = frame.read()
+                frame.image, full = frame.read()
             except BadImageError as exc:
                 return Failure(frame.source, str(exc), key=frame.key)
-            frame.image, frame.original_size = array, (full if full != (array.shape[1], array.shape[0]) else None)
+            frame.original_size = full if full != frame.image.size else None
             if self.options.pictures:
-                frame.picture = array
-        pixels, state = self.predictor.prepare(frame.image, original_size=frame.original_size,
-                                               **self.options.overrides)
+                frame.picture = np.asarray(frame.image)
+        inputs, state = model_inputs(self.predictor, frame.image, frame.original_size, **self.options.overrides)
         frame.image = None  # the model's input is all that travels on
-        return frame, source, pixels, state
+        return frame, source, inputs, state
 
     # -- the model thread: batches -> predictions -----------------------------------------------------------------------
     def run_model(self) -> None:
-        set_torch_threads(self.torch_threads)
+        if self.torch_threads is not None:
+            set_torch_threads(self.torch_threads)
         batch: list[Any] = []  # prepared frames, failures and ends, in input order
         inputs = 0
         while not self.stopping.is_set():
@@ -228,7 +227,7 @@ class Pipeline:
 
     def predict(self, batch: list[Any]) -> list[Result | Failure | SourceEnd]:
         prepared = [entry for entry in batch if isinstance(entry, tuple)]
-        outputs = iter(forward_parts(self.predictor.logits_of_pixels, [pixels for _, _, pixels, _ in prepared],
+        outputs = iter(forward_parts(self.predictor.logits, [inputs for _, _, inputs, _ in prepared],
                                      self.batch_size))
         results = []
         for entry in batch:
@@ -279,10 +278,10 @@ def predict_stream(predictor: Predictor, inputs: str | Sequence[str] | Sequence[
 
 
 def set_torch_threads(count: int) -> None:
-    """torch's intra-op threads in this thread, when torch is loaded (a file run by another engine never loads it)."""
-    torch = sys.modules.get("torch")
-    if torch is not None:
-        torch.set_num_threads(count)
+    """torch's intra-op threads in this thread (only called when torch runs the model)."""
+    import torch
+
+    torch.set_num_threads(count)
 
 
 def torch_threads() -> int:

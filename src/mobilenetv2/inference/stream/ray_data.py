@@ -83,18 +83,17 @@ class BatchPredictor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from mobilenetv2.inference.batching import forward_parts
-        from mobilenetv2.inference.stream.decode import read_image
+        from mobilenetv2.inference.stream.decode import model_inputs, read_picture
 
         p, prepared, errors = self.predictor, [], {}
         for i, (path, data) in enumerate(zip(batch["path"], batch["bytes"])):
             try:
-                array, full = read_image(bytes(data), str(path), p.decode_size)
+                picture, full = read_picture(bytes(data), str(path), p.decode_size)
             except BadImageError as exc:
                 errors[i] = str(exc)
                 continue
-            original = full if full != (array.shape[1], array.shape[0]) else None
-            prepared.append((i, *p.prepare(array, original_size=original)))
-        outputs = forward_parts(p.logits_of_pixels, [x for _, x, _ in prepared])
+            prepared.append((i, *model_inputs(p, picture, full)))
+        outputs = forward_parts(p.logits, [x for _, x, _ in prepared])
         records, rows, summaries, files = ([""] * len(batch["path"]) for _ in range(4))
         for (i, _, state), own in zip(prepared, outputs):
             prediction = p.finish(own, state)

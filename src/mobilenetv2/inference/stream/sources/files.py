@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mobilenetv2.data.images import is_image_file
 from mobilenetv2.errors import UserError
-from mobilenetv2.inference.stream.decode import read_image
+from mobilenetv2.inference.stream.decode import read_picture
 from mobilenetv2.inference.stream.frames import Frame, SourceEnd
 from mobilenetv2.inference.stream.sources.base import Context, Item, Source
 
@@ -122,6 +122,6 @@ class ImageFiles(Source):
         for ordinal, path in enumerate(self.paths(), context.first_ordinal):
             name = str(path)
             yield Frame(key=name, source=name, ordinal=ordinal,
-                        read=functools.partial(read_image, path, name, rule))
+                        read=functools.partial(read_picture, path, name, rule))
             count += 1
         yield SourceEnd(self.name, count)
