@@ -191,8 +191,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.person and not args.person.is_file():
         parser.error(f"--person {args.person}: no such file")
+    args.out = args.out.resolve()  # the split's CSVs name their tiles by absolute path: a relative --out doubled it
     if args.prepare:
-        print(f"wrote {prepare(args.prepare, args.holdout)}/train.csv and val.csv")
+        print(f"wrote {prepare(args.prepare.resolve(), args.holdout)}/train.csv and val.csv")
         return
     torch.set_num_threads(args.threads)
     data = prepare(args.out / "split", args.holdout)
