@@ -24,6 +24,7 @@ from mobilenetv2.hardware import describe
 from mobilenetv2.models import create_model
 from mobilenetv2.reporting import format_table
 from mobilenetv2.spec import Preprocessing
+from mobilenetv2.tuning.targets import with_live_batchnorm
 from mobilenetv2.weights import CheckpointMeta
 
 PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "hymenoptera_data" / "train"
@@ -32,15 +33,8 @@ CLASSES = 10
 
 def live_model(width: float, tf_padding: bool = False) -> torch.nn.Module:
     torch.manual_seed(0)
-    model = create_model("mobilenet_v2", width_mult=width, num_classes=CLASSES, tf_padding=tf_padding).eval()
-    generator = torch.Generator().manual_seed(0)
-    for m in model.modules():  # the zero-initialised BatchNorms would silence the blocks (and their int8 ranges)
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=generator) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=generator) + 0.5)
-            m.weight.data.copy_(torch.rand(m.num_features, generator=generator) + 0.5)
-            m.bias.data.copy_(torch.randn(m.num_features, generator=generator) * 0.1)
-    return model
+    return with_live_batchnorm(create_model("mobilenet_v2", width_mult=width, num_classes=CLASSES,
+                                            tf_padding=tf_padding).eval())
 
 
 def measure(width: float, size: int, folder: Path, tf_padding: bool = False) -> dict:

@@ -111,6 +111,21 @@ def get_target(name: str) -> Target:
     return TARGETS[name]
 
 
+def with_live_batchnorm(model: Any, seed: int = 0) -> Any:
+    """``model`` with seeded random BatchNorm statistics and affine terms: zero-initialised BatchNorms would silence the
+    blocks, and with them the int8 ranges that device figures depend on."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            m.bias.data.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
+    return model
+
+
 @dataclass(frozen=True)
 class Candidate:
     """What the device figures depend on: the model, its width, resolution and number of classes."""
@@ -128,15 +143,7 @@ class Candidate:
 
         torch.manual_seed(0)
         kwargs = {} if self.width is None else {"width_mult": self.width}
-        model = create_model(self.model, num_classes=self.num_classes, **kwargs).eval()
-        gen = torch.Generator().manual_seed(0)
-        for m in model.modules():  # zero-initialised BatchNorms would silence the blocks and their int8 ranges
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-                m.weight.data.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
-                m.bias.data.copy_(torch.randn(m.num_features, generator=gen) * 0.1)
-        return model
+        return with_live_batchnorm(create_model(self.model, num_classes=self.num_classes, **kwargs).eval())
 
     def meta(self, model: Any) -> Any:
         from mobilenetv2.spec import Preprocessing
